@@ -1,0 +1,106 @@
+"""``qa index | search | eval | settings``: a thin shell over the library. Exit 2 on a documented error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+
+from .config import Settings, default_docs_dir
+from .errors import QAError
+from .index import DEFAULT_INDEX_DIR
+
+
+def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    from .index import build_index
+
+    docs = args.docs or str(default_docs_dir())
+    stats = build_index(docs, args.index, settings=settings)
+    print(json.dumps(stats.as_dict(), indent=2, ensure_ascii=False) if args.json else stats)
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from .search import search
+
+    passages = search(args.question, k=args.k, index_dir=args.index, settings=settings)
+    if args.json:
+        print(json.dumps([asdict(p) for p in passages], indent=2, ensure_ascii=False))
+        return 0
+    if not passages:
+        print("No passages found.")
+    for i, p in enumerate(passages, 1):
+        quote = " ".join(p.text.split())
+        if len(quote) > 400:
+            quote = quote[:399] + "…"
+        print(f"[{i}] {p.title}\n    {p.source} [{p.start}:{p.end}]  score {p.score:.4f} "
+              f"(dense {p.dense:.3f}, bm25 {p.bm25:.2f})\n    {quote}\n")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from .evaluation import format_report, run_eval
+
+    report = run_eval(args.file, settings, workdir=args.workdir)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
+    print(Settings.describe())
+    print("\ncurrent values:")
+    for k, v in asdict(settings).items():
+        print(f"  {k} = {v!r}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description="Ask questions about a folder of articles, offline.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build or update the index (only changed files are re-embedded)")
+    p.add_argument("--docs", help="folder of articles (default: seeds/)")
+    p.add_argument("--index", default=DEFAULT_INDEX_DIR, help="index folder (default: index/)")
+    p.add_argument("--json", action="store_true", help="print the build summary as JSON")
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("search", help="show the passages that best match a question")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
+    p.add_argument("--index", default=DEFAULT_INDEX_DIR, help="index folder (default: index/)")
+    p.add_argument("--json", action="store_true", help="print passages as JSON")
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("eval", help="score retrieval on a SQuAD v1.1/v2.0 JSON file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--workdir", help="keep the written articles and index here (default: a temporary folder)")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("settings", help="list every setting, its QA_* variable, default and current value")
+    p.set_defaults(func=_cmd_settings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        settings = Settings.from_env()
+        return args.func(args, settings)
+    except QAError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # bad QA_* values
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

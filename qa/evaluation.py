@@ -1,0 +1,153 @@
+"""SQuAD-format scoring used by ``qa eval`` (v1.1 and v2.0 files).
+
+Each article becomes one UTF-8 .txt file: its paragraphs' contexts, in order, each followed by a blank line;
+gold answer offsets shift by the paragraph's position in that file. A retrieval hit is a passage from the right
+file whose ``[start, end)`` covers a gold answer's ``[answer_start, answer_start + len(text))``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .embeddings import get_embedder
+from .errors import QAError
+from .index import build_index, load_index
+from .search import Passage, merge, rank_many
+
+KS = (1, 5, 10)
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    source: str  # the article's file name
+    golds: tuple[tuple[int, int, str], ...]  # (start, end, text) in the article file
+    impossible: bool
+
+
+def load_squad(path: str | Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        articles = data["data"]
+        _ = [p["context"] for a in articles for p in a["paragraphs"]]
+    except FileNotFoundError:
+        raise QAError(f"No such file: {path}. Pass a SQuAD v1.1 or v2.0 JSON file.") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise QAError(f"{path} is not a SQuAD v1.1/v2.0 file ({type(e).__name__}: {e}).") from None
+    return articles
+
+
+def _file_name(title: str, taken: set[str]) -> str:
+    base = re.sub(r"[^\w.()-]+", "_", title).strip("._") or "article"
+    name, n = f"{base}.txt", 2
+    while name in taken:
+        name, n = f"{base}_{n}.txt", n + 1
+    taken.add(name)
+    return name
+
+
+def write_corpus(articles: list[dict[str, Any]], folder: str | Path) -> list[Question]:
+    """Write one .txt per article into ``folder``; return every question with gold offsets in those files."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    questions: list[Question] = []
+    taken: set[str] = set()
+    for art in articles:
+        name = _file_name(str(art.get("title", "article")), taken)
+        parts, offset = [], 0
+        for para in art["paragraphs"]:
+            ctx = para["context"]
+            for qa in para.get("qas", []):
+                golds = tuple(
+                    (offset + a["answer_start"], offset + a["answer_start"] + len(a["text"]), a["text"])
+                    for a in qa.get("answers", [])
+                )
+                impossible = bool(qa.get("is_impossible", False)) or not golds
+                questions.append(Question(str(qa.get("id", len(questions))), qa["question"], name, golds, impossible))
+            parts.append(ctx + "\n\n")
+            offset += len(ctx) + 2
+        # newline="" keeps the bytes as written; the offsets assume the text reads back unchanged.
+        with open(folder / name, "w", encoding="utf-8", newline="") as f:
+            f.write("".join(parts))
+    return questions
+
+
+def hit(passage: Passage, q: Question) -> bool:
+    return passage.source == q.source and any(passage.start <= s and e <= passage.end for s, e, _ in q.golds)
+
+
+def evaluate_retrieval(questions: list[Question], index_dir: str | Path, settings: Settings) -> dict[str, Any]:
+    """Recall@1/5/10 and MRR@10 over the answerable questions."""
+    answerable = [q for q in questions if not q.impossible]
+    loaded = load_index(index_dir)
+    embedder = get_embedder(settings)
+    t0 = time.perf_counter()
+    rankings = rank_many(loaded, embedder, [q.question for q in answerable], max(KS), settings)
+    per_query_ms = 1000 * (time.perf_counter() - t0) / max(1, len(answerable))
+    hits = {k: 0 for k in KS}
+    rr = 0.0
+    for q, r in zip(answerable, rankings):
+        for k in KS:
+            passages = merge(loaded, r, k)
+            if any(hit(p, q) for p in passages):
+                hits[k] += 1
+            if k == max(KS):
+                rr += next((1.0 / (i + 1) for i, p in enumerate(passages) if hit(p, q)), 0.0)
+    n = max(1, len(answerable))
+    return {
+        "questions": len(answerable),
+        **{f"recall@{k}": hits[k] / n for k in KS},
+        f"mrr@{max(KS)}": rr / n,
+        "search_ms_per_question_batched": per_query_ms,
+    }
+
+
+def run_eval(path: str | Path, settings: Settings, workdir: str | Path | None = None) -> dict[str, Any]:
+    """Write the SQuAD file as articles, index them and score retrieval. Returns a JSON-able report."""
+    articles = load_squad(path)
+    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+        root = Path(workdir) if workdir else Path(tmp)
+        docs, index_dir = root / "docs", root / "index"
+        questions = write_corpus(articles, docs)
+        t0 = time.perf_counter()
+        stats = build_index(docs, index_dir, settings=settings)
+        build_s = time.perf_counter() - t0
+        report = {
+            "file": str(path),
+            "articles": len(articles),
+            "paragraphs": sum(len(a["paragraphs"]) for a in articles),
+            "answerable": sum(not q.impossible for q in questions),
+            "unanswerable": sum(q.impossible for q in questions),
+            "chunks": stats.chunks,
+            "chunk_chars_median": statistics.median(
+                [c.end - c.start for c in load_index(index_dir).chunks]
+            ) if stats.chunks else 0,
+            "index_seconds": build_s,
+            "embedder": settings.embedder,
+            "retrieval": evaluate_retrieval(questions, index_dir, settings),
+        }
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    r = report["retrieval"]
+    lines = [
+        f"{report['file']}: {report['articles']} articles, {report['paragraphs']} paragraphs, "
+        f"{report['answerable']} answerable / {report['unanswerable']} unanswerable questions",
+        f"index: {report['chunks']} chunks (median {report['chunk_chars_median']:.0f} chars), "
+        f"built in {report['index_seconds']:.1f} s with {report['embedder']}",
+        f"retrieval over {r['questions']} answerable questions:",
+    ]
+    lines += [f"  recall@{k:<3} {r[f'recall@{k}']:.3f}" for k in KS]
+    lines.append(f"  MRR@{max(KS):<5} {r[f'mrr@{max(KS)}']:.3f}")
+    lines.append(f"  search  {r['search_ms_per_question_batched']:.1f} ms per question (batched)")
+    return "\n".join(lines)

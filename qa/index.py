@@ -1,0 +1,584 @@
+"""The on-disk index: build (incremental, atomic, locked), load (checked), and keep fresh.
+
+Layout of an index folder::
+
+    CURRENT              the name of the live generation, e.g. "v000003" (swapped atomically)
+    v000003/             one complete, immutable generation
+      manifest.json      format version, embedder and dimension, chunking parameters, per-file hashes, counts
+      chunks.jsonl       one chunk a line: id, source, title, start, end, text, sha256 of the text
+      vectors.faiss      faiss index over the chunk embeddings, row i = chunk i
+      bm25/              bm25s arrays (.npy, loaded without pickle) and vocabulary JSON
+    .lock                held by the one build running at a time
+
+A build writes a new generation into a temporary sibling folder, fsyncs it, renames it, then points CURRENT at
+it. A build killed at any moment leaves CURRENT naming the previous, complete generation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import chunking, documents
+from .config import PROJECT_ROOT, Settings, default_docs_dir
+from .embeddings import Embedder, get_embedder
+from .errors import (
+    EmptyCorpusError,
+    IndexBusyError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexMissingError,
+)
+
+log = logging.getLogger("qa")
+
+FORMAT = "qa-index"
+FORMAT_VERSION = 1
+DEFAULT_INDEX_DIR = "index"
+BM25_STOPWORDS = "en"
+BM25_STEMMER = "english"
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: int
+    source: str
+    title: str
+    start: int
+    end: int
+    text: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class BuildStats:
+    """What a build did; ``str()`` is the summary the CLI prints."""
+
+    index_dir: str
+    docs_dir: str
+    generation: str
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[documents.Skipped] = field(default_factory=list)
+    documents: int = 0
+    chunks: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    seconds: float = 0.0
+    wrote: bool = True  # False when nothing changed and the live generation was kept
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["skipped"] = [{"source": s.source, "reason": s.reason} for s in self.skipped]
+        return d
+
+    def __str__(self) -> str:
+        lines = [
+            f"Indexed {self.documents} document(s) from {self.docs_dir} into {self.index_dir} "
+            f"({self.generation}{'' if self.wrote else ', unchanged'})",
+        ]
+        for label, items in (("added", self.added), ("changed", self.changed), ("removed", self.removed)):
+            lines.append(f"  {label}: {len(items)}" + (f"  ({', '.join(items[:10])}{' ...' if len(items) > 10 else ''})" if items else ""))
+        lines.append(f"  unchanged: {len(self.unchanged)}")
+        lines.append(f"  skipped: {len(self.skipped)}")
+        for s in self.skipped[:50]:
+            lines.append(f"    {s.source}: {s.reason}")
+        if len(self.skipped) > 50:
+            lines.append(f"    ... and {len(self.skipped) - 50} more")
+        lines.append(
+            f"  chunks: {self.chunks} total, {self.chunks_embedded} embedded, {self.chunks_reused} reused"
+        )
+        lines.append(f"  seconds: {self.seconds:.2f}")
+        return "\n".join(lines)
+
+
+@dataclass
+class LoadedIndex:
+    """A generation in memory: what search needs."""
+
+    path: Path
+    generation: str
+    manifest: dict[str, Any]
+    chunks: list[Chunk]
+    faiss_index: Any
+    bm25: Any
+
+    @property
+    def embedder_name(self) -> str:
+        return self.manifest["embedder"]["name"]
+
+    @property
+    def dimension(self) -> int:
+        return int(self.manifest["embedder"]["dimension"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# BM25 tokenisation: one function for documents and queries, so both sides always agree.
+
+
+def bm25_tokenize(texts: list[str]) -> list[list[str]]:
+    import bm25s
+    import Stemmer
+
+    return bm25s.tokenize(
+        texts,
+        stopwords=BM25_STOPWORDS,
+        stemmer=Stemmer.Stemmer(BM25_STEMMER),
+        return_ids=False,
+        show_progress=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Files
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    _write_bytes(tmp, text.encode("utf-8"))
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def current_generation(index_dir: str | Path) -> str | None:
+    """The live generation's folder name, or None when there is no index."""
+    try:
+        name = (Path(index_dir) / "CURRENT").read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise IndexCorruptError(f"Cannot read {Path(index_dir) / 'CURRENT'}: {e}. Rebuild with `qa index`.") from e
+    if not name.startswith("v") or "/" in name or not name[1:].isdigit():
+        raise IndexCorruptError(
+            f"{Path(index_dir) / 'CURRENT'} names {name!r}, not an index generation. Rebuild with `qa index`."
+        )
+    return name
+
+
+def read_manifest(index_dir: str | Path, generation: str | None = None) -> dict[str, Any]:
+    gen = generation or current_generation(index_dir)
+    if gen is None:
+        raise IndexMissingError(_missing_message(index_dir))
+    path = Path(index_dir) / gen / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as e:
+        raise IndexCorruptError(f"{path} is unreadable ({e}). Rebuild with `qa index`.") from e
+    if manifest.get("format") != FORMAT:
+        raise IndexCorruptError(f"{path} is not a qa index manifest. Rebuild with `qa index`.")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"The index at {index_dir} has format version {manifest.get('format_version')}, this qa reads "
+            f"version {FORMAT_VERSION}. Rebuild it with `qa index --index {index_dir}`."
+        )
+    return manifest
+
+
+def _missing_message(index_dir: str | Path) -> str:
+    return f"No index at {str(index_dir)!r}. Build one with `qa index --docs DIR --index {index_dir}`."
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Load
+
+
+_LOADED: dict[tuple[str, str], LoadedIndex] = {}
+_LOADED_LOCK = threading.Lock()
+
+
+def load_index(index_dir: str | Path = DEFAULT_INDEX_DIR) -> LoadedIndex:
+    """The live generation, loaded once per process and checked for consistency."""
+    root = Path(index_dir).resolve()
+    for attempt in range(5):
+        gen = current_generation(root)
+        if gen is None:
+            raise IndexMissingError(_missing_message(index_dir))
+        key = (str(root), gen)
+        with _LOADED_LOCK:
+            if key in _LOADED:
+                return _LOADED[key]
+        try:
+            loaded = _load_generation(root, gen)
+        except FileNotFoundError:
+            # A concurrent build swapped CURRENT and removed this generation between our two reads: look again.
+            time.sleep(0.05 * (attempt + 1))
+            continue
+        with _LOADED_LOCK:
+            for k in [k for k in _LOADED if k[0] == str(root)]:
+                del _LOADED[k]
+            _LOADED[key] = loaded
+        return loaded
+    raise IndexCorruptError(f"The index at {index_dir} keeps changing under us or has missing files. Rebuild with `qa index`.")
+
+
+def _load_generation(root: Path, gen: str) -> LoadedIndex:
+    import bm25s
+    import faiss
+
+    folder = root / gen
+    manifest = read_manifest(root, gen)
+    try:
+        chunks = []
+        with open(folder / "chunks.jsonl", encoding="utf-8") as f:
+            for line in f:
+                d = json.loads(line)
+                chunks.append(Chunk(d["id"], d["source"], d["title"], d["start"], d["end"], d["text"], d["sha256"]))
+        raw = np.fromfile(folder / "vectors.faiss", dtype=np.uint8)
+        faiss_index = faiss.deserialize_index(raw)
+        bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=False, allow_pickle=False)
+    except FileNotFoundError:
+        if not folder.exists():
+            raise
+        raise IndexCorruptError(f"The index generation {folder} is missing files. Rebuild with `qa index`.") from None
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise IndexCorruptError(f"The index at {folder} is unreadable ({type(e).__name__}: {e}). Rebuild with `qa index`.") from e
+    n = len(chunks)
+    counts = {"chunks.jsonl": n, "vectors.faiss": faiss_index.ntotal, "bm25": int(bm25.scores["num_docs"]),
+              "manifest": manifest["counts"]["chunks"]}
+    if len(set(counts.values())) != 1:
+        raise IndexCorruptError(f"The index at {folder} is inconsistent ({counts}). Rebuild with `qa index`.")
+    if faiss_index.d != manifest["embedder"]["dimension"]:
+        raise IndexCorruptError(f"The index at {folder} has vectors of dimension {faiss_index.d}, its manifest says "
+                                f"{manifest['embedder']['dimension']}. Rebuild with `qa index`.")
+    return LoadedIndex(folder, gen, manifest, chunks, faiss_index, bm25)
+
+
+def check_embedder(loaded: LoadedIndex, embedder: Embedder, index_dir: str | Path) -> None:
+    """Refuse to search an index with vectors from another model: the scores would be meaningless."""
+    if loaded.embedder_name != embedder.name:
+        raise IndexMismatchError(
+            f"The index at {index_dir} was built with embedder {loaded.embedder_name!r} but the current setting "
+            f"is {embedder.name!r}. Rebuild with `qa index --index {index_dir}` (or set QA_EMBEDDER="
+            f"{loaded.embedder_name})."
+        )
+    if loaded.dimension != embedder.dimension:
+        raise IndexMismatchError(
+            f"The index at {index_dir} holds {loaded.dimension}-d vectors but {embedder.name!r} makes "
+            f"{embedder.dimension}-d ones. Rebuild with `qa index --index {index_dir}`."
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Build
+
+
+def build_index(
+    docs_dir: str | Path = "seeds",
+    index_dir: str | Path = DEFAULT_INDEX_DIR,
+    *,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> BuildStats:
+    """(Re)build the index of ``docs_dir`` in ``index_dir``, re-embedding only what changed.
+
+    Only one build runs per index folder at a time; a second one waits for it (up to ``lock_timeout_s``)
+    and then finds little or nothing left to do.
+    """
+    from filelock import FileLock, Timeout
+
+    settings = settings or Settings.from_env()
+    t0 = time.perf_counter()
+    index_dir = Path(index_dir)
+    files, skipped = documents.scan(docs_dir)  # fails early, before any lock, on a missing folder
+    index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(index_dir / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("Another build of %s is running; waiting for it to finish...", index_dir)
+        if progress:
+            progress("waiting for another build", 0, 1)
+        try:
+            lock.acquire(timeout=settings.lock_timeout_s)
+        except Timeout:
+            raise IndexBusyError(
+                f"Another build of {index_dir} has held the lock for over {settings.lock_timeout_s:.0f} s. "
+                f"Wait for it to finish, or raise QA_LOCK_TIMEOUT_S."
+            ) from None
+    try:
+        files, skipped = documents.scan(docs_dir)  # again: the folder may have changed while we waited
+        return _build_locked(Path(docs_dir), index_dir, files, skipped, settings, progress, t0)
+    finally:
+        lock.release()
+
+
+def _old_state(index_dir: Path, settings: Settings):
+    """The live generation, if its chunks and vectors can be reused under the current settings.
+
+    Decided from the manifest alone, so that an unchanged rebuild never loads the embedding model.
+    """
+    try:
+        gen = current_generation(index_dir)
+        if gen is None:
+            return None
+        old = _load_generation(index_dir.resolve(), gen)
+    except Exception as e:  # a broken old index is simply not reused
+        log.warning("Not reusing the existing index at %s: %s", index_dir, e)
+        return None
+    m = old.manifest
+    same = m["embedder"]["name"] == settings.embedder and m["chunking"] == _chunking_params(
+        settings, m["embedder"]["max_tokens"]
+    )
+    return old if same else None
+
+
+def _chunking_params(settings: Settings, max_tokens: int) -> dict[str, Any]:
+    return {**settings.chunking_params(), "max_tokens": max_tokens, "splitter": "pysbd"}
+
+
+def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -> BuildStats:
+    embedder = get_embedder(settings)  # a lazy wrapper: the model loads only if something needs chunking
+    old = _old_state(index_dir, settings)
+    old_files: dict[str, dict] = old.manifest["files"] if old else {}
+    old_by_source: dict[str, list[Chunk]] = {}
+    old_vectors_by_hash: dict[str, np.ndarray] = {}
+    if old is not None:
+        vecs = old.faiss_index.reconstruct_n(0, old.faiss_index.ntotal)
+        for c in old.chunks:
+            old_by_source.setdefault(c.source, []).append(c)
+            old_vectors_by_hash[c.sha256] = vecs[c.id]
+
+    # Read (hash) every file; extract and chunk only the new or changed ones.
+    skipped = list(skipped)
+    seen_hash: dict[str, str] = {}
+    duplicates: dict[str, str] = {}
+    file_entries: dict[str, dict] = {}
+    per_source: dict[str, list[tuple[int, int, str, str]]] = {}  # source -> [(start, end, text, title)]
+    added, changed, unchanged = [], [], []
+    max_bytes = int(settings.max_file_mb * 1_000_000)
+    scanned = {f.source: [f.size, f.mtime_ns] for f in files}
+    for i, info in enumerate(files):
+        if progress:
+            progress("reading", i, len(files))
+        if info.size > max_bytes:
+            skipped.append(documents.Skipped(info.source, f"too large ({info.size / 1e6:.1f} MB > {settings.max_file_mb:g} MB; raise QA_MAX_FILE_MB)"))
+            continue
+        try:
+            sha = hashlib.sha256(info.path.read_bytes()).hexdigest()
+        except OSError as e:
+            skipped.append(documents.Skipped(info.source, f"cannot read: {e.strerror or e}"))
+            continue
+        if sha in seen_hash:
+            duplicates[info.source] = seen_hash[sha]
+            skipped.append(documents.Skipped(info.source, f"same content as {seen_hash[sha]} (indexed once)"))
+            continue
+        prev = old_files.get(info.source)
+        if prev is not None and prev["sha256"] == sha and info.source in old_by_source:
+            seen_hash[sha] = info.source
+            unchanged.append(info.source)
+            per_source[info.source] = [(c.start, c.end, c.text, c.title) for c in old_by_source[info.source]]
+            file_entries[info.source] = {**prev, "size": info.size, "mtime_ns": info.mtime_ns}
+            continue
+        doc = documents.read(info, max_bytes)
+        if isinstance(doc, documents.Skipped):
+            skipped.append(doc)
+            continue
+        seen_hash[doc.sha256] = doc.source
+        (changed if prev is not None else added).append(doc.source)
+        spans = chunking.chunk_spans(
+            doc.text, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens, embedder.max_tokens
+        )
+        per_source[doc.source] = [(a, b, doc.text[a:b], doc.title) for a, b in spans]
+        file_entries[doc.source] = {
+            "sha256": doc.sha256, "title": doc.title, "size": info.size, "mtime_ns": info.mtime_ns,
+            "chars": len(doc.text), "chunks": len(spans),
+            "indexed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    removed = sorted(s for s in old_files if s not in file_entries)
+    if not file_entries:
+        reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5]) or "the folder is empty"
+        raise EmptyCorpusError(
+            f"No readable document in {str(docs_dir)!r} ({reasons}). Add .txt, .md, .html or .pdf files and run "
+            f"`qa index` again." + (" The previous index was kept." if old is not None else "")
+        )
+
+    # Assemble chunks in a stable order; embed only texts we have no vector for.
+    chunks: list[Chunk] = []
+    for source in sorted(per_source):
+        for start, end, text, title in per_source[source]:
+            chunks.append(Chunk(len(chunks), source, title, start, end, text, _sha256(text)))
+    todo = [c for c in chunks if c.sha256 not in old_vectors_by_hash]
+    todo_hashes = list(dict.fromkeys(c.sha256 for c in todo))
+    text_of = {c.sha256: c.text for c in todo}
+    new_vectors: dict[str, np.ndarray] = {}
+    batch = max(1, settings.embed_batch_size * 8)
+    for i in range(0, len(todo_hashes), batch):
+        if progress:
+            progress("embedding", i, len(todo_hashes))
+        hs = todo_hashes[i : i + batch]
+        vecs = embedder.encode([text_of[h] for h in hs])
+        new_vectors.update(zip(hs, vecs))
+    if progress:
+        progress("embedding", len(todo_hashes), len(todo_hashes))
+
+    if old is not None and not todo_hashes:
+        embedder_info = old.manifest["embedder"]
+    else:
+        embedder_info = {"name": embedder.name, "dimension": embedder.dimension, "max_tokens": embedder.max_tokens}
+    manifest_core = {
+        "embedder": embedder_info,
+        "chunking": _chunking_params(settings, embedder_info["max_tokens"]),
+        "files": file_entries,
+        "duplicates": duplicates,
+        "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
+        "scanned": scanned,
+    }
+    stats_kw = dict(
+        index_dir=str(index_dir), docs_dir=str(docs_dir), added=added, changed=changed, removed=removed,
+        unchanged=unchanged, skipped=skipped, documents=len(file_entries), chunks=len(chunks),
+        chunks_embedded=len(todo_hashes), chunks_reused=len(chunks) - len(todo),
+    )
+    if old is not None and not (added or changed or removed) and all(
+        old.manifest.get(k) == v for k, v in manifest_core.items()
+    ):
+        return BuildStats(generation=old.generation, seconds=time.perf_counter() - t0, wrote=False, **stats_kw)
+
+    vectors = np.zeros((len(chunks), embedder_info["dimension"]), dtype=np.float32)
+    for c in chunks:
+        vectors[c.id] = new_vectors[c.sha256] if c.sha256 in new_vectors else old_vectors_by_hash[c.sha256]
+    if progress:
+        progress("writing", 0, 1)
+    gen = _write_generation(index_dir, docs_dir, chunks, vectors, manifest_core)
+    if progress:
+        progress("writing", 1, 1)
+    return BuildStats(generation=gen, seconds=time.perf_counter() - t0, **stats_kw)
+
+
+def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vectors: np.ndarray, core: dict) -> str:
+    import bm25s
+    import faiss
+
+    existing = sorted(p.name for p in index_dir.glob("v[0-9]*") if p.is_dir())
+    number = max([int(n[1:]) for n in existing if n[1:].isdigit()] + [0]) + 1
+    gen = f"v{number:06d}"
+    tmp = index_dir / f".tmp-{gen}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+
+    lines = "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in chunks)
+    _write_bytes(tmp / "chunks.jsonl", lines.encode("utf-8", "surrogatepass"))
+
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    _write_bytes(tmp / "vectors.faiss", faiss.serialize_index(index).tobytes())
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs "Building index from tokens" at INFO
+    retriever = bm25s.BM25()
+    retriever.index(bm25_tokenize([c.text for c in chunks]), show_progress=False)
+    retriever.save(str(tmp / "bm25"))
+    for p in (tmp / "bm25").iterdir():
+        with open(p, "rb+") as f:
+            os.fsync(f.fileno())
+    _fsync_dir(tmp / "bm25")
+
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "generation": gen,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "docs_dir": str(docs_dir.resolve()),
+        **core,
+        "bm25": {"library": "bm25s", "version": bm25s.__version__, "stopwords": BM25_STOPWORDS,
+                 "stemmer": BM25_STEMMER},
+        "faiss": {"type": "IndexFlatIP", "metric": "inner product of normalised vectors"},
+        "counts": {"documents": len(core["files"]), "chunks": len(chunks)},
+    }
+    _write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
+    _fsync_dir(tmp)
+    os.rename(tmp, index_dir / gen)
+    _fsync_dir(index_dir)
+    # The one atomic step that publishes the new generation.
+    _atomic_write_text(index_dir / "CURRENT", gen + "\n")
+    _cleanup(index_dir, keep={gen, *(existing[-1:])})
+    return gen
+
+
+def _cleanup(index_dir: Path, keep: set[str]) -> None:
+    """Remove generations older than the previous one (a reader may still be loading that) and dead temp folders."""
+    for p in index_dir.iterdir():
+        if p.is_dir() and p.name not in keep and (p.name.startswith(".tmp-") or (p.name.startswith("v") and p.name[1:].isdigit())):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Keep fresh: the default index builds itself, and any index follows its documents when they change.
+
+_LAST_CHECK: dict[str, float] = {}
+FRESHNESS_CHECK_EVERY_S = 2.0
+
+
+def is_default_index(index_dir: str | Path) -> bool:
+    p = Path(index_dir)
+    return p.resolve() in {Path(DEFAULT_INDEX_DIR).resolve(), (PROJECT_ROOT / DEFAULT_INDEX_DIR).resolve()}
+
+
+def is_stale(index_dir: str | Path) -> bool:
+    """True when the documents folder recorded in the manifest no longer matches what was indexed (by stat)."""
+    manifest = read_manifest(index_dir)
+    docs = Path(manifest.get("docs_dir", ""))
+    if not docs.is_dir():
+        return False
+    files, _ = documents.scan(docs)
+    return {f.source: [f.size, f.mtime_ns] for f in files} != manifest.get("scanned")
+
+
+def ensure_index(index_dir: str | Path = DEFAULT_INDEX_DIR, settings: Settings | None = None) -> LoadedIndex:
+    """Load the index, building the default one from the seeds when missing and refreshing a stale one."""
+    settings = settings or Settings.from_env()
+    if current_generation(index_dir) is None:
+        if not is_default_index(index_dir):
+            raise IndexMissingError(_missing_message(index_dir))
+        docs = default_docs_dir()
+        log.warning("No index at %s yet: building it from %s (once).", index_dir, docs)
+        build_index(docs, index_dir, settings=settings)
+    elif settings.auto_refresh:
+        key = str(Path(index_dir).resolve())
+        now = time.monotonic()
+        if now - _LAST_CHECK.get(key, -1e9) >= FRESHNESS_CHECK_EVERY_S:
+            _LAST_CHECK[key] = now
+            try:
+                if is_stale(index_dir):
+                    docs = read_manifest(index_dir)["docs_dir"]
+                    log.warning("Documents in %s changed: updating the index at %s.", docs, index_dir)
+                    build_index(docs, index_dir, settings=settings)
+            except EmptyCorpusError as e:
+                log.warning("Keeping the existing index: %s", e)
+    return load_index(index_dir)

@@ -1,0 +1,146 @@
+"""Hybrid search: dense (faiss) and BM25 (bm25s) rankings fused by reciprocal rank, overlaps merged."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import Settings
+from .embeddings import Embedder, get_embedder
+from .errors import InvalidQuestionError
+from .index import DEFAULT_INDEX_DIR, LoadedIndex, bm25_tokenize, check_embedder, ensure_index
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A span of one article. For .txt/.md: ``(docs_dir/source).read_text("utf-8")[start:end] == text``."""
+
+    source: str  # path relative to the documents folder
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float  # fused relevance; higher is better; comparable only within one result list
+    dense: float = 0.0  # best cosine similarity of the question to a chunk in this passage
+    bm25: float = 0.0  # best BM25 score of a chunk in this passage
+
+
+def clean_question(question: object, max_chars: int) -> str:
+    """The question as searchable text, or a clear error for input that cannot be a question."""
+    if not isinstance(question, str):
+        raise InvalidQuestionError(f"The question must be text, not {type(question).__name__}.")
+    # Lone surrogates cannot be encoded for the tokenizer; NUL and other control characters carry no meaning.
+    q = question.encode("utf-8", "replace").decode("utf-8")
+    q = "".join(ch if ch in "\n\t" or unicodedata.category(ch) != "Cc" else " " for ch in q)
+    q = " ".join(q.split())
+    if not q:
+        raise InvalidQuestionError("The question is empty: type a question about the articles.")
+    if len(q) > max_chars:
+        raise InvalidQuestionError(
+            f"The question is {len(q):,} characters long; the limit is {max_chars:,}. Ask something shorter "
+            f"(or raise QA_MAX_QUESTION_CHARS)."
+        )
+    return q
+
+
+def search(
+    question: str,
+    k: int = 5,
+    index_dir: str | Path = DEFAULT_INDEX_DIR,
+    *,
+    settings: Settings | None = None,
+) -> list[Passage]:
+    """The ``k`` passages most relevant to ``question``, best first."""
+    settings = settings or Settings.from_env()
+    q = clean_question(question, settings.max_question_chars)
+    if not isinstance(k, int) or k < 1:
+        raise InvalidQuestionError(f"k must be a positive whole number, got {k!r}.")
+    loaded = ensure_index(index_dir, settings)
+    embedder = get_embedder(settings)
+    check_embedder(loaded, embedder, index_dir)
+    return search_many(loaded, embedder, [q], k, settings)[0]
+
+
+def search_many(
+    loaded: LoadedIndex, embedder: Embedder, questions: Sequence[str], k: int, settings: Settings
+) -> list[list[Passage]]:
+    """Batch form of :func:`search` over an already loaded index (used by evaluation)."""
+    return [merge(loaded, r, k) for r in rank_many(loaded, embedder, questions, max(k, 1), settings)]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One question's fused chunk ranking, before overlapping chunks are merged into passages."""
+
+    order: list[tuple[int, float]]  # (chunk id, fused score), best first
+    dense: dict[int, float]
+    bm25: np.ndarray
+
+
+def rank_many(
+    loaded: LoadedIndex, embedder: Embedder, questions: Sequence[str], k: int, settings: Settings
+) -> list[Ranking]:
+    n = len(loaded.chunks)
+    if n == 0 or not questions:
+        return [Ranking([], {}, np.zeros(n, dtype=np.float32)) for _ in questions]
+    depth = min(n, max(settings.candidates, k))
+    qvecs = embedder.encode(list(questions))
+    dense_scores, dense_ids = loaded.faiss_index.search(np.ascontiguousarray(qvecs, dtype=np.float32), depth)
+    tokens = bm25_tokenize(list(questions))
+    out = []
+    for qi in range(len(questions)):
+        bm = loaded.bm25.get_scores(tokens[qi]) if tokens[qi] else np.zeros(n, dtype=np.float32)
+        bm_ids = np.argsort(-bm, kind="stable")[:depth]
+        fused: dict[int, float] = {}
+        for rank, cid in enumerate(dense_ids[qi]):
+            if cid >= 0:
+                fused[int(cid)] = fused.get(int(cid), 0.0) + settings.dense_weight / (settings.rrf_k + rank + 1)
+        for rank, cid in enumerate(bm_ids):
+            if bm[cid] > 0:
+                fused[int(cid)] = fused.get(int(cid), 0.0) + settings.bm25_weight / (settings.rrf_k + rank + 1)
+        dense_of = {int(c): float(s) for c, s in zip(dense_ids[qi], dense_scores[qi]) if c >= 0}
+        out.append(Ranking(sorted(fused.items(), key=lambda kv: (-kv[1], kv[0])), dense_of, bm))
+    return out
+
+
+def merge(loaded: LoadedIndex, ranking: Ranking, k: int) -> list[Passage]:
+    """Walk the fused ranking; a chunk overlapping an already chosen passage widens it instead of repeating it."""
+    picked: list[dict] = []
+    for cid, score in ranking.order:
+        c = loaded.chunks[cid]
+        dense, bm25 = ranking.dense.get(cid, 0.0), float(ranking.bm25[cid])
+        for p in picked:
+            if p["source"] == c.source and c.start < p["end"] and p["start"] < c.end:
+                _widen(p, c.start, c.end, c.text)
+                p["dense"], p["bm25"] = max(p["dense"], dense), max(p["bm25"], bm25)
+                break
+        else:
+            if len(picked) == k:
+                break
+            picked.append(dict(source=c.source, title=c.title, start=c.start, end=c.end, text=c.text,
+                               score=score, dense=dense, bm25=bm25))
+    # Widening can make two chosen passages overlap: fold them together, keeping the better rank.
+    out: list[dict] = []
+    for p in picked:
+        for q in out:
+            if q["source"] == p["source"] and p["start"] < q["end"] and q["start"] < p["end"]:
+                _widen(q, p["start"], p["end"], p["text"])
+                q["dense"], q["bm25"] = max(q["dense"], p["dense"]), max(q["bm25"], p["bm25"])
+                break
+        else:
+            out.append(p)
+    return [Passage(**p) for p in out]
+
+
+def _widen(p: dict, start: int, end: int, text: str) -> None:
+    """Union of two overlapping spans of the same document, rebuilt from their texts (no file access)."""
+    if start < p["start"]:
+        p["text"] = text[: p["start"] - start] + p["text"]
+        p["start"] = start
+    if end > p["end"]:
+        p["text"] = p["text"] + text[len(text) - (end - p["end"]):]
+        p["end"] = end

@@ -1,0 +1,192 @@
+"""Building, incremental rebuilds, the on-disk format, and refusing indexes we cannot trust."""
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from filelock import FileLock
+
+import qa
+from qa import index as ix
+from qa.config import Settings
+
+from . import fakes
+from .conftest import SEEDS
+
+
+def _gen_dir(index_dir: Path) -> Path:
+    return index_dir / (index_dir / "CURRENT").read_text().strip()
+
+
+def test_build_writes_plain_versioned_files(built):
+    g = _gen_dir(built)
+    assert sorted(p.name for p in g.iterdir()) == ["bm25", "chunks.jsonl", "manifest.json", "vectors.faiss"]
+    m = json.loads((g / "manifest.json").read_text())
+    assert m["format"] == "qa-index" and m["format_version"] == ix.FORMAT_VERSION
+    assert m["embedder"] == {"name": "fake", "dimension": 64, "max_tokens": 40}
+    assert m["chunking"]["chunk_tokens"] == 200 and m["chunking"]["splitter"] == "pysbd"
+    assert set(m["files"]) == {p.name for p in SEEDS.iterdir()}
+    for f in m["files"].values():
+        assert len(f["sha256"]) == 64 and f["chunks"] > 0
+    lines = (g / "chunks.jsonl").read_text().splitlines()
+    assert len(lines) == m["counts"]["chunks"] == sum(f["chunks"] for f in m["files"].values())
+    for npy in (g / "bm25").glob("*.npy"):
+        np.load(npy, allow_pickle=False)  # raises if anything needed pickle
+    for js in (g / "bm25").glob("*.json"):
+        json.loads(js.read_text())
+
+
+def test_chunks_index_the_files_exactly(built, docs):
+    loaded = ix.load_index(built)
+    for c in loaded.chunks:
+        assert (docs / c.source).read_text(encoding="utf-8")[c.start : c.end] == c.text
+        assert fakes.HashEmbedder().count_tokens([c.text])[0] <= 40
+
+
+def test_unchanged_rebuild_embeds_nothing_and_keeps_the_generation(docs, tmp_path, settings, embedder):
+    first = qa.build_index(docs, tmp_path / "i", settings=settings)
+    before = embedder.encoded
+    again = qa.build_index(docs, tmp_path / "i", settings=settings)
+    assert embedder.encoded == before
+    assert again.chunks_embedded == 0 and not again.wrote and again.generation == first.generation
+    assert again.unchanged == sorted(first.added) and not (again.added or again.changed or again.removed)
+
+
+def test_incremental_changes(docs, tmp_path, settings, embedder):
+    idx = tmp_path / "i"
+    first = qa.build_index(docs, idx, settings=settings)
+    munich = "002_0761b27352c754ab.txt"
+    path = docs / munich
+    path.write_text(path.read_text(encoding="utf-8") + "\n\nA zebra crossing was painted in Qamishli.\n", encoding="utf-8")
+    (docs / "000_39ea33fba12f0460.txt").unlink()
+    (docs / "new.md").write_text("# New\n\nPenguins guard the border of the zone.", encoding="utf-8")
+    before = embedder.encoded
+    st = qa.build_index(docs, idx, settings=settings)
+    assert st.changed == [munich] and st.removed == ["000_39ea33fba12f0460.txt"] and st.added == ["new.md"]
+    # Only chunks whose text changed are embedded: the edited file's unchanged chunks are reused.
+    assert 0 < st.chunks_embedded == embedder.encoded - before < first.chunks / 2
+    assert st.generation != first.generation
+    hits = qa.search("zebra crossing Qamishli", k=3, index_dir=idx, settings=settings)
+    assert hits[0].source == munich and "zebra" in hits[0].text
+    assert qa.search("penguins guard", k=1, index_dir=idx, settings=settings)[0].source == "new.md"
+    sources = {c.source for c in ix.load_index(idx).chunks}
+    assert "000_39ea33fba12f0460.txt" not in sources
+
+
+def test_duplicate_content_is_stored_once(docs, tmp_path, settings):
+    (docs / "copy.txt").write_bytes((docs / "001_10b1e96f4f38a7ef.txt").read_bytes())
+    st = qa.build_index(docs, tmp_path / "i", settings=settings)
+    assert {s.source: s.reason for s in st.skipped}["copy.txt"] == "same content as 001_10b1e96f4f38a7ef.txt (indexed once)"
+    sources = [c.source for c in ix.load_index(tmp_path / "i").chunks]
+    assert "copy.txt" not in sources
+    assert ix.read_manifest(tmp_path / "i")["duplicates"] == {"copy.txt": "001_10b1e96f4f38a7ef.txt"}
+
+
+def test_empty_corpus_keeps_the_old_index(docs, tmp_path, settings):
+    idx = tmp_path / "i"
+    qa.build_index(docs, idx, settings=settings)
+    gen = (idx / "CURRENT").read_text()
+    for p in docs.iterdir():
+        p.unlink()
+    (docs / "junk.bin").write_bytes(b"\x00")
+    with pytest.raises(qa.EmptyCorpusError, match="previous index was kept"):
+        qa.build_index(docs, idx, settings=settings)
+    assert (idx / "CURRENT").read_text() == gen
+    assert ix.load_index(idx).chunks
+
+
+def test_missing_index_is_explained(tmp_path, settings):
+    with pytest.raises(qa.IndexMissingError, match="qa index"):
+        qa.search("anything", index_dir=tmp_path / "nowhere", settings=settings)
+
+
+def test_default_index_is_built_from_the_seeds(tmp_path, monkeypatch, settings):
+    monkeypatch.chdir(tmp_path)  # no seeds/ here: falls back to the project's own seeds
+    hits = qa.search("How many soldiers would European countries contribute?", settings=settings)
+    assert (tmp_path / "index" / "CURRENT").exists()
+    assert hits and all(h.source in {p.name for p in SEEDS.iterdir()} for h in hits)
+
+
+def test_stale_index_refreshes_before_a_query(built, docs, settings):
+    (docs / "later.txt").write_text("Later article about flamingos nesting near Manbij.", encoding="utf-8")
+    ix._LAST_CHECK.clear()
+    assert qa.search("flamingos nesting", k=1, index_dir=built, settings=settings)[0].source == "later.txt"
+
+
+def test_index_from_another_embedder_is_refused(built, settings):
+    fakes.register("other")
+    with pytest.raises(qa.IndexMismatchError, match="qa index"):
+        qa.search("soldiers", index_dir=built, settings=Settings(embedder="other", progress=False))
+
+
+def test_index_with_another_dimension_is_refused(built, settings):
+    fakes.register("fake", dimension=32)  # same name, different model shape
+    with pytest.raises(qa.IndexMismatchError, match="64-d"):
+        qa.search("soldiers", index_dir=built, settings=settings)
+
+
+def test_changed_chunking_settings_rebuild_everything(docs, tmp_path, settings, embedder):
+    first = qa.build_index(docs, tmp_path / "i", settings=settings)
+    st = qa.build_index(docs, tmp_path / "i", settings=Settings(embedder="fake", chunk_tokens=20, progress=False))
+    assert st.chunks > first.chunks and st.chunks_reused < st.chunks
+
+
+@pytest.mark.parametrize("damage", ["truncate_chunks", "drop_vectors", "garbage_current", "bad_manifest", "old_format"])
+def test_damaged_index_is_refused_clearly(built, settings, damage):
+    g = _gen_dir(built)
+    if damage == "truncate_chunks":
+        lines = (g / "chunks.jsonl").read_text().splitlines(keepends=True)
+        (g / "chunks.jsonl").write_text("".join(lines[:-2]))
+    elif damage == "drop_vectors":
+        (g / "vectors.faiss").unlink()
+    elif damage == "garbage_current":
+        (built / "CURRENT").write_text("../../etc\n")
+    elif damage == "bad_manifest":
+        (g / "manifest.json").write_text("{not json")
+    elif damage == "old_format":
+        m = json.loads((g / "manifest.json").read_text())
+        m["format_version"] = 0
+        (g / "manifest.json").write_text(json.dumps(m))
+    ix._LOADED.clear()
+    expected = qa.IndexMismatchError if damage == "old_format" else qa.IndexCorruptError
+    with pytest.raises(expected, match="qa index"):
+        qa.search("soldiers", index_dir=built, settings=Settings(embedder="fake", auto_refresh=False, progress=False))
+
+
+def test_a_second_build_waits_for_the_first(docs, tmp_path, settings):
+    fakes.register("fake", delay=0.3)
+    idx = tmp_path / "i"
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(qa.build_index(docs, idx, settings=settings))
+        except Exception as e:  # pragma: no cover - the assertion below shows it
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(r.wrote for r in results) == [False, True], "the second build found the first one's work"
+
+
+def test_a_build_that_cannot_get_the_lock_says_so(docs, tmp_path):
+    idx = tmp_path / "i"
+    idx.mkdir()
+    with FileLock(str(idx / ".lock")):
+        with pytest.raises(qa.IndexBusyError, match="QA_LOCK_TIMEOUT_S"):
+            qa.build_index(docs, idx, settings=Settings(embedder="fake", lock_timeout_s=0.2, progress=False))
+
+
+def test_old_generations_are_cleaned_up(docs, tmp_path, settings):
+    idx = tmp_path / "i"
+    for i in range(4):
+        (docs / f"extra{i}.txt").write_text(f"Extra article number {i}.", encoding="utf-8")
+        qa.build_index(docs, idx, settings=settings)
+    gens = sorted(p.name for p in idx.iterdir() if p.name.startswith("v"))
+    assert len(gens) == 2 and (idx / "CURRENT").read_text().strip() == gens[-1]

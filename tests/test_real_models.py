@@ -1,0 +1,56 @@
+"""The packaged all-MiniLM-L6-v2, for real: tokenizer limits, the seeds, and the shared benchmark."""
+
+import pytest
+
+import qa
+from qa import index as ix
+from qa.config import Settings
+from qa.embeddings import get_embedder
+
+from .conftest import SQUAD
+
+pytestmark = pytest.mark.slow
+REAL = Settings(progress=False)
+
+
+@pytest.fixture(scope="module")
+def seeds_index(tmp_path_factory):
+    from .conftest import SEEDS
+
+    idx = tmp_path_factory.mktemp("real") / "index"
+    qa.build_index(SEEDS, idx, settings=REAL)
+    return idx
+
+
+def test_no_chunk_exceeds_the_model_limit(seeds_index):
+    emb = get_embedder(REAL)
+    assert emb.max_tokens == 254 and emb.dimension == 384
+    chunks = ix.load_index(seeds_index).chunks
+    counts = emb.count_tokens([c.text for c in chunks])
+    assert max(counts) <= emb.max_tokens
+    # and what we count is what the model sees: nothing is cut off when it encodes
+    enc = emb.model.tokenizer([c.text for c in chunks], truncation=False)["input_ids"]
+    assert max(len(e) for e in enc) <= emb.model.max_seq_length
+
+
+def test_seed_question_finds_the_munich_sentence(seeds_index):
+    hits = qa.search("How many soldiers would European countries contribute?", k=5, index_dir=seeds_index,
+                     settings=REAL)
+    assert hits[0].source == "002_0761b27352c754ab.txt"
+    assert "European countries would pitch in a total of about 1,500 soldiers" in hits[0].text
+    assert 0.2 < hits[0].dense <= 1.0
+
+
+def test_embeddings_are_normalised_float32():
+    v = get_embedder(REAL).encode(["safe zone", "buffer zone in northern Syria"])
+    assert v.dtype.name == "float32" and v.shape == (2, 384)
+    assert abs(float((v * v).sum(axis=1).max()) - 1.0) < 1e-4
+
+
+@pytest.mark.skipif(not SQUAD.exists(), reason="shared SQuAD file not present")
+def test_squad_retrieval_meets_the_bar(tmp_path):
+    from qa.evaluation import run_eval
+
+    r = run_eval(SQUAD, REAL, workdir=tmp_path)["retrieval"]
+    assert r["questions"] == 705
+    assert r["recall@5"] >= 0.97 and r["recall@10"] >= 0.99

@@ -1,0 +1,66 @@
+"""Hybrid search returns exact, non-repeating passages and refuses input that is not a question."""
+
+import pytest
+
+import qa
+from qa.search import clean_question
+
+Q = "How many soldiers would European countries contribute?"
+
+
+def test_passages_are_exact_ranked_and_distinct(built, docs, settings):
+    hits = qa.search(Q, k=5, index_dir=built, settings=settings)
+    assert 1 <= len(hits) <= 5
+    assert hits[0].source == "002_0761b27352c754ab.txt" and "1,500" in hits[0].text
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    for h in hits:
+        assert (docs / h.source).read_text(encoding="utf-8")[h.start : h.end] == h.text
+        assert h.title
+    for a in hits:
+        for b in hits:
+            if a is not b and a.source == b.source:
+                assert a.end <= b.start or b.end <= a.start, "overlapping passages are merged, not repeated"
+
+
+def test_overlapping_chunks_are_merged_into_one_passage(built, docs, settings):
+    from qa import index as ix
+
+    chunks = ix.load_index(built).chunks
+    assert any(a.source == b.source and b.start < a.end for a, b in zip(chunks, chunks[1:])), "fixture has overlaps"
+    hits = qa.search(Q, k=20, index_dir=built, settings=settings)
+    widened = [h for h in hits if not any(c.start == h.start and c.end == h.end for c in chunks)]
+    assert widened, "at least one passage spans several overlapping chunks"
+    for h in widened:
+        assert (docs / h.source).read_text(encoding="utf-8")[h.start : h.end] == h.text
+
+
+def test_k_limits_results(built, settings):
+    assert len(qa.search(Q, k=1, index_dir=built, settings=settings)) == 1
+
+
+@pytest.mark.parametrize("bad", ["", "   \n\t", "\x00\x00", None, 42])
+def test_empty_or_non_text_questions_are_refused(built, settings, bad):
+    with pytest.raises(qa.InvalidQuestionError):
+        qa.search(bad, index_dir=built, settings=settings)
+
+
+def test_huge_question_is_refused_with_the_limit(built, settings):
+    with pytest.raises(qa.InvalidQuestionError, match="2,000"):
+        qa.search("why " * 1_000_000, index_dir=built, settings=settings)
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5])
+def test_bad_k_is_refused(built, settings, k):
+    with pytest.raises(qa.InvalidQuestionError, match="k must be"):
+        qa.search(Q, k=k, index_dir=built, settings=settings)
+
+
+@pytest.mark.parametrize("odd", ["soldiers\x00 Europe", "\ud800 soldiers", "كم عدد الجنود؟", "?!?!...", "Soldaten Europa?"])
+def test_odd_but_valid_questions_get_results_or_none_without_error(built, settings, odd):
+    hits = qa.search(odd, index_dir=built, settings=settings)
+    assert isinstance(hits, list) and all(isinstance(h, qa.Passage) for h in hits)
+
+
+def test_clean_question_normalises_whitespace_and_controls():
+    assert clean_question("  How\x00 many\n\n soldiers? ", 100) == "How many soldiers?"
+    assert clean_question("caf\ud800e", 100) == "caf?e"
