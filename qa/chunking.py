@@ -93,28 +93,34 @@ def split_spans(text: str, count_tokens: CountTokens, max_tokens: int) -> list[S
 
 
 def _cut_long(text: str, a: int, b: int, count_tokens: CountTokens, max_tokens: int) -> list[tuple[int, int, int]]:
+    """Cut an over-long sentence between words into pieces that each fit, verified with the real tokenizer."""
     words = [(a + m.start(), a + m.end()) for m in _WORD.finditer(text[a:b])]
-    counts = count_tokens([text[x:y] for x, y in words])
     pieces: list[tuple[int, int, int]] = []
-    for (x, y), n in zip(words, counts):
-        if n <= max_tokens:
-            pieces.append((x, y, n))
-            continue
-        # One "word" longer than the budget (a URL, base64...): cut it by characters.
-        step = max(1, (y - x) * max_tokens // (2 * n))
-        for s in range(x, y, step):
-            e = min(y, s + step)
-            pieces.append((s, e, count_tokens([text[s:e]])[0]))
+    for (x, y), n in zip(words, count_tokens([text[x:y] for x, y in words])):
+        pieces.extend([(x, y, n)] if n <= max_tokens else _bisect(text, x, y, n, count_tokens, max_tokens))
     out: list[tuple[int, int, int]] = []
-    cur: list[tuple[int, int, int]] = []
-    for p in pieces:
-        if cur and sum(q[2] for q in cur) + p[2] > max_tokens:
-            out.append((cur[0][0], cur[-1][1], sum(q[2] for q in cur)))
-            cur = []
-        cur.append(p)
-    if cur:
-        out.append((cur[0][0], cur[-1][1], sum(q[2] for q in cur)))
+    cur: tuple[int, int, int] | None = None  # (start, end, verified tokens)
+    for x, y, n in pieces:
+        if cur is not None and cur[2] + n <= max_tokens:
+            joined = count_tokens([text[cur[0] : y]])[0]  # joining can change how text splits into pieces
+            if joined <= max_tokens:
+                cur = (cur[0], y, joined)
+                continue
+        if cur is not None:
+            out.append(cur)
+        cur = (x, y, n)
+    if cur is not None:
+        out.append(cur)
     return out
+
+
+def _bisect(text: str, x: int, y: int, n: int, count_tokens: CountTokens, max_tokens: int) -> list[tuple[int, int, int]]:
+    """A "word" longer than the budget (a URL, base64...): halve it by characters until every half fits."""
+    if n <= max_tokens or y - x <= 1:
+        return [(x, y, n)]
+    mid = (x + y) // 2
+    left, right = count_tokens([text[x:mid], text[mid:y]])
+    return _bisect(text, x, mid, left, count_tokens, max_tokens) + _bisect(text, mid, y, right, count_tokens, max_tokens)
 
 
 def chunk_spans(

@@ -76,7 +76,7 @@ class SentenceTransformerEmbedder:
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
-            show_progress_bar=self.progress and len(texts) > 4 * self.batch_size,
+            show_progress_bar=False,  # callers that embed a lot (index builds) draw one bar over the whole job
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 

@@ -439,12 +439,17 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
     text_of = {c.sha256: c.text for c in todo}
     new_vectors: dict[str, np.ndarray] = {}
     batch = max(1, settings.embed_batch_size * 8)
-    for i in range(0, len(todo_hashes), batch):
-        if progress:
-            progress("embedding", i, len(todo_hashes))
-        hs = todo_hashes[i : i + batch]
-        vecs = embedder.encode([text_of[h] for h in hs])
-        new_vectors.update(zip(hs, vecs))
+    from tqdm.auto import tqdm
+
+    # disable=None: a bar on a terminal, silence in logs and pipes.
+    with tqdm(total=len(todo_hashes), desc="embedding", unit="chunk",
+              disable=None if settings.progress and todo_hashes else True) as bar:
+        for i in range(0, len(todo_hashes), batch):
+            if progress:
+                progress("embedding", i, len(todo_hashes))
+            hs = todo_hashes[i : i + batch]
+            new_vectors.update(zip(hs, embedder.encode([text_of[h] for h in hs])))
+            bar.update(len(hs))
     if progress:
         progress("embedding", len(todo_hashes), len(todo_hashes))
 

@@ -1,5 +1,6 @@
 """Chunk offsets are exact for any text, and no chunk exceeds the embedder's word-piece limit."""
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def _check(text: str, spans: list[tuple[int, int]], max_tokens: int) -> None:
 
 
 @given(TEXT)
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_offsets_exact_through_the_file(text):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "a.txt"
@@ -55,7 +56,7 @@ def test_offsets_exact_through_the_file(text):
 
 
 @given(TEXT, st.integers(min_value=3, max_value=50), st.integers(min_value=0, max_value=20))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "300")), deadline=None)
 def test_any_budget_and_overlap(text, budget, overlap):
     spans = chunking.chunk_spans(text, EMB.count_tokens, budget, overlap, budget)
     _check(text, spans, budget)
