@@ -3,8 +3,10 @@
     import qa
     qa.build_index(docs_dir="seeds", index_dir="index")   # (re)build, incremental; returns BuildStats
     qa.search("How many soldiers?", k=5)                   # -> list[qa.Passage], best first
+    qa.answer("How many soldiers?", history=None)          # -> qa.Answer: text with [n], citations, abstained
 """
 
+from .answering import Answer, Citation, Support, answer, stream
 from .config import Settings
 from .documents import Document, Skipped
 from .embeddings import Embedder, register_embedder
@@ -18,16 +20,17 @@ from .errors import (
     InvalidQuestionError,
     QAError,
 )
+from .generation import Extraction, Generator, register_generator
 from .index import BuildStats, build_index
 from .search import Passage, search
 
 __all__ = [
     # the API
-    "build_index", "search",
+    "build_index", "search", "answer", "stream",
     # what flows between stages
-    "Passage", "BuildStats", "Document", "Skipped",
+    "Passage", "Citation", "Answer", "Support", "BuildStats", "Document", "Skipped", "Extraction",
     # configuration and seams
-    "Settings", "Embedder", "register_embedder",
+    "Settings", "Embedder", "register_embedder", "Generator", "register_generator",
     # errors
     "QAError", "InvalidQuestionError", "DocsDirError", "EmptyCorpusError", "IndexMissingError",
     "IndexMismatchError", "IndexCorruptError", "IndexBusyError",

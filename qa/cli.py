@@ -1,4 +1,4 @@
-"""``qa index | search | eval | settings``: a thin shell over the library. Exit 2 on a documented error."""
+"""``qa index | search | ask | eval | settings``: a thin shell over the library. Exit 2 on a documented error."""
 
 from __future__ import annotations
 
@@ -40,10 +40,31 @@ def _cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from .answering import answer
+
+    a = answer(args.question, index_dir=args.index, settings=settings)
+    if args.json:
+        print(json.dumps(a.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    print(a.text)
+    if a.searched_for != a.question:
+        print(f"(searched for: {a.searched_for})")
+    for c in a.citations:
+        print(f"\n[{c.n}] {c.source} [{c.start}:{c.end}]  {c.title}\n    “{' '.join(c.text.split())}”")
+    if a.abstained and a.related:
+        print("\nRelated passages (not citations):")
+        for p in a.related:
+            quote = " ".join(p.text.split())
+            print(f"  - {p.source} [{p.start}:{p.end}]  {quote[:160]}{'…' if len(quote) > 160 else ''}")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from .evaluation import format_report, run_eval
 
-    report = run_eval(args.file, settings, workdir=args.workdir)
+    report = run_eval(args.file, settings, workdir=args.workdir, answers=args.answers, impossible=args.impossible,
+                      seed=args.seed, progress=not args.json)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
@@ -74,10 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print passages as JSON")
     p.set_defaults(func=_cmd_search)
 
+    p = sub.add_parser("ask", help="answer a question with cited sentences (or say the articles don't)")
+    p.add_argument("question")
+    p.add_argument("--index", default=DEFAULT_INDEX_DIR, help="index folder (default: index/)")
+    p.add_argument("--json", action="store_true", help="print the answer object as JSON")
+    p.set_defaults(func=_cmd_ask)
+
     p = sub.add_parser("eval", help="score retrieval on a SQuAD v1.1/v2.0 JSON file")
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--workdir", help="keep the written articles and index here (default: a temporary folder)")
+    p.add_argument("--answers", type=int, default=0, help="also answer N sampled answerable questions")
+    p.add_argument("--impossible", type=int, default=0, help="also answer M sampled unanswerable questions")
+    p.add_argument("--seed", type=int, default=13, help="sampling seed (default 13)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("settings", help="list every setting, its QA_* variable, default and current value")

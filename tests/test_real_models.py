@@ -54,3 +54,42 @@ def test_squad_retrieval_meets_the_bar(tmp_path):
     r = run_eval(SQUAD, REAL, workdir=tmp_path)["retrieval"]
     assert r["questions"] == 705
     assert r["recall@5"] >= 0.97 and r["recall@10"] >= 0.99
+
+
+@pytest.fixture(scope="module")
+def reader_settings():
+    return Settings(progress=False)
+
+
+def test_real_reader_copies_a_verbatim_span_with_exact_offsets(reader_settings):
+    from qa.generation import get_generator
+
+    contexts = ["The idea is that European countries would pitch in a total of about 1,500 soldiers.",
+                "If that happens, Trump would be willing to keep about 200 soldiers in northeastern Syria."]
+    ext = get_generator(reader_settings).extract("How many soldiers would Trump keep?", contexts)
+    assert ext.context == 1 and ext.text == "200"
+    assert contexts[ext.context][ext.start:ext.end] == ext.text
+    assert len(ext.fit) == 2 and ext.fit[1] > ext.fit[0]
+
+
+def test_seed_answer_is_1500_citing_the_munich_sentence(seeds_index, reader_settings):
+    from .conftest import SEEDS
+
+    a = qa.answer("How many soldiers would European countries contribute?", index_dir=seeds_index,
+                  settings=reader_settings)
+    assert not a.abstained and "1,500" in a.text and a.text.endswith("[1]")
+    (c,) = a.citations
+    assert c.source == "002_0761b27352c754ab.txt" and "1,500 soldiers" in c.text
+    assert (SEEDS / c.source).read_text(encoding="utf-8")[c.start:c.end] == c.text
+
+
+def test_off_topic_question_abstains(seeds_index, reader_settings):
+    a = qa.answer("Who won the 2018 FIFA World Cup?", index_dir=seeds_index, settings=reader_settings)
+    assert a.abstained and not a.citations and "don't say" in a.text
+
+
+def test_streaming_shows_text_before_the_final_answer(seeds_index, reader_settings):
+    parts = list(qa.stream("How many soldiers would European countries contribute?", index_dir=seeds_index,
+                           settings=reader_settings))
+    assert len(parts) >= 2 and not parts[0].complete and parts[-1].complete
+    assert parts[-2].text in parts[-1].text

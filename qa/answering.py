@@ -1,0 +1,342 @@
+"""Evidence, answer, citations, support check, abstention and follow-ups.
+
+Trust comes from the pipeline, not the model:
+1. search the index for passages; split them into sentences and rank those (dense + BM25 + passage rank);
+2. the reader picks the sentence that best explains the question and copies the answer out of it verbatim
+   (decoding is constrained to the sentence, so it cannot invent text);
+3. the code, not the model, attaches the citation: the exact sentence, with offsets into the article, and
+   checks that the answer is inside it;
+4. an abstention model (a logistic regression over retrieval and reader signals) says whether the evidence holds
+   an answer at all; when it does not, the answer says so and offers the closest passages as "related" only.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import chunking
+from .config import Settings
+from .embeddings import Embedder, get_embedder
+from .generation import REWRITE_PROMPT, Extraction, Generator, get_generator, has_number, wants_number
+from .index import DEFAULT_INDEX_DIR, LoadedIndex, bm25_tokenize, check_embedder, ensure_index
+from .search import Passage, clean_question, search_many
+
+ABSTAIN_TEXT = "The articles don't say. None of the indexed passages answers this question."
+
+
+@dataclass(frozen=True)
+class Citation(Passage):
+    """A passage the answer cites as ``[n]``: here, the exact sentence the answer was copied from."""
+
+    n: int = 0
+
+
+@dataclass(frozen=True)
+class Support:
+    """One sentence of the answer and the citations that back it."""
+
+    text: str
+    citations: tuple[int, ...]
+    supported: bool  # the text occurs verbatim in every cited passage
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str  # with [n] markers
+    citations: list[Citation]
+    abstained: bool
+    searched_for: str  # the standalone question used for search (differs from `question` for follow-ups)
+    support: list[Support] = field(default_factory=list)
+    related: list[Passage] = field(default_factory=list)  # closest passages, offered when abstaining
+    confidence: float = 0.0  # estimated chance that the evidence holds the answer
+    seconds: float = 0.0
+    complete: bool = True  # False for the partial answers a stream yields before the last one
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A sentence of a retrieved passage, with offsets into its article."""
+
+    passage: int  # rank of the passage it came from
+    source: str
+    title: str
+    start: int
+    end: int
+    text: str
+    dense: float
+    bm25: float
+    score: float
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Abstention: P(the evidence holds an answer) from signals the pipeline already computed.
+# Fitted by `python bench/fit_abstention.py` on SQuAD 2.0 dev questions that are NOT in the seed-13 evaluation
+# sample (logistic regression, standardised features); refit after changing retrieval or the reader.
+ABSTAIN_FEATURES = ("fit", "first_logprob", "mean_logprob", "passage_dense", "sentence_dense", "coverage",
+                    "answer_in_question", "bm25", "type_match")
+ABSTAIN_MODEL = {
+    "mean": [-2.5311, -1.5194, -0.2627, 0.5054, 0.6259, 0.6356, 0.2033, 1.9851, 0.978],
+    "scale": [1.0467, 1.115, 0.2619, 0.1279, 0.129, 0.2177, 0.3273, 0.3728, 0.1467],
+    "coef": [0.1065, 0.4198, -0.0674, 0.0944, 0.3484, 0.0982, -0.0729, 0.0963, 0.1716],
+    "intercept": -0.501,
+}
+
+_STOP = set("""a an the of in on at to for from by with about as is are was were be been being do does did what which who
+whom whose when where why how that this these those it its and or but not no if then than there their they them he she
+his her i you we our your my me us s""".split())
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _stem(_WORD.findall(text.lower())) if w not in _STOP}
+
+
+def _stem(words: list[str]) -> list[str]:
+    import Stemmer
+
+    return Stemmer.Stemmer("english").stemWords(words)
+
+
+def abstention_features(question: str, ext: Extraction, evidence: Sequence[Evidence], passages: Sequence[Passage]) -> dict[str, float]:
+    chosen = evidence[ext.context]
+    q = _content_words(question)
+    s = _content_words(chosen.text)
+    a = _content_words(ext.text)
+    return {
+        "fit": ext.fit[ext.context],
+        "first_logprob": max(ext.first_logprob, -30.0),
+        "mean_logprob": max(ext.mean_logprob, -30.0),
+        "passage_dense": passages[0].dense if passages else 0.0,
+        "sentence_dense": chosen.dense,
+        "coverage": len(q & s) / len(q) if q else 0.0,
+        "answer_in_question": len(a & q) / len(a) if a else 1.0,
+        "bm25": math.log1p(max(p.bm25 for p in passages)) if passages else 0.0,
+        "type_match": float(type_match(question, ext.text)),
+    }
+
+
+def type_match(question: str, answer_text: str) -> bool:
+    """False when the question asks for a number or a date and the answer holds neither."""
+    return not wants_number(question) or has_number(answer_text)
+
+
+def answerable_probability(features: dict[str, float], model: dict[str, Any] = ABSTAIN_MODEL) -> float:
+    x = np.array([features[k] for k in ABSTAIN_FEATURES], dtype=np.float64)
+    z = (x - np.array(model["mean"])) / np.array(model["scale"])
+    logit = float(z @ np.array(model["coef"]) + model["intercept"])
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, logit))))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evidence
+
+
+def select_evidence(
+    question: str, qvec: np.ndarray, passages: Sequence[Passage], embedder: Embedder, settings: Settings
+) -> list[Evidence]:
+    """Every sentence of the passages, ranked by fused dense, BM25 and passage rank; the best few first."""
+    import bm25s
+
+    sents: list[tuple[int, Passage, int, int]] = []
+    seen: set[tuple[str, int]] = set()
+    for rank, p in enumerate(passages):
+        for a, b, _ in chunking.sentences(p.text):
+            if (p.source, p.start + a) not in seen:
+                seen.add((p.source, p.start + a))
+                sents.append((rank, p, a, b))
+    if not sents:
+        return []
+    texts = [p.text[a:b] for _, p, a, b in sents]
+    dense = embedder.encode(texts) @ qvec
+    tokens = bm25_tokenize(texts)
+    bm = np.zeros(len(texts))
+    q_tokens = bm25_tokenize([question])[0]
+    if any(tokens) and q_tokens:
+        index = bm25s.BM25()
+        index.index(tokens, show_progress=False)
+        q_known = [t for t in q_tokens if t in index.vocab_dict]
+        if q_known:
+            bm = index.get_scores(q_known)
+    fused = np.zeros(len(texts))
+    k = settings.rrf_k
+    for r, i in enumerate(np.argsort(-dense, kind="stable")):
+        fused[i] += settings.dense_weight / (k + r + 1)
+    for r, i in enumerate(np.argsort(-bm, kind="stable")):
+        if bm[i] > 0:
+            fused[i] += settings.bm25_weight / (k + r + 1)
+    for i, (rank, *_rest) in enumerate(sents):
+        fused[i] += 1.0 / (k + rank + 1)  # a sentence from a better passage is a little more likely to answer
+    order = np.argsort(-fused, kind="stable")[: settings.evidence_sentences]
+    return [
+        Evidence(sents[i][0], sents[i][1].source, sents[i][1].title, sents[i][1].start + sents[i][2],
+                 sents[i][1].start + sents[i][3], texts[i], float(dense[i]), float(bm[i]), float(fused[i]))
+        for i in order
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Follow-ups
+
+_FOLLOW_UP_START = re.compile(r"^(and|but|also|so|then|what about|how about|and what about|what of)\b", re.I)
+_PRONOUN = re.compile(r"\b(it|its|they|them|their|theirs|that|those|these|this|he|him|his|she|her|there|then|one)\b", re.I)
+
+
+def previous_questions(history: Any) -> list[str]:
+    """The user's earlier questions (their standalone forms where known), oldest first.
+
+    ``history`` may be a list of Answer objects, of (question, answer) pairs, or of chat messages
+    ``{"role": "user" | "assistant", "content": ...}`` as Gradio keeps them.
+    """
+    out: list[str] = []
+    for item in history or []:
+        if isinstance(item, Answer):
+            out.append(item.searched_for or item.question)
+        elif isinstance(item, dict):
+            if item.get("role") == "user" and isinstance(item.get("content"), str):
+                out.append(item["content"])
+        elif isinstance(item, (list, tuple)) and item and isinstance(item[0], str):
+            out.append(item[0])
+    return [q for q in (" ".join(x.split()) for x in out) if q]
+
+
+def needs_context(question: str) -> bool:
+    words = _WORD.findall(question)
+    return bool(_FOLLOW_UP_START.match(question.strip())) or bool(_PRONOUN.search(question)) or len(words) <= 3
+
+
+def rewrite_follow_up(question: str, history: Any, generator: Generator | None) -> tuple[str, str]:
+    """``(searched_for, reader_question)`` for ``question`` given earlier turns.
+
+    A question that stands alone is returned as both. For a follow-up, the model's rewrite is used only if it
+    keeps every content word of the follow-up and adds none found in neither the follow-up nor the previous
+    question. Otherwise search gets the follow-up with the previous question as context, and the reader gets the
+    follow-up itself, so that the earlier question's words cannot pull the old answer back.
+    """
+    previous = previous_questions(history)
+    if not previous or not needs_context(question):
+        return question, question
+    prev = previous[-1]
+    if generator is not None:
+        try:
+            draft = generator.generate(REWRITE_PROMPT.format(previous=prev, question=question), max_tokens=40)
+        except Exception:  # a failing rewrite must not lose the question
+            draft = ""
+        draft = draft.strip().split("\n")[0].strip()
+        allowed = _content_words(prev) | _content_words(question)
+        if (draft.endswith("?") and draft.lower() != question.lower() and len(draft) <= 2 * (len(prev) + len(question))
+                and _content_words(question) <= _content_words(draft) and _content_words(draft) <= allowed):
+            return draft, draft
+    core = _FOLLOW_UP_START.sub("", question.strip()).strip(" ,") or question
+    core = core[0].upper() + core[1:]
+    return f"{core} ({prev})", core
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Answering
+
+
+def answer(
+    question: str,
+    index_dir: str | Path = DEFAULT_INDEX_DIR,
+    history: Any = None,
+    *,
+    settings: Settings | None = None,
+) -> Answer:
+    """Answer ``question`` from the indexed articles, with ``[n]`` citations, or abstain."""
+    t0 = time.perf_counter()
+    prepared = _prepare(question, index_dir, history, settings)
+    return _answer_once(*prepared, None, t0)[0]
+
+
+def stream(
+    question: str,
+    index_dir: str | Path = DEFAULT_INDEX_DIR,
+    history: Any = None,
+    *,
+    settings: Settings | None = None,
+) -> Iterator[Answer]:
+    """Like :func:`answer`, yielding partial answers (``complete=False``) while the reader copies; the last is final."""
+    t0 = time.perf_counter()
+    prepared = _prepare(question, index_dir, history, settings)
+    q, searched = prepared[0], prepared[1]
+    # The reader runs in a worker thread and hands over each longer prefix of the answer as it copies it.
+    events: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            events.put(_answer_once(*prepared, events.put, t0)[0])
+        except BaseException as e:  # re-raised in the caller's thread
+            events.put(e)
+
+    threading.Thread(target=work, name="qa-answer", daemon=True).start()
+    while True:
+        item = events.get()
+        if isinstance(item, BaseException):
+            raise item
+        if isinstance(item, Answer):
+            yield item
+            return
+        yield Answer(q, item, [], False, searched, seconds=time.perf_counter() - t0, complete=False)
+
+
+def _prepare(question, index_dir, history, settings):
+    settings = settings or Settings.from_env()
+    q = clean_question(question, settings.max_question_chars)
+    loaded = ensure_index(index_dir, settings)
+    embedder = get_embedder(settings)
+    check_embedder(loaded, embedder, index_dir)
+    generator = get_generator(settings)
+    searched, reader_q = rewrite_follow_up(q, history, generator)
+    return q, searched, reader_q, loaded, embedder, generator, settings
+
+
+def _answer_once(q, searched, reader_q, loaded: LoadedIndex, embedder: Embedder, generator: Generator, settings: Settings,
+                 on_text: Callable[[str], None] | None, t0: float) -> tuple[Answer, dict[str, float]]:
+    qvec = embedder.encode([searched])[0]
+    passages = search_many(loaded, embedder, [searched], settings.answer_passages, settings)[0]
+    evidence = select_evidence(searched, qvec, passages, embedder, settings)
+    if not evidence:
+        return _abstain(q, searched, passages, 0.0, t0), {}
+    ext = generator.extract(reader_q, [e.text for e in evidence], on_text=on_text)
+    features = abstention_features(reader_q, ext, evidence, passages)
+    p = answerable_probability(features)
+    if not ext.text or p < settings.abstain_threshold:
+        return _abstain(q, searched, passages, p, t0), features
+    chosen = evidence[ext.context]
+    cite = Citation(chosen.source, chosen.title, chosen.start, chosen.end, chosen.text,
+                    passages[chosen.passage].score, chosen.dense, chosen.bm25, n=1)
+    supported = cite.text[ext.start:ext.end] == ext.text
+    if not supported:  # never cite a passage that does not contain the claim
+        return _abstain(q, searched, passages, p, t0), features
+    return Answer(q, f"{ext.text} [1]", [cite], False, searched, [Support(ext.text, (1,), True)],
+                  [], p, time.perf_counter() - t0), features
+
+
+def _abstain(q: str, searched: str, passages: Sequence[Passage], p: float, t0: float) -> Answer:
+    return Answer(q, ABSTAIN_TEXT, [], True, searched, [], list(passages[:3]), p, time.perf_counter() - t0)
+
+
+def answer_many(questions: Sequence[str], index_dir: str | Path, settings: Settings) -> list[tuple[Answer, dict[str, float]]]:
+    """Answers plus the abstention features behind each (for evaluation and fitting the abstention model)."""
+    loaded = ensure_index(index_dir, settings)
+    embedder = get_embedder(settings)
+    generator = get_generator(settings)
+    out = []
+    for question in questions:
+        q = clean_question(question, settings.max_question_chars)
+        out.append(_answer_once(q, q, q, loaded, embedder, generator, settings, None, time.perf_counter()))
+    return out

@@ -1,0 +1,129 @@
+"""qa.answer with a fake reader through the real seam: citations, verification, abstention, follow-ups."""
+
+import json
+import re
+
+import pytest
+
+import qa
+from qa import cli
+from qa.answering import ABSTAIN_TEXT, needs_context, previous_questions, rewrite_follow_up
+from qa.config import Settings
+
+from . import fakes
+
+Q = "How many soldiers would European countries contribute?"
+MUNICH = "002_0761b27352c754ab.txt"
+
+
+@pytest.fixture
+def reader():
+    return fakes.register_reader("fake-reader")
+
+
+@pytest.fixture
+def s(embedder, reader) -> Settings:
+    # threshold 0: the fake's signals are not calibrated; abstention here comes from the pipeline's own checks
+    return Settings(embedder="fake", generator="fake-reader", progress=False, abstain_threshold=0.0)
+
+
+def test_answer_cites_the_exact_sentence(built, docs, s):
+    a = qa.answer(Q, index_dir=built, settings=s)
+    assert not a.abstained and a.text == "1,500 [1]" and a.complete
+    (c,) = a.citations
+    assert c.n == 1 and c.source == MUNICH
+    assert c.text == "The idea is that European countries would pitch in a total of about 1,500 soldiers."
+    assert (docs / c.source).read_text(encoding="utf-8")[c.start : c.end] == c.text
+    assert a.support == [qa.Support("1,500", (1,), True)]
+    assert a.searched_for == Q and a.question == Q
+
+
+def test_every_marker_has_a_citation_and_every_citation_a_marker(built, s):
+    for q in (Q, "What did Graham read off?", "When did Trump decide to withdraw troops?"):
+        a = qa.answer(q, index_dir=built, settings=s)
+        markers = {int(n) for n in re.findall(r"\[(\d+)\]", a.text)}
+        assert markers == {c.n for c in a.citations}
+        assert [c.n for c in a.citations] == list(range(1, len(a.citations) + 1))
+
+
+def test_citations_come_from_retrieved_passages(built, s):
+    a = qa.answer(Q, index_dir=built, settings=s)
+    retrieved = qa.search(Q, k=s.answer_passages, index_dir=built, settings=s)
+    for c in a.citations:
+        assert any(p.source == c.source and p.start <= c.start and c.end <= p.end for p in retrieved)
+
+
+def test_a_claim_found_in_no_passage_is_not_cited(built, embedder):
+    fakes.register_reader("liar", lie="Three million soldiers")
+    a = qa.answer(Q, index_dir=built, settings=Settings(embedder="fake", generator="liar", progress=False,
+                                                         abstain_threshold=0.0))
+    assert a.abstained and not a.citations and "Three million" not in a.text
+
+
+def test_abstains_when_nothing_matches(built, s):
+    a = qa.answer("Who won the 2018 FIFA World Cup?", index_dir=built, settings=s)
+    assert a.abstained and a.text == ABSTAIN_TEXT and not a.citations
+    assert "don't say" in a.text
+    assert a.related and all(isinstance(p, qa.Passage) for p in a.related)
+    assert not re.search(r"\[\d+\]", a.text), "related passages are never cited"
+
+
+def test_abstains_below_the_confidence_threshold(built, embedder, reader):
+    strict = Settings(embedder="fake", generator="fake-reader", progress=False, abstain_threshold=1.01)
+    assert qa.answer(Q, index_dir=built, settings=strict).abstained
+
+
+def test_stream_yields_partials_then_the_same_final_answer(built, s):
+    parts = list(qa.stream(Q, index_dir=built, settings=s))
+    assert [p.complete for p in parts] == [False] * (len(parts) - 1) + [True]
+    assert [p.text for p in parts[:-1]] == ["1", "1,500"]
+    final = qa.answer(Q, index_dir=built, settings=s)
+    assert parts[-1].text == final.text and parts[-1].citations == final.citations
+
+
+def test_follow_up_is_rewritten_with_the_model_when_the_rewrite_checks_out(built, embedder):
+    fakes.register_reader("rw", rewrite="How many US troops would European countries contribute?")
+    s = Settings(embedder="fake", generator="rw", progress=False, abstain_threshold=0.0)
+    a = qa.answer("and how many US troops?", index_dir=built, history=[(Q, "1,500 [1]")], settings=s)
+    assert a.question == "and how many US troops?"
+    assert a.searched_for == "How many US troops would European countries contribute?"
+
+
+def test_follow_up_rewrite_that_adds_words_is_refused(built, embedder):
+    fakes.register_reader("rw-bad", rewrite="How many Russian tanks would Turkey send to Moscow?")
+    s = Settings(embedder="fake", generator="rw-bad", progress=False, abstain_threshold=0.0)
+    a = qa.answer("and how many US troops?", index_dir=built, history=[{"role": "user", "content": Q},
+                                                                      {"role": "assistant", "content": "1,500"}],
+                  settings=s)
+    assert a.searched_for == f"How many US troops? ({Q})"
+
+
+def test_standalone_questions_are_not_rewritten(reader):
+    assert rewrite_follow_up(Q, [("Who is Erdogan?", "x")], reader) == (Q, Q)
+    assert reader.prompts == []
+    assert needs_context("and how many US troops?") and needs_context("When did he say it?")
+    assert not needs_context("How many soldiers would European countries contribute?")
+
+
+def test_history_formats():
+    a = qa.Answer("q1", "x [1]", [], False, "Standalone q1")
+    assert previous_questions([a, ("q2", "y"), {"role": "user", "content": "q3"},
+                               {"role": "assistant", "content": "z"}]) == ["Standalone q1", "q2", "q3"]
+
+
+@pytest.mark.parametrize("bad", ["", "  ", None, "x" * 5000])
+def test_bad_questions_raise_documented_errors(built, s, bad):
+    with pytest.raises(qa.InvalidQuestionError):
+        qa.answer(bad, index_dir=built, settings=s)
+
+
+def test_cli_ask_prints_answer_and_sources(built, s, monkeypatch, capsys):
+    monkeypatch.setenv("QA_EMBEDDER", "fake")
+    monkeypatch.setenv("QA_GENERATOR", "fake-reader")
+    monkeypatch.setenv("QA_ABSTAIN_THRESHOLD", "0")
+    assert cli.main(["ask", Q, "--index", str(built)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1,500 [1]") and f"[1] {MUNICH} [" in out and "1,500 soldiers" in out
+    assert cli.main(["ask", Q, "--index", str(built), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got == json.loads(json.dumps(qa.answer(Q, index_dir=built, settings=s).to_dict())) | {"seconds": got["seconds"]}
