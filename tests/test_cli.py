@@ -32,7 +32,7 @@ def test_search_text_and_json(built, capsys):
     assert out.startswith("[1] ") and "002_0761b27352c754ab.txt [" in out
     assert cli.main(["search", "soldiers Europe", "--index", str(built), "--json", "-k", "3"]) == 0
     got = json.loads(capsys.readouterr().out)
-    assert 1 <= len(got) <= 3 and set(got[0]) >= {"source", "title", "start", "end", "text", "score"}
+    assert len(got) in (1, 2, 3) and set(got[0]) >= {"source", "title", "start", "end", "text", "score"}
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -10,7 +10,7 @@ Q = "How many soldiers would European countries contribute?"
 
 def test_passages_are_exact_ranked_and_distinct(built, docs, settings):
     hits = qa.search(Q, k=5, index_dir=built, settings=settings)
-    assert 1 <= len(hits) <= 5
+    assert 0 < len(hits) <= 5
     assert hits[0].source == "002_0761b27352c754ab.txt" and "1,500" in hits[0].text
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     for h in hits:
