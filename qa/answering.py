@@ -89,10 +89,10 @@ class Evidence:
 ABSTAIN_FEATURES = ("fit", "first_logprob", "mean_logprob", "passage_dense", "sentence_dense", "coverage",
                     "answer_in_question", "bm25", "type_match")
 ABSTAIN_MODEL = {
-    "mean": [-2.5311, -1.5194, -0.2627, 0.5054, 0.6259, 0.6356, 0.2033, 1.9851, 0.978],
-    "scale": [1.0467, 1.115, 0.2619, 0.1279, 0.129, 0.2177, 0.3273, 0.3728, 0.1467],
-    "coef": [0.1065, 0.4198, -0.0674, 0.0944, 0.3484, 0.0982, -0.0729, 0.0963, 0.1716],
-    "intercept": -0.501,
+    "mean": [-2.5362, -1.5317, -0.2584, 0.5054, 0.6261, 0.6356, 0.2039, 1.9851, 0.982],
+    "scale": [1.0456, 1.14, 0.2642, 0.1279, 0.1292, 0.2177, 0.3272, 0.3728, 0.133],
+    "coef": [0.1125, 0.4467, -0.0591, 0.101, 0.3524, 0.0922, -0.0788, 0.094, 0.1302],
+    "intercept": -0.4924,
 }
 
 _STOP = set("""a an the of in on at to for from by with about as is are was were be been being do does did what which who
