@@ -28,7 +28,7 @@ from . import chunking
 from .config import Settings
 from .embeddings import Embedder, get_embedder
 from .generation import REWRITE_PROMPT, Extraction, Generator, get_generator, has_number, wants_number
-from .index import DEFAULT_INDEX_DIR, LoadedIndex, bm25_tokenize, check_embedder, ensure_index
+from .index import DEFAULT_INDEX_DIR, LoadedIndex, bm25_tokenize, check_embedder, ensure_index, stemmer
 from .search import Passage, clean_question, search_many
 
 ABSTAIN_TEXT = "The articles don't say. None of the indexed passages answers this question."
@@ -106,9 +106,7 @@ def _content_words(text: str) -> set[str]:
 
 
 def _stem(words: list[str]) -> list[str]:
-    import Stemmer
-
-    return Stemmer.Stemmer("english").stemWords(words)
+    return stemmer().stemWords(words)
 
 
 def abstention_features(question: str, ext: Extraction, evidence: Sequence[Evidence], passages: Sequence[Passage]) -> dict[str, float]:

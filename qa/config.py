@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,3 +100,26 @@ class Settings:
 def default_docs_dir() -> Path:
     here = Path("seeds")
     return here if here.is_dir() else PROJECT_ROOT / "seeds"
+
+
+class Registry:
+    """Named model factories and the instances they built: the default model and tests' fakes use one hook."""
+
+    def __init__(self, default: Callable[[Settings], Any]):
+        self._default = default
+        self._factories: dict[str, Callable[[Settings], Any]] = {}
+        self._cache: dict[tuple[str, Hashable], Any] = {}
+        self._lock = threading.Lock()
+
+    def register(self, name: str, factory: Callable[[Settings], Any]) -> None:
+        with self._lock:
+            self._factories[name] = factory
+            for key in [k for k in self._cache if k[0] == name]:
+                del self._cache[key]
+
+    def get(self, name: str, key: Hashable, settings: Settings) -> Any:
+        """The instance for ``(name, key)``, built on first use by the registered factory or the default."""
+        with self._lock:
+            if (name, key) not in self._cache:
+                self._cache[(name, key)] = self._factories.get(name, self._default)(settings)
+            return self._cache[(name, key)]

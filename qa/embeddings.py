@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .config import PACKAGED_EMBEDDER, Settings
+from .config import PACKAGED_EMBEDDER, Registry, Settings
 
 
 @runtime_checkable
@@ -81,30 +81,16 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-EmbedderFactory = Callable[[Settings], Embedder]
-_FACTORIES: dict[str, EmbedderFactory] = {}
-_CACHE: dict[tuple, Embedder] = {}
-_CACHE_LOCK = threading.Lock()
+_REGISTRY = Registry(
+    lambda s: SentenceTransformerEmbedder(s.embedder, s.device, s.embed_batch_size, s.progress)
+)
 
 
-def register_embedder(name: str, factory: EmbedderFactory) -> None:
+def register_embedder(name: str, factory: Callable[[Settings], Embedder]) -> None:
     """Make ``Settings(embedder=name)`` build its embedder with ``factory(settings)``."""
-    _FACTORIES[name] = factory
-    with _CACHE_LOCK:
-        for key in [k for k in _CACHE if k[0] == name]:
-            del _CACHE[key]
+    _REGISTRY.register(name, factory)
 
 
 def get_embedder(settings: Settings) -> Embedder:
     """The embedder named by the settings; one instance per (name, device) per process."""
-    key = (settings.embedder, settings.device)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            factory = _FACTORIES.get(settings.embedder)
-            if factory is not None:
-                _CACHE[key] = factory(settings)
-            else:
-                _CACHE[key] = SentenceTransformerEmbedder(
-                    settings.embedder, settings.device, settings.embed_batch_size, settings.progress
-                )
-        return _CACHE[key]
+    return _REGISTRY.get(settings.embedder, settings.device, settings)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from .config import Settings
+from .config import Registry, Settings
 
 log = logging.getLogger("qa")
 
@@ -398,25 +398,14 @@ def _load_model(name: str, cache_dir: str, threads: int) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # Registry: the same hook for the default reader and for tests' fakes.
 
-GeneratorFactory = Callable[[Settings], Generator]
-_FACTORIES: dict[str, GeneratorFactory] = {}
-_CACHE: dict[tuple, Generator] = {}
-_CACHE_LOCK = threading.Lock()
+_REGISTRY = Registry(lambda s: CopyReader(s.generator, s))
 
 
-def register_generator(name: str, factory: GeneratorFactory) -> None:
+def register_generator(name: str, factory: Callable[[Settings], Generator]) -> None:
     """Make ``Settings(generator=name)`` build its generator with ``factory(settings)``."""
-    _FACTORIES[name] = factory
-    with _CACHE_LOCK:
-        for key in [k for k in _CACHE if k[0] == name]:
-            del _CACHE[key]
+    _REGISTRY.register(name, factory)
 
 
 def get_generator(settings: Settings) -> Generator:
     # Readers are light (the weights are shared by _load_model), so one per distinct settings is fine.
-    key = (settings.generator, settings)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            factory = _FACTORIES.get(settings.generator)
-            _CACHE[key] = factory(settings) if factory else CopyReader(settings.generator, settings)
-        return _CACHE[key]
+    return _REGISTRY.get(settings.generator, settings, settings)

@@ -16,6 +16,7 @@ it. A build killed at any moment leaves CURRENT naming the previous, complete ge
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -132,14 +133,20 @@ class LoadedIndex:
 # BM25 tokenisation: one function for documents and queries, so both sides always agree.
 
 
+@functools.lru_cache(maxsize=1)
+def stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer(BM25_STEMMER)
+
+
 def bm25_tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
-    import Stemmer
 
     return bm25s.tokenize(
         texts,
         stopwords=BM25_STOPWORDS,
-        stemmer=Stemmer.Stemmer(BM25_STEMMER),
+        stemmer=stemmer(),
         return_ids=False,
         show_progress=False,
     )
