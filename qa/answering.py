@@ -64,7 +64,10 @@ class Answer:
     complete: bool = True  # False for the partial answers a stream yields before the last one
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON types (lists, not tuples): the same object the CLI prints and the web API returns."""
+        d = asdict(self)
+        d["support"] = [{**s, "citations": list(s["citations"])} for s in d["support"]]
+        return d
 
 
 @dataclass(frozen=True)
@@ -212,8 +215,13 @@ def previous_questions(history: Any) -> list[str]:
 
 
 def needs_context(question: str) -> bool:
+    """A follow-up starts like one ("and ...", "what about ..."), is very short, or leans on a pronoun while
+    naming too little to stand alone ("when did that happen?"; not "How many visitors did the festival draw
+    on its opening night?")."""
     words = _WORD.findall(question)
-    return bool(_FOLLOW_UP_START.match(question.strip())) or bool(_PRONOUN.search(question)) or len(words) <= 3
+    if _FOLLOW_UP_START.match(question.strip()) or len(words) <= 3:
+        return True
+    return bool(_PRONOUN.search(question)) and len(_content_words(question)) <= 3
 
 
 def rewrite_follow_up(question: str, history: Any, generator: Generator | None) -> tuple[str, str]:

@@ -77,6 +77,13 @@ def _cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from .ui import main as serve
+
+    serve([a for i, a in enumerate(args.rest) if not (i == 0 and a == "--")])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description="Ask questions about a folder of articles, offline.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -110,12 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=13, help="sampling seed (default 13)")
     p.set_defaults(func=_cmd_eval)
 
+    p = sub.add_parser("serve", help="start the browser UI on http://127.0.0.1:7860 (same as python app.py)",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of the UI; `qa serve --help` lists them")
+    p.set_defaults(func=_cmd_serve)
+
     p = sub.add_parser("settings", help="list every setting, its QA_* variable, default and current value")
     p.set_defaults(func=_cmd_settings)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # the UI has its own options (--host, --port, --share, ...)
+        argv = ["serve", "--", *argv[1:]]
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:

@@ -103,6 +103,9 @@ def test_standalone_questions_are_not_rewritten(reader):
     assert reader.prompts == []
     assert needs_context("and how many US troops?") and needs_context("When did he say it?")
     assert not needs_context("How many soldiers would European countries contribute?")
+    assert needs_context("When did that happen?") and needs_context("What did they decide about it?")
+    # A pronoun inside a question that names its subject does not make it a follow-up.
+    assert not needs_context("How many visitors did the Harbour Lights festival draw on its opening night?")
 
 
 def test_history_formats():

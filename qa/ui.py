@@ -1,0 +1,569 @@
+"""The browser UI (Gradio): chat with streamed, cited answers; sources with the cited sentence highlighted;
+a library tab to upload articles and rebuild; settings; and ``/ask`` and ``/search`` API endpoints.
+
+    python app.py            # or: qa serve      -> http://127.0.0.1:7860
+
+Safe by default: it binds 127.0.0.1 and makes no share link unless asked; every piece of article or model
+text is HTML-escaped before it reaches the page (so `<script>`, `onerror=` and Markdown images stay text);
+the page loads nothing from outside (system fonts, no analytics); uploads are size-limited and written only
+into the documents folder under a cleaned file name; the index, the model cache and the home folder are
+blocked from Gradio's file route. Nothing heavy is imported until the app starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import html
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .answering import Answer, stream
+from .answering import answer as qa_answer
+from .config import Settings, default_docs_dir
+from .documents import SUFFIXES as SUPPORTED_SUFFIXES
+from .errors import QAError
+from .index import DEFAULT_INDEX_DIR, LoadedIndex, build_index, current_generation, ensure_index, read_manifest
+from .search import Passage
+from .search import search as qa_search
+
+log = logging.getLogger(__name__)
+
+WINDOW_CHARS = 600  # article text shown on each side of a cited sentence
+MAX_UPLOAD_MB = 20.0
+EXAMPLES = [
+    "How many soldiers would European countries contribute?",
+    "How deep would the safe zone be?",
+    "Who won the 2018 FIFA World Cup?",
+]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question and its answer, with the article window around each citation (computed when answered,
+    so the sources panel stays right even if the index changes afterwards)."""
+
+    answer: Answer
+    windows: tuple[tuple[str, str, str], ...] = ()  # per citation: (text before, cited text, text after)
+    error: str = ""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rendering: everything that came from an article or a model goes through `esc`.
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def article_text(loaded: LoadedIndex, source: str) -> str:
+    """The article's text rebuilt from its chunks (the gaps between chunks are whitespace; paragraph breaks kept).
+
+    Offsets match the original, so a citation's [start, end) slices out exactly its text. Nothing is read from
+    disk: the UI shows only what was indexed.
+    """
+    chunks = sorted((c for c in loaded.chunks if c.source == source), key=lambda c: c.start)
+    out: list[str] = []
+    pos = 0
+    for c in chunks:
+        if c.end <= pos:
+            continue
+        if c.start > pos:
+            gap = c.start - pos
+            out.append("\n\n" + " " * (gap - 2) if gap >= 2 else " ")
+            pos = c.start
+        out.append(c.text[pos - c.start:])
+        pos = c.end
+    return "".join(out)
+
+
+def window(loaded: LoadedIndex | None, p: Passage, chars: int = WINDOW_CHARS) -> tuple[str, str, str]:
+    """(before, cited, after): the cited text with up to ``chars`` characters of its article on each side."""
+    text = article_text(loaded, p.source) if loaded is not None else ""
+    if text[p.start:p.end] != p.text:  # the article changed or was removed since: show the citation alone
+        return "", p.text, ""
+    a, b = max(0, p.start - chars), min(len(text), p.end + chars)
+    # Start and stop at a word boundary so the window doesn't open mid-word.
+    if a > 0:
+        a = next((i + 1 for i in range(a, p.start) if text[i].isspace()), a)
+    if b < len(text):
+        b = next((i for i in range(b, p.end, -1) if text[i - 1].isspace()), b)
+    before, after = text[a:p.start], text[p.end:b]
+    return ("… " if a > 0 else "") + before, p.text, after + (" …" if b < len(text) else "")
+
+
+_CITE = re.compile(r"\[(\d+)\]")
+
+
+def _answer_html(text: str, turn_no: int) -> str:
+    """The answer text escaped, with each [n] turned into a link to source n of this turn."""
+    parts, pos = [], 0
+    for m in _CITE.finditer(text):
+        parts.append(esc(text[pos:m.start()]))
+        n = m.group(1)
+        parts.append(f"<a class='qa-cite' href='#qa-src-{turn_no}-{n}' data-target='qa-src-{turn_no}-{n}' "
+                     f"title='Show source {n}'>[{n}]</a>")
+        pos = m.end()
+    parts.append(esc(text[pos:]))
+    return "".join(parts)
+
+
+def render_chat(turns: list[Turn], pending: Answer | None = None, pending_question: str = "",
+                status: str = "") -> str:
+    if not turns and pending is None and not pending_question:
+        return ("<div class='qa-chat qa-empty'><p>Ask a question about the articles. Every answer is copied from "
+                "an article sentence and cites it; when the articles don't say, you are told so.</p></div>")
+    out = ["<div class='qa-chat'>"]
+    for i, t in enumerate(turns, 1):
+        a = t.answer
+        out.append(f"<div class='qa-msg qa-user'>{esc(a.question)}</div>")
+        if t.error:
+            out.append(f"<div class='qa-msg qa-bot qa-error' role='alert'><strong>Could not answer.</strong> "
+                       f"{esc(t.error)}</div>")
+            continue
+        searched = (f"<div class='qa-searched'>searched for: <q>{esc(a.searched_for)}</q></div>"
+                    if a.searched_for != a.question else "")
+        if a.abstained:
+            out.append(
+                f"<div class='qa-msg qa-bot qa-abstain' data-turn='{i}'>{searched}"
+                f"<div class='qa-badge'>Not in the articles</div>"
+                f"<p>{esc(a.text)}</p>"
+                + ("<p class='qa-note'>The closest passages are listed under Sources as related reading, "
+                   "not as evidence.</p>" if a.related else "")
+                + "</div>")
+        else:
+            out.append(
+                f"<div class='qa-msg qa-bot qa-answer' data-turn='{i}'>{searched}"
+                f"<p class='qa-text'>{_answer_html(a.text, i)}</p>"
+                f"<div class='qa-meta'>{len(a.citations)} source{'s' if len(a.citations) != 1 else ''} · "
+                f"confidence {a.confidence:.0%} · {a.seconds:.1f} s</div></div>")
+    if pending_question:
+        body = esc(pending.text) if pending is not None and pending.text else ""
+        out.append(f"<div class='qa-msg qa-user'>{esc(pending_question)}</div>")
+        out.append("<div class='qa-msg qa-bot qa-pending' aria-busy='true'>"
+                   + (f"<div class='qa-searched'>searched for: <q>{esc(pending.searched_for)}</q></div>"
+                      if pending is not None and pending.searched_for != pending.question else "")
+                   + f"<p class='qa-text'>{body}<span class='qa-caret'>▍</span></p>"
+                   f"<div class='qa-meta'>{esc(status)}</div></div>")
+    out.append("</div>")
+    return "".join(out)
+
+
+def _source_card(turn_no: int, n: int, p: Passage, win: tuple[str, str, str], show_scores: bool,
+                 related: bool = False) -> str:
+    before, cited, after = win
+    scores = (f"<div class='qa-scores'>score {p.score:.3f} · dense {p.dense:.3f} · BM25 {p.bm25:.2f}</div>"
+              if show_scores else "")
+    label = "related" if related else f"[{n}]"
+    ident = f"qa-rel-{turn_no}-{n}" if related else f"qa-src-{turn_no}-{n}"
+    return (
+        f"<div class='qa-src{' qa-related' if related else ''}' id='{ident}'>"
+        f"<div class='qa-src-head'><span class='qa-n'>{label}</span> <strong>{esc(p.title)}</strong></div>"
+        f"<div class='qa-file'><code>{esc(p.source)}</code> · characters {p.start}–{p.end}</div>{scores}"
+        f"<div class='qa-window'>{esc(before)}<mark class='qa-hl'>{esc(cited)}</mark>{esc(after)}</div></div>"
+    )
+
+
+def render_sources(turns: list[Turn], show_scores: bool = False) -> str:
+    if not turns:
+        return "<div class='qa-sources qa-empty'><p>Sources of the answers appear here.</p></div>"
+    out = ["<div class='qa-sources'>"]
+    # Newest first and open; older turns folded (a click on their [n] unfolds them).
+    for i in range(len(turns), 0, -1):
+        t = turns[i - 1]
+        a = t.answer
+        if t.error:
+            continue
+        cards = [_source_card(i, c.n, c, w, show_scores) for c, w in zip(a.citations, t.windows)]
+        if a.abstained:
+            cards = [_source_card(i, j, p, w, show_scores, related=True)
+                     for j, (p, w) in enumerate(zip(a.related, t.windows), 1)]
+        if not cards:
+            cards = ["<p class='qa-note'>No passage to show.</p>"]
+        title = f"Q{i}: {esc(a.question)}"
+        out.append(f"<details class='qa-turn' id='qa-turn-{i}'{' open' if i == len(turns) else ''}>"
+                   f"<summary>{title}{' (not in the articles: related passages)' if a.abstained else ''}"
+                   f"</summary>{''.join(cards)}</details>")
+    out.append("</div>")
+    return "".join(out)
+
+
+def render_library(index_dir: str | Path) -> str:
+    try:
+        m = read_manifest(index_dir)
+    except QAError as e:
+        return f"<div class='qa-error' role='alert'>{esc(str(e))}</div>"
+    rows = []
+    for source, f in sorted(m["files"].items()):
+        when = f.get("indexed_at", "")
+        try:
+            when = datetime.fromisoformat(when).astimezone().strftime("%Y-%m-%d %H:%M")
+        except (TypeError, ValueError):
+            pass
+        rows.append(f"<tr><td>{esc(f.get('title', ''))}</td><td><code>{esc(source)}</code></td>"
+                    f"<td class='qa-num'>{int(f.get('chunks', 0))}</td><td>{esc(when)}</td></tr>")
+    skipped = "".join(f"<li><code>{esc(s['source'])}</code>: {esc(s['reason'])}</li>" for s in m.get("skipped", []))
+    counts = m.get("counts", {})
+    return (
+        f"<div class='qa-library'><p>{int(counts.get('documents', len(rows)))} articles, "
+        f"{int(counts.get('chunks', 0))} chunks · index <code>{esc(str(m.get('generation', '')))}</code> built "
+        f"{esc(str(m.get('created', '')))} from <code>{esc(str(m.get('docs_dir', '')))}</code> with "
+        f"<code>{esc(str(m['embedder']['name']))}</code></p>"
+        "<table class='qa-table'><thead><tr><th>Title</th><th>File</th><th>Chunks</th><th>Indexed</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
+        + (f"<details class='qa-skipped'><summary>Skipped files ({len(m.get('skipped', []))})</summary>"
+           f"<ul>{skipped}</ul></details>" if skipped else "")
+        + "</div>"
+    )
+
+
+def render_stats(stats) -> str:
+    def names(items):
+        return ", ".join(esc(s) for s in items[:20]) + (" …" if len(items) > 20 else "")
+
+    lines = [f"<strong>{'Index updated' if stats.wrote else 'Nothing changed'}</strong> "
+             f"({esc(stats.generation)}, {stats.seconds:.1f} s): {stats.documents} articles, {stats.chunks} chunks, "
+             f"{stats.chunks_embedded} embedded, {stats.chunks_reused} reused."]
+    for label, items in (("Added", stats.added), ("Changed", stats.changed), ("Removed", stats.removed)):
+        if items:
+            lines.append(f"{label} ({len(items)}): {names(items)}")
+    if stats.skipped:
+        lines.append("Skipped: " + "; ".join(f"{esc(s.source)} ({esc(s.reason)})" for s in stats.skipped[:20]))
+    return "<div class='qa-ok' role='status'>" + "<br>".join(lines) + "</div>"
+
+
+def error_html(e: BaseException) -> str:
+    return f"<div class='qa-error' role='alert'><strong>Error:</strong> {esc(str(e))}</div>"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Uploads
+
+
+_SAFE_NAME = re.compile(r"[^\w.\- ]+", re.UNICODE)
+
+
+def safe_filename(name: str) -> str:
+    """A plain file name for an upload: no folders, no leading dots, nothing but word characters, '.', '-', ' '."""
+    base = Path(name.replace("\\", "/")).name
+    base = _SAFE_NAME.sub("_", base).strip().lstrip(".")
+    stem, suffix = os.path.splitext(base)
+    suffix = suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ValueError(f"{name!r} is not an article this app reads; upload {', '.join(sorted(SUPPORTED_SUFFIXES))}.")
+    stem = stem[:120] or "article"
+    return stem + suffix
+
+
+def save_uploads(paths: list[str], docs_dir: Path, max_mb: float = MAX_UPLOAD_MB) -> tuple[list[str], list[str]]:
+    """Copy uploaded files into ``docs_dir``; returns (saved names, problems). Replaces a file of the same name."""
+    saved, problems = [], []
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    for p in paths or []:
+        src = Path(p)
+        orig = getattr(p, "orig_name", None) or src.name
+        try:
+            name = safe_filename(orig)
+            size = src.stat().st_size
+            if size > max_mb * 1_000_000:
+                raise ValueError(f"{orig!r} is {size / 1e6:.1f} MB; the limit is {max_mb:g} MB.")
+            if size == 0:
+                raise ValueError(f"{orig!r} is empty.")
+            fd, tmp = tempfile.mkstemp(dir=docs_dir, prefix=".upload-")
+            os.close(fd)
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, docs_dir / name)  # atomic: a half-copied file is never indexed
+            saved.append(name)
+        except (OSError, ValueError) as e:
+            problems.append(str(e) if isinstance(e, ValueError) else f"{orig!r}: {e.strerror or e}")
+    return saved, problems
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The app
+
+
+CSS = """
+:root { --qa-accent: #1d4ed8; }
+.qa-chat { display: flex; flex-direction: column; gap: .6rem; min-height: 14rem; }
+.qa-empty { color: #6b7280; }
+.qa-msg { padding: .6rem .8rem; border-radius: .6rem; max-width: 92%; line-height: 1.5; }
+.qa-user { align-self: flex-end; background: #eef2ff; border: 1px solid #c7d2fe; }
+.qa-bot { align-self: flex-start; background: #ffffff; border: 1px solid #d1d5db; }
+.qa-answer { border-left: 4px solid #16a34a; }
+.qa-abstain { border-left: 4px solid #d97706; background: #fffbeb; }
+.qa-pending { border-left: 4px solid #9ca3af; }
+.qa-error { border-left: 4px solid #dc2626; background: #fef2f2; padding: .5rem .8rem; border-radius: .4rem; }
+.qa-ok { border-left: 4px solid #16a34a; background: #f0fdf4; padding: .5rem .8rem; border-radius: .4rem; }
+.qa-badge { display: inline-block; font-size: .8rem; font-weight: 600; color: #92400e; background: #fde68a;
+            border-radius: .3rem; padding: 0 .4rem; margin-bottom: .3rem; }
+.qa-searched { font-size: .85rem; color: #4b5563; margin-bottom: .3rem; }
+.qa-meta, .qa-note, .qa-file, .qa-scores { font-size: .8rem; color: #6b7280; }
+.qa-text { margin: 0; font-size: 1.05rem; }
+.qa-cite { font-weight: 600; color: var(--qa-accent); text-decoration: none; cursor: pointer; padding: 0 .1rem; }
+.qa-cite:hover { text-decoration: underline; }
+.qa-caret { animation: qa-blink 1s steps(1) infinite; color: #9ca3af; }
+@keyframes qa-blink { 50% { opacity: 0; } }
+.qa-turn { margin-bottom: .6rem; }
+.qa-turn > summary { cursor: pointer; font-weight: 600; margin-bottom: .4rem; }
+.qa-src { border: 1px solid #d1d5db; border-radius: .5rem; padding: .5rem .7rem; margin-bottom: .5rem;
+          transition: box-shadow .3s, border-color .3s; }
+.qa-src.qa-active, .qa-src:target { border-color: var(--qa-accent); box-shadow: 0 0 0 3px #bfdbfe; }
+.qa-related { border-style: dashed; }
+.qa-n { font-weight: 700; color: var(--qa-accent); }
+.qa-window { white-space: pre-line; font-family: Georgia, serif; margin-top: .4rem; max-height: 18rem;
+             overflow-y: auto; color: #374151; }
+.qa-hl { background: #fef08a; color: #111827; padding: 0 .1rem; }
+.qa-table { width: 100%; border-collapse: collapse; }
+.qa-table th, .qa-table td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #e5e7eb; }
+.qa-num { text-align: right; }
+"""
+
+# One delegated listener: clicking [n] unfolds that turn's sources, highlights source n and scrolls to it.
+JS = """
+() => {
+  document.addEventListener('click', (event) => {
+    const link = event.target.closest('a.qa-cite');
+    if (!link) return;
+    event.preventDefault();
+    const card = document.getElementById(link.dataset.target);
+    if (!card) return;
+    const turn = card.closest('details');
+    if (turn) turn.open = true;
+    document.querySelectorAll('.qa-src.qa-active').forEach((el) => el.classList.remove('qa-active'));
+    card.classList.add('qa-active');
+    card.scrollIntoView({behavior: 'smooth', block: 'center'});
+  });
+}
+"""
+
+
+def model_choices(settings: Settings) -> list[str]:
+    """The reader models offered in Settings: the configured one, then `QA_UI_MODELS` (comma-separated)."""
+    extra = [m.strip() for m in os.environ.get("QA_UI_MODELS", "").split(",") if m.strip()]
+    return list(dict.fromkeys([settings.generator, *extra]))
+
+
+def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | None = None,
+             settings: Settings | None = None):
+    """The Gradio Blocks app. ``docs_dir`` is where uploads go and what "Rebuild" indexes (by default the folder
+    the index was built from, else ``seeds/``)."""
+    import gradio as gr
+
+    settings = settings or Settings.from_env()
+    index_dir = str(index_dir)
+
+    def docs_folder() -> Path:
+        if docs_dir is not None:
+            return Path(docs_dir)
+        if current_generation(index_dir) is not None:
+            recorded = read_manifest(index_dir).get("docs_dir")
+            if recorded:
+                return Path(recorded)
+        return default_docs_dir()
+
+    def settings_for(k: float, model: str) -> Settings:
+        model = model if model in model_choices(settings) else settings.generator  # only what was configured
+        return replace(settings, answer_passages=max(1, min(20, int(k))), generator=model)
+
+    def loaded_or_none() -> LoadedIndex | None:
+        try:
+            return ensure_index(index_dir, settings)
+        except QAError:
+            return None
+
+    # -- chat ----------------------------------------------------------------------------------------------------
+    def ask_chat(question: str, turns: list[Turn], k: float, model: str, show_scores: bool) -> Iterator[tuple]:
+        turns = list(turns or [])
+        question = question if isinstance(question, str) else ""
+        if not question.strip():
+            yield render_chat(turns), render_sources(turns, show_scores), question, turns
+            return
+        yield (render_chat(turns, None, question, "searching the articles…"), render_sources(turns, show_scores),
+               "", turns)
+        history = [t.answer for t in turns if not t.error]
+        final: Answer | None = None
+        try:
+            for a in stream(question, index_dir, history=history, settings=settings_for(k, model)):
+                if a.complete:
+                    final = a
+                    break
+                yield render_chat(turns, a, question, "copying the answer from the best sentence…"), gr.skip(), "", turns
+        except QAError as e:
+            err = Turn(Answer(question, "", [], False, question), error=str(e))
+            turns.append(err)
+            yield render_chat(turns), render_sources(turns, show_scores), "", turns
+            return
+        except Exception as e:  # never a traceback in the page; the log has it
+            log.exception("answering failed")
+            turns.append(Turn(Answer(question, "", [], False, question), error=f"Unexpected error: {e}"))
+            yield render_chat(turns), render_sources(turns, show_scores), "", turns
+            return
+        assert final is not None
+        loaded = loaded_or_none()
+        shown = final.related if final.abstained else final.citations
+        turns.append(Turn(final, tuple(window(loaded, p) for p in shown)))
+        yield render_chat(turns), render_sources(turns, show_scores), "", turns
+
+    def clear() -> tuple:
+        return render_chat([]), render_sources([]), "", []
+
+    def rescore(turns: list[Turn], show_scores: bool) -> str:
+        return render_sources(list(turns or []), show_scores)
+
+    # -- library -------------------------------------------------------------------------------------------------
+    def library() -> str:
+        loaded_or_none()  # builds the default index on first visit
+        return render_library(index_dir)
+
+    def upload(files: list[str] | None) -> tuple[str, None]:
+        if not files:
+            return "", None
+        saved, problems = save_uploads(files, docs_folder())
+        parts = []
+        if saved:
+            parts.append(f"<div class='qa-ok' role='status'>Added to <code>{esc(str(docs_folder()))}</code>: "
+                         f"{', '.join(esc(s) for s in saved)}. Press <strong>Rebuild index</strong> to index "
+                         f"{'them' if len(saved) > 1 else 'it'}.</div>")
+        parts.extend(f"<div class='qa-error' role='alert'>{esc(p)}</div>" for p in problems)
+        return "".join(parts), None
+
+    def rebuild(progress=gr.Progress()) -> tuple[str, str]:  # noqa: B008 (how Gradio injects its progress bar)
+        def report(stage: str, i: int, n: int) -> None:
+            progress((i, max(n, 1)), desc=stage, unit="files" if stage == "reading" else "chunks")
+
+        try:
+            stats = build_index(docs_folder(), index_dir, settings=settings, progress=report)
+        except QAError as e:
+            return error_html(e), render_library(index_dir)
+        except Exception as e:
+            log.exception("rebuild failed")
+            return error_html(RuntimeError(f"Unexpected error while rebuilding: {e}")), render_library(index_dir)
+        return render_stats(stats), render_library(index_dir)
+
+    # -- API: same objects as the Python API ---------------------------------------------------------------------
+    def api_ask(question: str, history: list[str] | None = None) -> dict[str, Any]:
+        """Answer a question from the articles. Returns qa.Answer as a dict: text with [n] markers, citations
+        (source, title, start, end, text, score, n), abstained, searched_for, support, related, confidence."""
+        return qa_answer(question, index_dir, history=history or None, settings=settings).to_dict()
+
+    def api_search(question: str, k: int = 5) -> list[dict[str, Any]]:
+        """The k best passages for a question: source, title, start, end, text, score (dense and BM25 parts)."""
+        return [dataclasses.asdict(p) for p in qa_search(question, k=int(k), index_dir=index_dir, settings=settings)]
+
+    theme = gr.themes.Soft(
+        # System fonts only: the default theme would fetch Google Fonts, and the page must make no outside request.
+        font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+    )
+    with gr.Blocks(title="qa · ask the articles") as demo:
+        demo.qa_theme, demo.qa_css, demo.qa_js = theme, CSS, JS  # for launch(): Gradio 6 takes them there
+        turns = gr.State([])
+        gr.Markdown("## Ask the articles\nAnswers are copied word for word from the articles and cite the sentence "
+                    "they come from. Click a `[n]` to see it in its article.")
+        with gr.Tabs():
+            with gr.Tab("Ask", id="ask", elem_id="qa-tab-ask"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3):
+                        chat = gr.HTML(render_chat([]), elem_id="qa-chat", padding=True, autoscroll=True)
+                        with gr.Row():
+                            question = gr.Textbox(show_label=False, placeholder=EXAMPLES[0], scale=5, lines=1,
+                                                  max_lines=4, elem_id="qa-question", autofocus=True)
+                            ask_btn = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
+                        with gr.Row():
+                            gr.Examples(EXAMPLES, inputs=question, label="Try")
+                            new_btn = gr.Button("New conversation", size="sm", scale=0, elem_id="qa-new")
+                    with gr.Column(scale=2):
+                        gr.Markdown("### Sources")
+                        sources = gr.HTML(render_sources([]), elem_id="qa-sources")
+            with gr.Tab("Library", id="library", elem_id="qa-tab-library"):
+                lib = gr.HTML("<p>Loading…</p>", elem_id="qa-library")
+                files = gr.File(label=f"Add articles (.txt, .md, .html, .pdf; up to {MAX_UPLOAD_MB:g} MB each)",
+                                file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), elem_id="qa-upload")
+                upload_status = gr.HTML(elem_id="qa-upload-status")
+                rebuild_btn = gr.Button("Rebuild index", variant="primary", elem_id="qa-rebuild")
+                rebuild_status = gr.HTML(elem_id="qa-rebuild-status")
+            with gr.Tab("Settings", id="settings", elem_id="qa-tab-settings"):
+                k = gr.Slider(1, 20, value=settings.answer_passages, step=1, label="Passages searched for evidence",
+                              elem_id="qa-k")
+                model = gr.Dropdown(model_choices(settings), value=settings.generator, label="Reader model",
+                                    info="Configured models only (QA_GENERATOR, QA_UI_MODELS).", elem_id="qa-model")
+                show_scores = gr.Checkbox(False, label="Show retrieval scores in Sources", elem_id="qa-scores")
+
+        private: dict[str, Any] = dict(api_visibility="private")
+        ask_inputs = [question, turns, k, model, show_scores]
+        ask_outputs = [chat, sources, question, turns]
+        ask_btn.click(ask_chat, ask_inputs, ask_outputs, concurrency_id="reader", **private)
+        question.submit(ask_chat, ask_inputs, ask_outputs, concurrency_id="reader", **private)
+        new_btn.click(clear, None, [chat, sources, question, turns], queue=False, **private)
+        show_scores.change(rescore, [turns, show_scores], sources, queue=False, **private)
+        demo.load(library, None, lib, **private)
+        files.upload(upload, files, [upload_status, files], **private)
+        rebuild_btn.click(rebuild, None, [rebuild_status, lib], concurrency_id="rebuild", concurrency_limit=1,
+                          **private)
+        gr.api(api_ask, api_name="ask", concurrency_id="reader")
+        gr.api(api_search, api_name="search", concurrency_limit=4)
+    return demo
+
+
+def warm_up(index_dir: str | Path, settings: Settings) -> None:
+    """Build or load the index and load both models, so the first question doesn't wait for them."""
+    import time
+
+    from .embeddings import get_embedder
+    from .generation import get_generator
+
+    t0 = time.perf_counter()
+    try:
+        ensure_index(index_dir, settings)
+        get_embedder(settings).encode(["warm up"])
+        reader = get_generator(settings)
+        if hasattr(reader, "load"):
+            reader.load()
+        log.info("Ready: index and models loaded in %.1f s.", time.perf_counter() - t0)
+    except Exception as e:  # the page shows the error when someone asks; the app still starts
+        log.warning("Could not prepare the index or models at start: %s", e)
+
+
+def launch(demo, host: str = "127.0.0.1", port: int = 7860, share: bool = False, settings: Settings | None = None,
+           index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | None = None, **kw):
+    """Start the app with the safe defaults (see the module docstring)."""
+    settings = settings or Settings.from_env()
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    blocked = [str(Path(index_dir).resolve()), str(Path(settings.cache_dir).resolve()), str(Path.home().resolve())]
+    if docs_dir is not None:
+        blocked.append(str(Path(docs_dir).resolve()))
+    # The reader handles one question at a time; others wait in a bounded queue and are told it's busy when full.
+    demo.queue(max_size=64, default_concurrency_limit=1)
+    return demo.launch(
+        server_name=host, server_port=port, share=share, max_file_size=int(MAX_UPLOAD_MB * 1_000_000),
+        blocked_paths=blocked, theme=demo.qa_theme, css=demo.qa_css, js=demo.qa_js, footer_links=["api"],
+        ssr_mode=False, run_history=False, **kw,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="qa serve", description="Start the browser UI.")
+    p.add_argument("--index", default=DEFAULT_INDEX_DIR, help="index folder (default: index, built from seeds/)")
+    p.add_argument("--docs", default=None, help="documents folder for uploads and rebuilds (default: the index's)")
+    p.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"),
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("QA_PORT", "7860")))
+    p.add_argument("--share", action="store_true", help="also make a public gradio.live link (off by default)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("qa").setLevel(logging.INFO)  # our progress lines, not every library's chatter
+    settings = Settings.from_env()
+    demo = build_ui(args.index, args.docs, settings)
+    import threading
+
+    threading.Thread(target=warm_up, args=(args.index, settings), name="qa-warm-up", daemon=True).start()
+    launch(demo, args.host, args.port, args.share, settings, args.index, args.docs)

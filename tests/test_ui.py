@@ -1,0 +1,224 @@
+"""The Gradio app with fake models through the real seams: rendering is inert, uploads are confined, the API
+returns the same object as qa.answer(), the file route serves nothing private, and the chat streams."""
+
+import re
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import qa
+from qa import ui
+from qa.config import Settings
+from qa.index import load_index
+
+from . import fakes
+
+Q = "How many soldiers would European countries contribute?"
+MUNICH = "002_0761b27352c754ab.txt"
+HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)> ![t](http://203.0.113.9/p.png)"
+
+
+@pytest.fixture
+def s(embedder) -> Settings:
+    fakes.register_reader("fake-reader")
+    return Settings(embedder="fake", generator="fake-reader", progress=False, abstain_threshold=0.0)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def app(built, docs, s, tmp_path):
+    demo = ui.build_ui(built, docs, s)
+    port = _free_port()
+    ui.launch(demo, port=port, settings=s, index_dir=built, docs_dir=docs, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}", built, docs, demo
+    demo.close()
+
+
+# -- rendering ------------------------------------------------------------------------------------------------------
+
+def test_answer_renders_with_linked_markers_and_highlighted_sentence(built, s):
+    a = qa.answer(Q, index_dir=built, settings=s)
+    loaded = load_index(built)
+    turn = ui.Turn(a, tuple(ui.window(loaded, c) for c in a.citations))
+    chat = ui.render_chat([turn])
+    assert "qa-answer" in chat and "qa-abstain" not in chat
+    assert re.search(r"<a class='qa-cite' href='#qa-src-1-1' data-target='qa-src-1-1'[^>]*>\[1\]</a>", chat)
+    sources = ui.render_sources([turn])
+    assert "id='qa-src-1-1'" in sources
+    cited = a.citations[0].text
+    assert f"<mark class='qa-hl'>{ui.esc(cited)}</mark>" in sources
+    before, mid, after = turn.windows[0]
+    assert mid == cited and len(before) > 100 and len(after) > 100  # a real window of the article around it
+
+
+def test_window_text_matches_the_article_around_the_citation(built, docs, s):
+    loaded = load_index(built)
+    for p in qa.search("safe zone troops", k=5, index_dir=built, settings=s):
+        before, mid, after = ui.window(loaded, p, chars=200)
+        article = (docs / p.source).read_text(encoding="utf-8")
+        assert mid == article[p.start:p.end]
+        # Whitespace between chunks may be normalised; every word around the citation is the article's own.
+        assert " ".join(before.strip("… ").split()) in " ".join(article[:p.start].split())
+        assert " ".join(after.strip(" …").split()) in " ".join(article[p.end:].split())
+
+
+def test_abstention_looks_different_and_offers_related_passages_only(built, s):
+    a = qa.answer("Who won the 2018 FIFA World Cup?", index_dir=built, settings=s)
+    assert a.abstained
+    turn = ui.Turn(a, tuple(ui.window(load_index(built), p) for p in a.related))
+    chat = ui.render_chat([turn])
+    assert "qa-abstain" in chat and "Not in the articles" in chat and "qa-cite" not in chat
+    sources = ui.render_sources([turn])
+    assert "qa-related" in sources and "qa-src-1-" not in sources
+
+
+def test_follow_up_shows_what_was_searched_for():
+    a = qa.Answer("and the US?", "200 [1]", [], False, "How many soldiers would the US keep? and the US?")
+    assert "searched for: <q>How many soldiers would the US keep? and the US?</q>" in ui.render_chat([ui.Turn(a)])
+    plain = qa.Answer("Q?", "x", [], False, "Q?")
+    assert "searched for" not in ui.render_chat([ui.Turn(plain)])
+
+
+def test_article_and_model_text_is_rendered_inert():
+    p = qa.Passage(HOSTILE, HOSTILE, 0, len(HOSTILE), HOSTILE, 1.0)
+    c = qa.Citation(**{**p.__dict__, "n": 1})
+    a = qa.Answer(HOSTILE, HOSTILE + " [1]", [c], False, HOSTILE)
+    turn = ui.Turn(a, ((HOSTILE, HOSTILE, HOSTILE),))
+    page = ui.render_chat([turn]) + ui.render_sources([turn], show_scores=True)
+    assert "<script" not in page and "<img" not in page and "onerror=alert" not in page.replace("onerror=alert(2)&gt;", "")
+    assert "&lt;script&gt;" in page and "&lt;img src=x onerror=alert(2)&gt;" in page
+    # Markdown is not interpreted either: the image syntax stays literal text.
+    assert "![t](http://203.0.113.9/p.png)" in page and "src=\"http" not in page and "src='http" not in page
+
+
+def test_library_lists_articles_and_escapes_titles(tmp_path, settings):
+    docs = tmp_path / "d"
+    docs.mkdir()
+    (docs / "a.md").write_text("<b onmouseover=alert(1)>Bold</b> title\n\nSome text about ferries.", encoding="utf-8")
+    (docs / "empty.txt").write_text("", encoding="utf-8")
+    qa.build_index(docs, tmp_path / "i", settings=settings)
+    page = ui.render_library(tmp_path / "i")
+    assert "<code>a.md</code>" in page and "&lt;b onmouseover=alert(1)&gt;Bold&lt;/b&gt; title" in page
+    assert "<b " not in page and "empty.txt" in page  # skipped files are listed with their reason
+
+
+def test_library_reports_a_missing_index(tmp_path):
+    assert "qa-error" in ui.render_library(tmp_path / "nothing")
+
+
+# -- uploads --------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,expected", [
+    ("report.txt", "report.txt"), ("../../etc/evil.md", "evil.md"), ("..\\..\\win.html", "win.html"),
+    (".hidden.txt", "hidden.txt"), ("/abs/path/Notes.PDF", "Notes.pdf"), ("we<ird>|na:me.txt", "we_ird_na_me.txt"),
+])
+def test_safe_filename(name, expected):
+    assert ui.safe_filename(name) == expected
+
+
+@pytest.mark.parametrize("name", ["run.sh", "archive.tar.gz", "noext", "x.exe"])
+def test_safe_filename_refuses_what_the_app_does_not_read(name):
+    with pytest.raises(ValueError, match="not an article"):
+        ui.safe_filename(name)
+
+
+def test_uploads_land_only_in_the_docs_folder(tmp_path):
+    src = tmp_path / "up"
+    src.mkdir()
+    good = src / "new.md"
+    good.write_text("A ferry.", encoding="utf-8")
+    big = src / "big.txt"
+    big.write_bytes(b"x" * 2_000_001)
+    (src / "empty.txt").write_bytes(b"")
+    docs = tmp_path / "docs"
+    saved, problems = ui.save_uploads([str(good), str(big), str(src / "empty.txt"), str(src / "x.sh"),
+                                       str(src / "missing.txt")], docs, max_mb=2)
+    assert saved == ["new.md"] and (docs / "new.md").read_text(encoding="utf-8") == "A ferry."
+    assert len(problems) == 4
+    assert any("limit is 2 MB" in p for p in problems) and any("empty" in p for p in problems)
+    assert sorted(p.name for p in docs.iterdir()) == ["new.md"]  # no temporary files left behind
+
+
+# -- the running app ------------------------------------------------------------------------------------------------
+
+def test_api_ask_returns_the_same_object_as_qa_answer(app, s):
+    from gradio_client import Client
+
+    url, index_dir, _, _ = app
+    client = Client(url, verbose=False)
+    got = client.predict(Q, None, api_name="/ask")
+    want = qa.answer(Q, index_dir=index_dir, settings=s).to_dict()
+    got.pop("seconds"), want.pop("seconds")
+    assert got == want and got["text"] == "1,500 [1]" and got["citations"][0]["source"] == MUNICH
+    hits = client.predict(Q, 3, api_name="/search")
+    assert [h["source"] for h in hits] == [p.source for p in qa.search(Q, k=3, index_dir=index_dir, settings=s)]
+
+
+def test_api_reports_bad_questions_as_errors_not_tracebacks(app):
+    from gradio_client import Client
+
+    client = Client(app[0], verbose=False)
+    with pytest.raises(Exception, match="(?i)empty|error") as e:
+        client.predict("   ", None, api_name="/ask")
+    assert "Traceback" not in str(e.value)
+
+
+def test_ui_events_are_not_callable_as_api(app):
+    from gradio_client import Client
+
+    info = Client(app[0], verbose=False).view_api(print_info=False, return_format="dict")
+    assert set(info["named_endpoints"]) == {"/ask", "/search"}
+
+
+@pytest.mark.parametrize("target", ["index", "cache", "home"])
+def test_file_route_serves_nothing_private(app, s, target):
+    url, index_dir, _, _ = app
+    path = {"index": Path(index_dir).resolve() / "CURRENT", "cache": Path(s.cache_dir), "home": Path.home()}[target]
+    for route in (f"/gradio_api/file={path}", f"/gradio_api/file={urllib.request.quote(str(path), safe='')}",
+                  f"/gradio_api/file=../../..{path}", f"/file={path}"):
+        try:
+            with urllib.request.urlopen(url + route, timeout=10) as r:
+                status, body = r.status, r.read(200)
+        except urllib.error.HTTPError as e:
+            status, body = e.code, b""
+        assert status in (403, 404), (route, status, body)
+
+
+def test_launch_binds_localhost_without_share(app):
+    demo = app[3]
+    assert demo.server_name == "127.0.0.1" and not demo.share and demo.share_url is None
+    assert demo.max_file_size == ui.MAX_UPLOAD_MB * 1_000_000
+
+
+def test_chat_streams_partials_then_the_cited_answer(built, docs, s):
+    demo = ui.build_ui(built, docs, s)
+    ask = next(fn.fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "ask_chat")
+    updates = list(ask(Q, [], 5, "fake-reader", False))
+    assert "qa-pending" in updates[0][0]  # something shows at once
+    assert any("<p class='qa-text'>1<span class='qa-caret'>" in u[0] for u in updates[1:-1])  # partial text
+    chat, sources, box, turns = updates[-1]
+    assert "1,500" in chat and "qa-cite" in chat and MUNICH in sources and box == ""
+    assert len(turns) == 1 and turns[0].answer.text == "1,500 [1]"
+    # A follow-up carries the conversation and is answered in turn 2.
+    follow = list(ask("and how many US troops?", turns, 5, "fake-reader", False))[-1]
+    assert len(follow[3]) == 2 and "Q2:" in follow[1]
+
+
+def test_chat_shows_errors_in_the_page(built, docs, s):
+    demo = ui.build_ui(built, docs, s)
+    ask = next(fn.fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "ask_chat")
+    chat, _, _, turns = list(ask("x" * 5000, [], 5, "fake-reader", False))[-1]
+    assert "qa-error" in chat and "Could not answer" in chat and turns[0].error
+
+
+def test_model_choice_is_limited_to_configured_models(monkeypatch, s):
+    monkeypatch.setenv("QA_UI_MODELS", "smollm2, /models/x.gguf")
+    assert ui.model_choices(s) == ["fake-reader", "smollm2", "/models/x.gguf"]
