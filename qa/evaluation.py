@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .embeddings import get_embedder
+from .embeddings import embedder_name, get_embedder
 from .errors import QAError
 from .index import build_index, load_index
 from .search import Passage, merge, rank_many
@@ -226,7 +226,7 @@ def run_eval(path: str | Path, settings: Settings, workdir: str | Path | None = 
                 [c.end - c.start for c in load_index(index_dir).chunks]
             ) if stats.chunks else 0,
             "index_seconds": build_s,
-            "embedder": settings.embedder,
+            "embedder": embedder_name(settings),
             "retrieval": evaluate_retrieval(questions, index_dir, settings),
         }
         if answers or impossible:

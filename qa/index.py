@@ -34,7 +34,7 @@ import numpy as np
 
 from . import chunking, documents
 from .config import PROJECT_ROOT, Settings, default_docs_dir
-from .embeddings import Embedder, get_embedder
+from .embeddings import Embedder, embedder_name, get_embedder
 from .errors import (
     EmptyCorpusError,
     IndexBusyError,
@@ -360,7 +360,7 @@ def _old_state(index_dir: Path, settings: Settings):
         log.warning("Not reusing the existing index at %s: %s", index_dir, e)
         return None
     m = old.manifest
-    same = m["embedder"]["name"] == settings.embedder and m["chunking"] == _chunking_params(
+    same = m["embedder"]["name"] == embedder_name(settings) and m["chunking"] == _chunking_params(
         settings, m["embedder"]["max_tokens"]
     )
     return old if same else None
@@ -580,6 +580,11 @@ def ensure_index(index_dir: str | Path = DEFAULT_INDEX_DIR, settings: Settings |
             raise IndexMissingError(_missing_message(index_dir))
         docs = default_docs_dir()
         log.warning("No index at %s yet: building it from %s (once).", index_dir, docs)
+        build_index(docs, index_dir, settings=settings)
+    elif is_default_index(index_dir) and read_manifest(index_dir)["embedder"]["name"] != embedder_name(settings):
+        # Our own default index follows the configured embedder; any other index is refused with a message.
+        docs = read_manifest(index_dir).get("docs_dir") or default_docs_dir()
+        log.warning("The index at %s was built with another embedder: rebuilding it from %s.", index_dir, docs)
         build_index(docs, index_dir, settings=settings)
     elif settings.auto_refresh:
         key = str(Path(index_dir).resolve())

@@ -1,11 +1,12 @@
 """The packaged all-MiniLM-L6-v2, for real: tokenizer limits, the seeds, and the shared benchmark."""
 
+import numpy as np
 import pytest
 
 import qa
 from qa import index as ix
 from qa.config import Settings
-from qa.embeddings import get_embedder
+from qa.embeddings import SentenceTransformerEmbedder, get_embedder
 
 from .conftest import SQUAD
 
@@ -28,9 +29,22 @@ def test_no_chunk_exceeds_the_model_limit(seeds_index):
     chunks = ix.load_index(seeds_index).chunks
     counts = emb.count_tokens([c.text for c in chunks])
     assert max(counts) <= emb.max_tokens
-    # and what we count is what the model sees: nothing is cut off when it encodes
-    enc = emb.model.tokenizer([c.text for c in chunks], truncation=False)["input_ids"]
-    assert max(len(e) for e in enc) <= emb.model.max_seq_length
+    # and what we count is what the model sees: the same word pieces as sentence-transformers' own tokenizer,
+    # so nothing is cut off when it encodes
+    st = SentenceTransformerEmbedder(REAL.embedder, progress=False)
+    enc = st.model.tokenizer([c.text for c in chunks], add_special_tokens=False, truncation=False)["input_ids"]
+    assert [len(e) for e in enc] == counts
+    assert max(counts) + 2 <= st.model.max_seq_length
+
+
+def test_onnx_int8_embeddings_match_sentence_transformers(seeds_index):
+    texts = [c.text for c in ix.load_index(seeds_index).chunks] + ["How many soldiers?", "x" * 3000]
+    fast = get_embedder(REAL).encode(texts)
+    plain = SentenceTransformerEmbedder(REAL.embedder, progress=False).encode(texts)
+    cos = (fast * plain).sum(axis=1)
+    assert fast.shape == plain.shape and np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-3)
+    # int8 weights: close, not identical (median about 0.95 here; a wrongly exported mask gave 0.14-0.6)
+    assert np.median(cos) > 0.93 and cos.min() > 0.85
 
 
 def test_seed_question_finds_the_munich_sentence(seeds_index):
