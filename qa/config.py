@@ -54,7 +54,7 @@ class Settings:
     cache_dir: str = _f(
         str(Path(platformdirs.user_cache_dir("qa"))), "where converted model weights are cached (outside the repo)"
     )
-    threads: int = _f(0, "torch threads for the reader (0: torch's default)")
+    threads: int = _f(0, "threads for the reader (torch) and the onnx embedder (0: each library's default)")
     answer_passages: int = _f(5, "passages searched for evidence before answering")
     evidence_sentences: int = _f(3, "best-matching sentences the reader considers")
     reader_context_tokens: int = _f(160, "longest evidence sentence, in reader tokens, shown to the reader")

@@ -391,23 +391,22 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
                "", turns)
         history = [t.answer for t in turns if not t.error]
         final: Answer | None = None
+        message = "The answer was cut short; ask again."  # if the stream ends without its final answer
         try:
             for a in stream(question, index_dir, history=history, settings=settings_for(k, model)):
                 if a.complete:
                     final = a
                     break
                 yield render_chat(turns, a, question, "copying the answer from the best sentence…"), gr.skip(), "", turns
-        except QAError as e:
-            err = Turn(Answer(question, "", [], False, question), error=str(e))
-            turns.append(err)
+        except Exception as e:  # shown in the page, never as a traceback; unexpected ones go to the log too
+            if not isinstance(e, QAError):
+                log.exception("answering failed")
+            message = str(e) if isinstance(e, QAError) else f"Unexpected error: {e}"
+            final = None
+        if final is None:
+            turns.append(Turn(Answer(question, "", [], False, question), error=message))
             yield render_chat(turns), render_sources(turns, show_scores), "", turns
             return
-        except Exception as e:  # never a traceback in the page; the log has it
-            log.exception("answering failed")
-            turns.append(Turn(Answer(question, "", [], False, question), error=f"Unexpected error: {e}"))
-            yield render_chat(turns), render_sources(turns, show_scores), "", turns
-            return
-        assert final is not None
         loaded = loaded_or_none()
         shown = final.related if final.abstained else final.citations
         turns.append(Turn(final, tuple(window(loaded, p) for p in shown)))
