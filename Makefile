@@ -4,6 +4,8 @@
 PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# llama-cpp-python compiles llama.cpp on install: use both cores.
+export CMAKE_BUILD_PARALLEL_LEVEL := 2
 
 .PHONY: setup run test lint
 setup: .venv/.installed

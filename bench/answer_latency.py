@@ -1,19 +1,33 @@
-"""Answer latency on the seeds: warm qa.answer() p50/p95, first streamed text, and cold starts of `qa ask`.
+"""Answer latency on the seeds, llama.cpp vs transformers reader, same GGUF, same prompt, same questions, one run.
 
-    python bench/answer_latency.py [--runs 5]
+    python bench/answer_latency.py [--runs 3] [--plot bench/answer_latency.png]
 
-Warm: one process, models loaded, each seed question asked --runs times. Cold: `qa ask` as a new process,
-run twice (the first may convert the model; the second is what a user sees every time after that).
+Per backend:
+- warm: one process, models loaded, each seed question asked ``--runs`` times through ``qa.stream``; p50/p95 of
+  the whole answer and of the first streamed answer text, and the reader's own figures (prompt tokens read,
+  tokens copied, tokens/s for each);
+- load: the reader's load time in this process;
+- cold: ``qa ask`` as a new process, twice (the first may convert or assemble the model; the second is what a user
+  sees every time after that), and that process's peak RSS.
+The backends alternate question by question so machine noise hits both alike.
 """
 
+from __future__ import annotations
+
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import qa
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import qa  # noqa: E402
+from qa.generation import get_generator  # noqa: E402
 
 QUESTIONS = [
     "How many soldiers would European countries contribute?",
@@ -22,30 +36,113 @@ QUESTIONS = [
     "How deep is the safe zone Erdogan wants?",
     "Who won the 2018 FIFA World Cup?",
 ]
-ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = ("llama-cpp", "transformers")
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--runs", type=int, default=5)
-args = parser.parse_args()
 
-index_dir = ROOT / "index"
-qa.build_index(ROOT / "seeds", index_dir)
-qa.answer(QUESTIONS[0], index_dir=index_dir)  # load everything once
-total, first = [], []
-for _ in range(args.runs):
-    for q in QUESTIONS:
-        t0 = time.perf_counter()
-        seen_first = None
-        for _part in qa.stream(q, index_dir=index_dir):
-            if seen_first is None:
-                seen_first = time.perf_counter() - t0
-        total.append(time.perf_counter() - t0)
-        first.append(seen_first)
-total.sort()
-print(f"warm qa.answer over {len(total)} asks: p50 {statistics.median(total):.3f} s, "
-      f"p95 {total[int(0.95 * (len(total) - 1))]:.3f} s, first streamed text p50 {statistics.median(first):.3f} s")
-for i in (1, 2):
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[int(p * (len(xs) - 1))]
+
+
+def cold(backend: str, index_dir: Path) -> tuple[float, float]:
+    """Seconds and peak RSS (MB) of one `qa ask` process."""
+    env = {**os.environ, "QA_READER_BACKEND": backend}
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the (large) parent through fork and exec.
+    code = (f"import runpy, sys; sys.argv = ['qa', 'ask', {QUESTIONS[0]!r}, '--index', {str(index_dir)!r}]\n"
+            "try:\n    runpy.run_module('qa', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+            "print('RSS', hwm, file=sys.stderr)")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "qa", "ask", QUESTIONS[0], "--index", str(index_dir)], check=True,
-                   capture_output=True, cwd=ROOT)
-    print(f"cold `qa ask` run {i}: {time.perf_counter() - t0:.2f} s")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT, env=env)
+    seconds = time.perf_counter() - t0
+    rss = next(int(line.split()[1]) for line in out.stderr.splitlines() if line.startswith("RSS "))
+    return seconds, rss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--plot", default=str(ROOT / "bench" / "answer_latency.png"))
+    args = ap.parse_args()
+
+    index_dir = ROOT / "index"
+    base = qa.Settings.from_env(progress=False)
+    qa.build_index(ROOT / "seeds", index_dir, settings=base)
+    settings = {b: replace(base, reader_backend=b) for b in BACKENDS}
+    load_s = {}
+    for b in BACKENDS:
+        t0 = time.perf_counter()
+        get_generator(settings[b]).load()
+        load_s[b] = time.perf_counter() - t0
+        qa.answer(QUESTIONS[0], index_dir=index_dir, settings=settings[b])  # warm every path once
+    total = {b: [] for b in BACKENDS}
+    first = {b: [] for b in BACKENDS}
+    reads = {b: [] for b in BACKENDS}
+    texts = {b: {} for b in BACKENDS}
+    for _ in range(args.runs):
+        for q in QUESTIONS:
+            for b in BACKENDS:
+                t0 = time.perf_counter()
+                seen = None
+                for part in qa.stream(q, index_dir=index_dir, settings=settings[b]):
+                    if seen is None and part.text:
+                        seen = time.perf_counter() - t0
+                total[b].append(time.perf_counter() - t0)
+                first[b].append(seen if seen is not None else total[b][-1])
+                reads[b].append(get_generator(settings[b]).stats)
+                texts[b][q] = part.text
+    colds = {b: [cold(b, index_dir) for _ in range(2)] for b in BACKENDS}
+
+    print(f"{len(QUESTIONS)} seed questions x {args.runs} runs per backend, alternating; reader threads "
+          f"{base.threads or 'default'} (QA_THREADS; default: llama.cpp all cores up to 4, torch its own)")
+    head = (f"{'backend':<13} {'warm p50':>8} {'p95':>6} {'first p50':>9} {'prompt tok':>10} {'prompt tok/s':>12} "
+            f"{'copied tok':>10} {'copy tok/s':>10} {'load':>6} {'cold 2nd':>8} {'cold RSS':>9}")
+    print(head)
+    rows = {}
+    for b in BACKENDS:
+        r = reads[b]
+        p_tok = statistics.median(x.prompt_tokens for x in r)
+        p_rate = sum(x.prompt_tokens for x in r) / sum(x.prompt_seconds for x in r)
+        g_tok = statistics.median(x.generated_tokens for x in r)
+        g_rate = sum(x.generated_tokens for x in r) / max(1e-9, sum(x.generate_seconds for x in r))
+        rows[b] = dict(p50=statistics.median(total[b]), p95=pct(total[b], 0.95), first=statistics.median(first[b]),
+                       cold=colds[b][1][0], rss=colds[b][1][1])
+        print(f"{b:<13} {rows[b]['p50']:7.2f}s {rows[b]['p95']:5.2f}s {rows[b]['first']:8.2f}s {p_tok:10.0f} "
+              f"{p_rate:12.0f} {g_tok:10.0f} {g_rate:10.1f} {load_s[b]:5.1f}s {rows[b]['cold']:7.2f}s "
+              f"{rows[b]['rss']:7.0f}MB")
+        print(f"{'':<13} cold runs: {', '.join(f'{s:.2f} s' for s, _ in colds[b])}")
+    a, t = rows["llama-cpp"], rows["transformers"]
+    print(f"llama.cpp vs transformers: warm p50 {t['p50'] / a['p50']:.2f}x faster, first text {t['first'] / a['first']:.2f}x, "
+          f"cold start {t['cold'] / a['cold']:.2f}x, peak RSS {t['rss'] / a['rss']:.2f}x smaller")
+    same = sum(texts["llama-cpp"][q] == texts["transformers"][q] for q in QUESTIONS)
+    print(f"same answer text from both backends: {same}/{len(QUESTIONS)}")
+    for q in QUESTIONS:
+        if texts["llama-cpp"][q] != texts["transformers"][q]:
+            print(f"  {q}\n    llama-cpp:    {texts['llama-cpp'][q]}\n    transformers: {texts['transformers'][q]}")
+
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+        labels = ["warm p50", "first text p50", "cold start"]
+        keys = ["p50", "first", "cold"]
+        for i, b in enumerate(BACKENDS):
+            axes[0].barh([y + 0.38 * i for y in range(3)], [rows[b][k] for k in keys], height=0.36,
+                         color=["#2563eb", "#9ca3af"][i], label=b)
+        axes[0].set_yticks([y + 0.19 for y in range(3)], labels)
+        axes[0].invert_yaxis()
+        axes[0].set_xlabel("seconds (lower is better)")
+        axes[0].legend(fontsize=8)
+        axes[1].bar(BACKENDS, [rows[b]["rss"] for b in BACKENDS], color=["#2563eb", "#9ca3af"])
+        axes[1].set_ylabel("peak RSS of `qa ask`, MB")
+        fig.suptitle("Gemma-3-270M reader on the seeds, 2 cores", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=110)
+        print(f"plot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

@@ -43,6 +43,12 @@ class Settings:
     chunk_tokens: int = _f(200, "largest chunk in embedder word pieces (capped at the model's own limit)")
     chunk_overlap_tokens: int = _f(48, "word pieces of trailing sentences repeated at the start of the next chunk")
     max_file_mb: float = _f(20.0, "files larger than this are skipped and reported")
+    ann_min_chunks: int = _f(
+        20_000, "from this many chunks on, dense search uses an approximate (IVF) index instead of an exact one"
+    )
+    ann_probe_fraction: float = _f(
+        0.25, "share of IVF lists an approximate index searches per query (higher: slower, closer to exact)"
+    )
     candidates: int = _f(100, "passages each retriever (dense, BM25) hands to the fusion step")
     rrf_k: float = _f(10.0, "reciprocal-rank-fusion constant; larger flattens the rank curve")
     dense_weight: float = _f(1.0, "weight of the dense ranking in the fusion")
@@ -51,10 +57,18 @@ class Settings:
         "gemma-3-270m",
         "reader model: 'gemma-3-270m' (packaged GGUF, offline), a .gguf path, a local folder or a hub id",
     )
+    reader_backend: str = _f(
+        "llama-cpp",
+        "how the reader runs: 'llama-cpp' (the GGUF file itself; fast start, little memory) or 'transformers' "
+        "(any hub id or folder; GGUF de-quantised once and cached)",
+    )
     cache_dir: str = _f(
         str(Path(platformdirs.user_cache_dir("qa"))), "where converted model weights are cached (outside the repo)"
     )
-    threads: int = _f(0, "threads for the reader (torch) and the onnx embedder (0: each library's default)")
+    threads: int = _f(
+        0, "threads for the reader and the onnx embedder (0: each library's default; llama.cpp: all cores up to 4; "
+        "set 1 if other work keeps a core busy)"
+    )
     answer_passages: int = _f(5, "passages searched for evidence before answering")
     evidence_sentences: int = _f(3, "best-matching sentences the reader considers")
     reader_context_tokens: int = _f(160, "longest evidence sentence, in reader tokens, shown to the reader")

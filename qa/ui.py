@@ -560,8 +560,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("qa").setLevel(logging.INFO)  # our progress lines, not every library's chatter
     settings = Settings.from_env()
-    demo = build_ui(args.index, args.docs, settings)
     import threading
 
+    # Models load while gradio imports and builds the page: the two overlap on two cores.
     threading.Thread(target=warm_up, args=(args.index, settings), name="qa-warm-up", daemon=True).start()
+    demo = build_ui(args.index, args.docs, settings)
     launch(demo, args.host, args.port, args.share, settings, args.index, args.docs)

@@ -22,7 +22,7 @@ def _gen_dir(index_dir: Path) -> Path:
 
 def test_build_writes_plain_versioned_files(built):
     g = _gen_dir(built)
-    assert sorted(p.name for p in g.iterdir()) == ["bm25", "chunks.jsonl", "manifest.json", "vectors.faiss"]
+    assert sorted(p.name for p in g.iterdir()) == ["bm25", "chunks.jsonl", "embeddings.npy", "manifest.json", "vectors.faiss"]
     m = json.loads((g / "manifest.json").read_text())
     assert m["format"] == "qa-index" and m["format_version"] == ix.FORMAT_VERSION
     assert m["embedder"] == {"name": "fake", "dimension": 64, "max_tokens": 40}
@@ -32,6 +32,8 @@ def test_build_writes_plain_versioned_files(built):
         assert len(f["sha256"]) == 64 and f["chunks"] > 0
     lines = (g / "chunks.jsonl").read_text().splitlines()
     assert len(lines) == m["counts"]["chunks"] == sum(f["chunks"] for f in m["files"].values())
+    assert m["faiss"]["type"] == "IndexFlatIP"  # a small corpus is searched exactly
+    assert np.load(g / "embeddings.npy", allow_pickle=False).shape == (m["counts"]["chunks"], 64)
     for npy in (g / "bm25").glob("*.npy"):
         np.load(npy, allow_pickle=False)  # raises if anything needed pickle
     for js in (g / "bm25").glob("*.json"):
@@ -190,3 +192,46 @@ def test_old_generations_are_cleaned_up(docs, tmp_path, settings):
         qa.build_index(docs, idx, settings=settings)
     gens = sorted(p.name for p in idx.iterdir() if p.name.startswith("v"))
     assert len(gens) == 2 and (idx / "CURRENT").read_text().strip() == gens[-1]
+
+
+def test_dense_index_type_is_chosen_by_size():
+    s = Settings(ann_min_chunks=20_000, ann_probe_fraction=0.25)
+    assert ix.dense_index_plan(19_999, 384, s)["factory"] == "Flat"
+    big = ix.dense_index_plan(100_000, 384, s)
+    assert big["factory"] == "IVF1024,PQ128x4fs,Refine(SQ8)" and big["nprobe"] == 256
+    huge = ix.dense_index_plan(1_000_000, 384, s)
+    assert huge["nlist"] == 4096 and huge["nprobe"] == 1024 and huge["train_size"] == 50 * 4096
+    assert ix.dense_index_plan(100_000, 768, s)["factory"] == "IVF1024,PQ256x4fs,Refine(SQ8)"
+
+
+def test_an_approximate_index_is_built_loaded_and_searched(tmp_path, settings):
+    """Force the IVF path on a small corpus: the index must come back tuned and find what exact search finds."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(400)]
+    for i in range(60):
+        (docs / f"a{i:02d}.txt").write_text(". ".join(" ".join(rng.choice(words, 12)) for _ in range(30)) + ".")
+    s = Settings(**{**settings.__dict__, "ann_min_chunks": 50, "ann_probe_fraction": 1.0})
+    stats = qa.build_index(docs, tmp_path / "i", settings=s)
+    loaded = ix.load_index(tmp_path / "i")
+    plan = loaded.manifest["faiss"]
+    assert stats.chunks >= 50 and plan["type"] == "IVF-PQfastscan-refine"
+    import faiss
+
+    assert faiss.extract_index_ivf(loaded.faiss_index).nprobe == plan["nlist"]  # tuned again after loading
+    vecs = np.load(loaded.path / "embeddings.npy")
+    exact = faiss.IndexFlatIP(vecs.shape[1])
+    exact.add(vecs)
+    _, want = exact.search(vecs[:20], 5)
+    _, got = loaded.faiss_index.search(vecs[:20], 5)
+    assert np.mean([len(set(a) & set(b)) / 5 for a, b in zip(want, got)]) >= 0.9
+    # An incremental rebuild reuses the exact float vectors, not the quantised codes.
+    (docs / "a00.txt").write_text("something new entirely. w1 w2 w3.")
+    again = qa.build_index(docs, tmp_path / "i", settings=s)
+    assert again.chunks_reused > 0
+    vecs2 = np.load(ix.load_index(tmp_path / "i").path / "embeddings.npy")
+    kept = {c.sha256: c.id for c in loaded.chunks}
+    for c in ix.load_index(tmp_path / "i").chunks:
+        if c.sha256 in kept:
+            assert np.array_equal(vecs2[c.id], vecs[kept[c.sha256]])

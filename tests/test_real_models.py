@@ -107,3 +107,56 @@ def test_streaming_shows_text_before_the_final_answer(seeds_index, reader_settin
                            settings=reader_settings))
     assert len(parts) >= 2 and not parts[0].complete and parts[-1].complete
     assert parts[-2].text in parts[-1].text
+
+
+BACKEND_CONTEXTS = [
+    "The idea is that European countries would pitch in a total of about 1,500 soldiers.",
+    "If that happens, Trump would be willing to keep about 200 soldiers in northeastern Syria.",
+    "Turkey considers the YPG to be an extension of the PKK, which has waged an insurgency since 1984.",
+]
+
+
+@pytest.mark.parametrize("question", ["How many soldiers would Trump keep?",
+                                      "What does Turkey consider the YPG to be?",
+                                      "Since when has the PKK waged an insurgency?"])
+def test_llama_cpp_and_transformers_readers_agree(question):
+    """Same GGUF, same prompt, same algorithm: the two backends must pick the same sentence and copy the same span."""
+    from dataclasses import replace
+
+    from qa.generation import CopyReader, LlamaCppReader, get_generator
+
+    base = Settings(progress=False)
+    llama = get_generator(replace(base, reader_backend="llama-cpp"))
+    torch_reader = get_generator(replace(base, reader_backend="transformers"))
+    assert isinstance(llama, LlamaCppReader) and isinstance(torch_reader, CopyReader)
+    a = llama.extract(question, BACKEND_CONTEXTS)
+    b = torch_reader.extract(question, BACKEND_CONTEXTS)
+    assert (a.context, a.start, a.end, a.text) == (b.context, b.start, b.end, b.text)
+    assert np.allclose(a.fit, b.fit, atol=0.15)  # q4_k kernels vs de-quantised float32: close, not identical
+    assert abs(a.first_logprob - b.first_logprob) < 0.3
+    # Both tokenizers agree, so both read the same tokens and copy the same number.
+    assert llama.stats.prompt_tokens == torch_reader.stats.prompt_tokens > 3 * 15
+    assert llama.stats.generated_tokens == torch_reader.stats.generated_tokens > 0
+
+
+def test_llama_cpp_token_offsets_spell_the_text_exactly():
+    from qa.generation import get_generator
+
+    reader = get_generator(Settings(progress=False, reader_backend="llama-cpp")).load()
+    text = " Café Zürich — 東京 costs €1,500 (≈ 2 Mio.) 🙂 at 09:30, naïvely\ttabbed.\n"
+    ids, offsets, pieces = reader._encode(text)
+    assert len(ids) == len(offsets) == len(pieces) > 10
+    assert "".join(text[a:b] for a, b in offsets) == text
+    assert all(a <= b for a, b in offsets) and all(p[1] <= q[0] for p, q in zip(offsets, offsets[1:]))
+
+
+def test_llama_cpp_reader_rewrites_and_keeps_its_prefix():
+    """Free generation runs in its own KV sequence: extraction afterwards still sees the few-shot prefix."""
+    from qa.generation import REWRITE_PROMPT, get_generator
+
+    reader = get_generator(Settings(progress=False, reader_backend="llama-cpp"))
+    before = reader.extract("How many soldiers would Trump keep?", BACKEND_CONTEXTS)
+    text = reader.generate(REWRITE_PROMPT.format(previous="When did the museum open?", question="and who paid?"))
+    assert text and "\n" not in text
+    after = reader.extract("How many soldiers would Trump keep?", BACKEND_CONTEXTS)
+    assert after == before and after.text == "200"
