@@ -82,6 +82,7 @@ def main() -> None:
     for _ in range(args.runs):
         for q in QUESTIONS:
             for b in BACKENDS:
+                time.sleep(0.3)  # let the other backend's thread pool go idle (torch's OpenMP threads spin a while)
                 t0 = time.perf_counter()
                 seen = None
                 for part in qa.stream(q, index_dir=index_dir, settings=settings[b]):
