@@ -620,8 +620,13 @@ _LLAMA: dict[tuple, dict] = {}
 
 
 def _load_llama(name: str, cache_dir: str, threads: int) -> dict:
-    import llama_cpp
-    from llama_cpp import _internals
+    try:
+        import llama_cpp
+        from llama_cpp import _internals
+    except ImportError as e:
+        raise ImportError(f"The llama.cpp reader needs llama-cpp-python ({e}). Install it with `pip install "
+                          f"llama-cpp-python` (it compiles llama.cpp: a C++ compiler and cmake are needed), or use "
+                          f"QA_READER_BACKEND=transformers.") from e
 
     with _MODELS_LOCK:
         key = (name, cache_dir, threads)

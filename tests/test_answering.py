@@ -130,3 +130,30 @@ def test_cli_ask_prints_answer_and_sources(built, s, monkeypatch, capsys):
     assert cli.main(["ask", Q, "--index", str(built), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got == json.loads(json.dumps(qa.answer(Q, index_dir=built, settings=s).to_dict())) | {"seconds": got["seconds"]}
+
+
+def test_the_llama_cpp_reader_refuses_what_is_not_a_gguf_file(tmp_path):
+    from qa.generation import resolve_gguf
+
+    with pytest.raises(ValueError, match="needs a GGUF file.*QA_READER_BACKEND=transformers"):
+        resolve_gguf("some-org/some-model", tmp_path)
+    with pytest.raises(ValueError, match="needs a GGUF file"):
+        resolve_gguf(str(tmp_path / "missing.gguf"), tmp_path)
+
+
+def test_an_unknown_reader_backend_is_refused_with_the_choices():
+    from qa.generation import get_generator
+
+    with pytest.raises(ValueError, match="'llama-cpp' or 'transformers'"):
+        get_generator(Settings(generator="gemma-3-270m", reader_backend="vllm"))
+
+
+def test_a_missing_llama_cpp_says_how_to_install_it_or_switch(monkeypatch, tmp_path):
+    import sys
+
+    from qa import generation
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` raise ImportError
+    monkeypatch.setattr(generation, "_LLAMA", {})
+    with pytest.raises(ImportError, match="pip install llama-cpp-python.*QA_READER_BACKEND=transformers"):
+        generation._load_llama("gemma-3-270m", str(tmp_path), 1)
