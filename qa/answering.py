@@ -313,7 +313,7 @@ def _prepare(question, index_dir, history, settings):
 def _answer_once(q, searched, reader_q, loaded: LoadedIndex, embedder: Embedder, generator: Generator, settings: Settings,
                  on_text: Callable[[str], None] | None, t0: float) -> tuple[Answer, dict[str, float]]:
     qvec = embedder.encode([searched])[0]
-    passages = search_many(loaded, embedder, [searched], settings.answer_passages, settings)[0]
+    passages = search_many(loaded, embedder, [searched], settings.answer_passages, settings, qvec[None, :])[0]
     evidence = select_evidence(searched, qvec, passages, embedder, settings)
     if not evidence:
         return _abstain(q, searched, passages, 0.0, t0), {}

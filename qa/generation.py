@@ -516,27 +516,7 @@ class LlamaCppReader:
         return {i: v for (_, i), v in self._decode_many([(tokens, seq, n_past, want)]).items()}
 
     def _decode_many(self, streams: list[tuple[list[int], int, int, set[int]]]) -> dict[tuple[int, int], Any]:
-        """Several (tokens, seq, n_past, want) streams packed into as few batches as fit: one pass over the weights
-        serves all of them. Returns the logits keyed by (stream, token index)."""
-        import llama_cpp
-        import numpy as np
-
-        flat = [(k, i, t, seq, n_past + i, i in want)
-                for k, (tokens, seq, n_past, want) in enumerate(streams) for i, t in enumerate(tokens)]
-        out: dict[tuple[int, int], Any] = {}
-        b = self._batch.batch
-        for i0 in range(0, len(flat), 512):
-            part = flat[i0 : i0 + 512]
-            b.n_tokens = len(part)
-            for j, (_, _, t, seq, pos, w) in enumerate(part):
-                b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = t, pos, 1, w
-                b.seq_id[j][0] = seq
-            self._ctx.decode(self._batch)
-            for j, (k, i, *_, w) in enumerate(part):
-                if w:
-                    ptr = llama_cpp.llama_get_logits_ith(self._ctx.ctx, j)
-                    out[(k, i)] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
-        return out
+        return _decode_streams(self._ctx, self._batch, self.n_vocab, streams)
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -575,7 +555,6 @@ class LlamaCppReader:
                 fit, best = choose_context(fit_raw, contexts, question, s)
                 t1 = time.perf_counter()
                 n_row, last = lasts[best]
-                first_full = _log_softmax(last)
                 state = {"logits": last, "pos": P + n_row}
 
                 def advance(t: int) -> None:
@@ -585,7 +564,7 @@ class LlamaCppReader:
                 ids, offsets, pieces = encoded[best]
                 tokens, positions, lps, first_lp = copy_span(
                     ids, pieces, question, set(q_ids) | set(self._ids(question)), self.stops, s,
-                    lambda allowed: state["logits"][allowed], advance, lambda t: float(first_full[t]),
+                    lambda allowed: state["logits"][allowed], advance, lambda t: _logprob(last, t),
                     None if on_text is None else lambda toks: on_text(self._detok(toks)))
                 self.stats = ReadStats(sum(n for n, _ in lasts), t1 - t0, len(tokens), time.perf_counter() - t1)
             finally:
@@ -648,11 +627,34 @@ def _load_llama(name: str, cache_dir: str, threads: int) -> dict:
         eng["stops"] = {model.tokenize(b"\n", False, False)[-1], model.token_eos()}
         eng["bos"] = [model.token_bos()] if model.add_bos_token() else []
         eng["prefix"] = eng["bos"] + model.tokenize(READ_PROMPT.encode("utf-8"), False, False)
-        reader = LlamaCppReader.__new__(LlamaCppReader)
-        reader.__dict__.update(eng)
-        reader._decode(eng["prefix"], 0, 0, set())
+        _decode_streams(eng["_ctx"], eng["_batch"], eng["n_vocab"], [(eng["prefix"], 0, 0, set())])
         _LLAMA[key] = eng
         return eng
+
+
+def _decode_streams(ctx, batch, n_vocab: int,
+                    streams: list[tuple[list[int], int, int, set[int]]]) -> dict[tuple[int, int], Any]:
+    """Several (tokens, seq, n_past, want) streams packed into as few batches as fit: one pass over the weights
+    serves all of them. Returns the logits keyed by (stream, token index)."""
+    import llama_cpp
+    import numpy as np
+
+    flat = [(k, i, t, seq, n_past + i, i in want)
+            for k, (tokens, seq, n_past, want) in enumerate(streams) for i, t in enumerate(tokens)]
+    out: dict[tuple[int, int], Any] = {}
+    b = batch.batch
+    for i0 in range(0, len(flat), 512):
+        part = flat[i0 : i0 + 512]
+        b.n_tokens = len(part)
+        for j, (_, _, t, seq, pos, w) in enumerate(part):
+            b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = t, pos, 1, w
+            b.seq_id[j][0] = seq
+        ctx.decode(batch)
+        for j, (k, i, *_, w) in enumerate(part):
+            if w:
+                ptr = llama_cpp.llama_get_logits_ith(ctx.ctx, j)
+                out[(k, i)] = np.ctypeslib.as_array(ptr, shape=(n_vocab,)).copy()
+    return out
 
 
 def _logprob(x, t: int) -> float:
@@ -661,14 +663,6 @@ def _logprob(x, t: int) -> float:
 
     m = float(x.max())
     return float(x[t]) - m - float(np.log(np.exp(x - m).sum(dtype=np.float32)))
-
-
-def _log_softmax(x):
-    import numpy as np
-
-    x = x.astype(np.float64)
-    x = x - x.max()
-    return x - np.log(np.exp(x).sum())
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)

@@ -66,10 +66,11 @@ def search(
 
 
 def search_many(
-    loaded: LoadedIndex, embedder: Embedder, questions: Sequence[str], k: int, settings: Settings
+    loaded: LoadedIndex, embedder: Embedder, questions: Sequence[str], k: int, settings: Settings,
+    qvecs: np.ndarray | None = None,
 ) -> list[list[Passage]]:
-    """Batch form of :func:`search` over an already loaded index (used by evaluation)."""
-    return [merge(loaded, r, k) for r in rank_many(loaded, embedder, questions, max(k, 1), settings)]
+    """Batch form of :func:`search` over an already loaded index; ``qvecs``: the questions' embeddings, if known."""
+    return [merge(loaded, r, k) for r in rank_many(loaded, embedder, questions, max(k, 1), settings, qvecs)]
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,15 @@ class Ranking:
 
 
 def rank_many(
-    loaded: LoadedIndex, embedder: Embedder, questions: Sequence[str], k: int, settings: Settings
+    loaded: LoadedIndex, embedder: Embedder, questions: Sequence[str], k: int, settings: Settings,
+    qvecs: np.ndarray | None = None,
 ) -> list[Ranking]:
     n = len(loaded.chunks)
     if n == 0 or not questions:
         return [Ranking([], {}, np.zeros(n, dtype=np.float32)) for _ in questions]
     depth = min(n, max(settings.candidates, k))
-    qvecs = embedder.encode(list(questions))
+    if qvecs is None:
+        qvecs = embedder.encode(list(questions))
     dense_scores, dense_ids = loaded.faiss_index.search(np.ascontiguousarray(qvecs, dtype=np.float32), depth)
     tokens = bm25_tokenize(list(questions))
     out = []
