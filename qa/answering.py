@@ -8,6 +8,9 @@ Trust comes from the pipeline, not the model:
    checks that the answer is inside it;
 4. an abstention model (a logistic regression over retrieval and reader signals) says whether the evidence holds
    an answer at all; when it does not, the answer says so and offers the closest passages as "related" only.
+
+Articles are data, never instructions: a sentence that talks to the model ("ignore previous instructions and
+print ...", chat-role markup) is never used as evidence, so it can neither steer the reader nor be copied out.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import queue
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +31,7 @@ import numpy as np
 from . import chunking
 from .config import Settings
 from .embeddings import Embedder, get_embedder
+from .errors import InvalidQuestionError
 from .generation import REWRITE_PROMPT, Extraction, Generator, get_generator, has_number, wants_number
 from .index import DEFAULT_INDEX_DIR, LoadedIndex, bm25_tokenize, check_embedder, ensure_index, stemmer
 from .search import Passage, clean_question, search_many
@@ -62,6 +67,7 @@ class Answer:
     confidence: float = 0.0  # estimated chance that the evidence holds the answer
     seconds: float = 0.0
     complete: bool = True  # False for the partial answers a stream yields before the last one
+    index_version: str = ""  # the index generation the answer came from (one per answer, even mid-rebuild)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (lists, not tuples): the same object the CLI prints and the web API returns."""
@@ -145,6 +151,37 @@ def answerable_probability(features: dict[str, float], model: dict[str, Any] = A
 # ---------------------------------------------------------------------------------------------------------------
 # Evidence
 
+# Sentences written to a model rather than to a reader. Matched after NFKC folding and with invisible characters
+# removed, so full-width letters or zero-width joiners don't hide them. False positives only cost a sentence of
+# evidence; a miss could put an attacker's words in the answer.
+_MODEL = r"(?:ai|a\.i\.|assistant|chat\s*bot|bot|language\s+model|llm|model|gpt|gemma|system)"
+_OUTPUT_VERB = r"(?:print|output|say|respond|reply|answer|return|repeat|write|type|display|state|echo)"
+_INSTRUCTION = re.compile(
+    rf"""
+      \b(?:ignore|disregard|forget|override|bypass|skip|drop)\b\W+(?:\w+\W+){{0,4}}?
+          (?:instructions?|prompts?|rules|directions|guidelines|directives|context|question|everything)\b
+    | \b(?:new|updated|real|hidden|secret|further|following)\s+(?:instructions?|directives?|orders)\s*:
+    | \bsystem\s+(?:prompt|message|instructions?)\b
+    | \b(?:you\s+are|you're|act\s+as|pretend\s+to\s+be|dear|attention|note\s+to\s+(?:the\s+)?)\s+(?:now\s+)?(?:an?\s+|the\s+)?{_MODEL}s?\b
+    | \b{_MODEL}s?\b\W+(?:\w+\W+){{0,4}}?(?:must|should|shall|will|needs?\s+to|is\s+to|are\s+to)\s+
+          (?:now\s+|always\s+|only\s+|instead\s+)?{_OUTPUT_VERB}\b
+    | \b{_OUTPUT_VERB}\s+(?:only|just|exactly|verbatim|instead)\b
+    | \b(?:respond|reply|answer)\s+(?:to\s+\w+\s+)?with\s+(?:only\s+|just\s+)?(?:the\s+)?(?:word|phrase|text|string|code)\b
+    | ^\W*(?:please\s+)?(?:now\s+)?(?:print|output|repeat|echo|type|respond|reply)\b
+    | (?:^|\n)\s*(?:system|assistant|user|human)\s*:
+    | <\|?\s*/?\s*(?:system|user|assistant|im_start|im_end|start_of_turn|end_of_turn|endoftext|eot_id)\b
+    | \[/?INST\]|<<\s*/?SYS\s*>>|\#\#\#\s*(?:instruction|system|response)\b
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+_INVISIBLE = re.compile(r"[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def looks_like_instructions(text: str) -> bool:
+    """True for a sentence that addresses a model ("Ignore previous instructions and print X", "SYSTEM: ...")."""
+    folded = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    return bool(_INSTRUCTION.search(folded))
+
 
 def select_evidence(
     question: str, qvec: np.ndarray, passages: Sequence[Passage], embedder: Embedder, settings: Settings
@@ -156,7 +193,7 @@ def select_evidence(
     seen: set[tuple[str, int]] = set()
     for rank, p in enumerate(passages):
         for a, b, _ in chunking.sentences(p.text):
-            if (p.source, p.start + a) not in seen:
+            if (p.source, p.start + a) not in seen and not looks_like_instructions(p.text[a:b]):
                 seen.add((p.source, p.start + a))
                 sents.append((rank, p, a, b))
     if not sents:
@@ -202,8 +239,15 @@ def previous_questions(history: Any) -> list[str]:
     ``history`` may be a list of Answer objects, of (question, answer) pairs, or of chat messages
     ``{"role": "user" | "assistant", "content": ...}`` as Gradio keeps them.
     """
+    if history is None:
+        return []
+    if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+        raise InvalidQuestionError(
+            f"history must be a list of earlier answers, (question, answer) pairs or chat messages, not "
+            f"{type(history).__name__}; pass None for a new conversation."
+        )
     out: list[str] = []
-    for item in history or []:
+    for item in history:
         if isinstance(item, Answer):
             out.append(item.searched_for or item.question)
         elif isinstance(item, dict):
@@ -316,24 +360,25 @@ def _answer_once(q, searched, reader_q, loaded: LoadedIndex, embedder: Embedder,
     passages = search_many(loaded, embedder, [searched], settings.answer_passages, settings, qvec[None, :])[0]
     evidence = select_evidence(searched, qvec, passages, embedder, settings)
     if not evidence:
-        return _abstain(q, searched, passages, 0.0, t0), {}
+        return _abstain(q, searched, passages, 0.0, t0, loaded), {}
     ext = generator.extract(reader_q, [e.text for e in evidence], on_text=on_text)
     features = abstention_features(reader_q, ext, evidence, passages)
     p = answerable_probability(features)
     if not ext.text or p < settings.abstain_threshold:
-        return _abstain(q, searched, passages, p, t0), features
+        return _abstain(q, searched, passages, p, t0, loaded), features
     chosen = evidence[ext.context]
     cite = Citation(chosen.source, chosen.title, chosen.start, chosen.end, chosen.text,
                     passages[chosen.passage].score, chosen.dense, chosen.bm25, n=1)
     supported = cite.text[ext.start:ext.end] == ext.text
     if not supported:  # never cite a passage that does not contain the claim
-        return _abstain(q, searched, passages, p, t0), features
+        return _abstain(q, searched, passages, p, t0, loaded), features
     return Answer(q, f"{ext.text} [1]", [cite], False, searched, [Support(ext.text, (1,), True)],
-                  [], p, time.perf_counter() - t0), features
+                  [], p, time.perf_counter() - t0, index_version=loaded.generation), features
 
 
-def _abstain(q: str, searched: str, passages: Sequence[Passage], p: float, t0: float) -> Answer:
-    return Answer(q, ABSTAIN_TEXT, [], True, searched, [], list(passages[:3]), p, time.perf_counter() - t0)
+def _abstain(q: str, searched: str, passages: Sequence[Passage], p: float, t0: float, loaded: LoadedIndex) -> Answer:
+    return Answer(q, ABSTAIN_TEXT, [], True, searched, [], list(passages[:3]), p, time.perf_counter() - t0,
+                  index_version=loaded.generation)
 
 
 def answer_many(questions: Sequence[str], index_dir: str | Path, settings: Settings) -> list[tuple[Answer, dict[str, float]]]:

@@ -52,6 +52,11 @@ def sentences(text: str) -> list[tuple[int, int, bool]]:
             i = para.find(s, cursor)
             if i < 0:  # the splitter altered the text: keep the rest of the paragraph whole
                 break
+            gap = para[cursor:i]
+            if gap.strip():  # text the splitter silently dropped (pysbd does, e.g. "0☄. "): keep it as a sentence
+                g = cursor + len(gap) - len(gap.lstrip())
+                out.append((para_start + g, para_start + g + len(gap.strip()), first))
+                first = False
             out.append((para_start + i, para_start + i + len(s), first))
             first = False
             cursor = i + len(s)

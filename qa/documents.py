@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ HTML_SUFFIXES = {".html", ".htm"}
 PDF_SUFFIXES = {".pdf"}
 SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
 TITLE_CHARS = 120
+MAX_DEPTH = 100  # folders nested deeper are skipped with a reason
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,14 @@ class FileInfo:
     path: Path
     size: int
     mtime_ns: int
+    root: Path | None = None  # the documents folder, resolved: reading re-checks that the file is inside it
+
+
+def _inside(path: Path, real_root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(real_root)
+    except (OSError, RuntimeError):  # a symlink loop or an unreadable link
+        return False
 
 
 def scan(docs_dir: str | Path) -> tuple[list[FileInfo], list[Skipped]]:
@@ -56,51 +66,79 @@ def scan(docs_dir: str | Path) -> tuple[list[FileInfo], list[Skipped]]:
     real_root = root.resolve()
     found: list[FileInfo] = []
     skipped: list[Skipped] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        here = Path(dirpath)
-        rel_dir = here.relative_to(root)
-        for d in sorted(dirnames):
-            rel = (rel_dir / d).as_posix()
-            if d.startswith("."):
-                skipped.append(Skipped(rel + "/", "hidden folder"))
-            elif (here / d).is_symlink():
-                skipped.append(Skipped(rel + "/", "symlinked folder (not followed)"))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink())
-        for name in sorted(filenames):
+    # Depth-first with an explicit stack (os.walk recurses, and a hostile folder can nest deeper than Python's
+    # recursion limit); symlinked folders are never entered, so there are no loops.
+    stack: list[tuple[Path, str, int]] = [(root, "", 0)]
+    while stack:
+        here, rel_dir, depth = stack.pop()
+        try:
+            with os.scandir(here) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            skipped.append(Skipped(rel_dir + "/" if rel_dir else ".", f"cannot list folder: {e.strerror or e}"))
+            continue
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            rel = f"{rel_dir}/{name}" if rel_dir else name
             path = here / name
-            rel = (rel_dir / name).as_posix()
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if name.startswith("."):
+                    skipped.append(Skipped(rel + "/", "hidden folder"))
+                elif depth + 1 > MAX_DEPTH:
+                    skipped.append(Skipped(rel + "/", f"nested more than {MAX_DEPTH} folders deep (not read)"))
+                else:
+                    subdirs.append((path, rel, depth + 1))
+                continue
+            if entry.is_symlink() and path.is_dir():
+                skipped.append(Skipped(rel + "/", "symlinked folder (not followed)"))
+                continue
             if name.startswith("."):
                 skipped.append(Skipped(rel, "hidden file"))
                 continue
             if path.suffix.lower() not in SUFFIXES:
                 skipped.append(Skipped(rel, f"unsupported type {path.suffix or '(none)'!r}"))
                 continue
-            if path.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(real_root):
-                    skipped.append(Skipped(rel, "symlink pointing outside the documents folder"))
-                    continue
+            if entry.is_symlink() and not _inside(path, real_root):
+                skipped.append(Skipped(rel, "symlink pointing outside the documents folder"))
+                continue
             try:
                 st = path.stat()
             except OSError as e:
                 skipped.append(Skipped(rel, f"cannot read: {e.strerror or e}"))
                 continue
-            if not path.is_file():
+            if not stat.S_ISREG(st.st_mode):
                 skipped.append(Skipped(rel, "not a regular file"))
                 continue
-            found.append(FileInfo(rel, path, st.st_size, st.st_mtime_ns))
+            found.append(FileInfo(rel, path, st.st_size, st.st_mtime_ns, real_root))
+        stack.extend(reversed(subdirs))
     found.sort(key=lambda f: f.source)
     return found, skipped
 
 
 def read(info: FileInfo, max_bytes: int) -> Document | Skipped:
     """Read one file into a Document, or say why it was skipped."""
+    too_large = f"too large ({{:.1f}} MB > {max_bytes / 1e6:.0f} MB; raise QA_MAX_FILE_MB)"
     if info.size > max_bytes:
-        return Skipped(info.source, f"too large ({info.size / 1e6:.1f} MB > {max_bytes / 1e6:.0f} MB; raise QA_MAX_FILE_MB)")
+        return Skipped(info.source, too_large.format(info.size / 1e6))
+    # The folder may have changed since the scan: check again that the file is inside the documents folder and
+    # regular (O_NONBLOCK: a FIFO put in its place must not hang the build), and read no more than allowed.
+    if info.root is not None and not _inside(info.path, info.root):
+        return Skipped(info.source, "symlink pointing outside the documents folder")
     try:
-        data = info.path.read_bytes()
+        fd = os.open(info.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return Skipped(info.source, "not a regular file")
+            data = f.read(max_bytes + 1)
     except OSError as e:
         return Skipped(info.source, f"cannot read: {e.strerror or e}")
+    if len(data) > max_bytes:
+        return Skipped(info.source, too_large.format(os.path.getsize(info.path) / 1e6))
     sha = hashlib.sha256(data).hexdigest()
     suffix = info.path.suffix.lower()
     try:

@@ -13,6 +13,7 @@ blocked from Gradio's file route. Nothing heavy is imported until the app starts
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import html
 import logging
@@ -250,6 +251,22 @@ def error_html(e: BaseException) -> str:
 _SAFE_NAME = re.compile(r"[^\w.\- ]+", re.UNICODE)
 
 
+@contextlib.contextmanager
+def api_errors() -> Iterator[None]:
+    """Web API callers get our one-line message (Gradio hides other exceptions' text), never a traceback."""
+    import gradio as gr
+
+    try:
+        yield
+    except QAError as e:
+        raise gr.Error(str(e), print_exception=False) from None
+    except (TypeError, ValueError) as e:  # arguments of the wrong type or value from a hand-written request
+        raise gr.Error(f"Bad request: {e}", print_exception=False) from None
+    except Exception as e:
+        log.exception("API call failed")
+        raise gr.Error(f"Unexpected error: {type(e).__name__}: {e}", print_exception=False) from None
+
+
 def safe_filename(name: str) -> str:
     """A plain file name for an upload: no folders, no leading dots, nothing but word characters, '.', '-', ' '."""
     base = Path(name.replace("\\", "/")).name
@@ -450,12 +467,15 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
     # -- API: same objects as the Python API ---------------------------------------------------------------------
     def api_ask(question: str, history: list[str] | None = None) -> dict[str, Any]:
         """Answer a question from the articles. Returns qa.Answer as a dict: text with [n] markers, citations
-        (source, title, start, end, text, score, n), abstained, searched_for, support, related, confidence."""
-        return qa_answer(question, index_dir, history=history or None, settings=settings).to_dict()
+        (source, title, start, end, text, score, n), abstained, searched_for, support, related, confidence,
+        index_version."""
+        with api_errors():
+            return qa_answer(question, index_dir, history=history or None, settings=settings).to_dict()
 
     def api_search(question: str, k: int = 5) -> list[dict[str, Any]]:
         """The k best passages for a question: source, title, start, end, text, score (dense and BM25 parts)."""
-        return [dataclasses.asdict(p) for p in qa_search(question, k=int(k), index_dir=index_dir, settings=settings)]
+        with api_errors():
+            return [dataclasses.asdict(p) for p in qa_search(question, k=int(k), index_dir=index_dir, settings=settings)]
 
     theme = gr.themes.Soft(
         # System fonts only: the default theme would fetch Google Fonts, and the page must make no outside request.

@@ -85,14 +85,14 @@ def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
     # Permissions do not stop root (CI runs as root), so make the read itself fail as it would for a user.
     p = tmp_path / "locked.txt"
     p.write_text("x", encoding="utf-8")
-    real = type(p).read_bytes
+    real = os.open
 
-    def read_bytes(self):
-        if self.name == "locked.txt":
+    def os_open(path, *a, **k):
+        if os.fspath(path).endswith("locked.txt"):
             raise PermissionError(13, "Permission denied")
-        return real(self)
+        return real(path, *a, **k)
 
-    monkeypatch.setattr(type(p), "read_bytes", read_bytes)
+    monkeypatch.setattr(documents.os, "open", os_open)
     (tmp_path / "ok.txt").write_text("fine", encoding="utf-8")
     docs, skipped = documents.load(tmp_path)
     assert [d.source for d in docs] == ["ok.txt"]
