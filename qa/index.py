@@ -497,6 +497,7 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
     if old is not None and not (added or changed or removed) and all(
         old.manifest.get(k) == v for k, v in manifest_core.items()
     ):
+        _cleanup(index_dir, keep={p.name for p in index_dir.glob("v[0-9]*")} - _orphans(index_dir, old.generation))
         return BuildStats(generation=old.generation, seconds=time.perf_counter() - t0, wrote=False, **stats_kw)
 
     vectors = np.zeros((len(chunks), embedder_info["dimension"]), dtype=np.float32)
@@ -558,8 +559,9 @@ def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vect
     os.rename(tmp, index_dir / gen)
     _fsync_dir(index_dir)
     # The one atomic step that publishes the new generation.
+    previous = current_generation(index_dir)
     _atomic_write_text(index_dir / "CURRENT", gen + "\n")
-    _cleanup(index_dir, keep={gen, *(existing[-1:])})
+    _cleanup(index_dir, keep={gen, previous})
     return gen
 
 
@@ -612,7 +614,12 @@ def _old_vectors(old: LoadedIndex) -> np.ndarray:
     return old.faiss_index.reconstruct_n(0, old.faiss_index.ntotal)  # indexes written before embeddings.npy (flat)
 
 
-def _cleanup(index_dir: Path, keep: set[str]) -> None:
+def _orphans(index_dir: Path, live: str) -> set[str]:
+    """Generations newer than the live one: written by a build killed before it could publish them."""
+    return {p.name for p in index_dir.glob("v[0-9]*") if p.name[1:].isdigit() and p.name > live}
+
+
+def _cleanup(index_dir: Path, keep: set[str | None]) -> None:
     """Remove generations older than the previous one (a reader may still be loading that) and dead temp folders."""
     for p in index_dir.iterdir():
         if p.is_dir() and p.name not in keep and (p.name.startswith(".tmp-") or (p.name.startswith("v") and p.name[1:].isdigit())):

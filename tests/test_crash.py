@@ -1,11 +1,14 @@
 """A build killed half-way (SIGKILL, no cleanup) leaves the previous index loadable and whole."""
 
+import os
 import random
+import shutil
 import subprocess
 import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 import qa
@@ -100,21 +103,85 @@ def test_next_build_after_a_crash_succeeds_and_cleans_up(docs, old_index, settin
     assert _state(old_index) == "new" and not list(old_index.glob(".tmp-*"))
 
 
+CLI = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    from tests import fakes
+    fakes.register("fake", delay=float(sys.argv.pop(1)))
+    from qa.cli import main
+    print("started", flush=True)
+    sys.exit(main())
+""").format(root=str(ROOT))
+
+
+def _cli_index(docs, idx, delay):
+    """`qa index` in a fresh process (with the fake embedder, which a real process gets from QA_EMBEDDER)."""
+    env = {**os.environ, "QA_EMBEDDER": "fake", "QA_PROGRESS": "0"}
+    return subprocess.Popen([sys.executable, "-c", CLI, str(delay), "index", "--docs", str(docs), "--index", str(idx)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _snapshot(idx):
+    """Everything a reader of the index sees, to compare a generation with another exactly."""
+    ix._LOADED.clear()
+    loaded = ix.load_index(idx)  # raises on any inconsistency between the files
+    chunks = [(c.id, c.source, c.start, c.end, c.text, c.sha256) for c in loaded.chunks]
+    vectors = loaded.faiss_index.reconstruct_n(0, loaded.faiss_index.ntotal)
+    docs = sorted((k, d["sha256"]) for k, d in loaded.manifest["files"].items())
+    bm25 = loaded.bm25.get_scores(["soldier"]) if "soldier" in loaded.bm25.vocab_dict else None
+    return chunks, vectors, docs, bm25
+
+
+def _same(a, b) -> bool:
+    return (a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2] == b[2]
+            and (a[3] is None) == (b[3] is None) and (a[3] is None or np.array_equal(a[3], b[3])))
+
+
 @pytest.mark.slow
-def test_killed_at_random_moments(docs, old_index):
-    rng = random.Random(7)
-    seen = {"old": 0, "new": 0}
-    body = (docs / "new.txt").read_text(encoding="utf-8")
-    for _ in range(8):
-        # Point the next build away from whatever is live, so every trial has real work to be killed in.
-        if _state(old_index) == "new":
+def test_killed_at_random_moments(docs, tmp_path):
+    """100 `qa index` processes SIGKILLed at random moments; after each the index is wholly the old or the new one."""
+    trials = int(os.environ.get("QA_CRASH_TRIALS", "100"))
+    body = "A new article about wombats in the safe zone, and the soldiers who guard them. " * 400
+    old_docs, new_docs = tmp_path / "ref-old", tmp_path / "ref-new"
+    shutil.copytree(docs, old_docs)
+    shutil.copytree(docs, new_docs)
+    (new_docs / "new.txt").write_text(body, encoding="utf-8")
+    refs = {}
+    for name, d in (("old", old_docs), ("new", new_docs)):
+        assert _cli_index(d, tmp_path / f"ref-{name}-index", 0.0).wait(timeout=120) == 0
+        refs[name] = _snapshot(tmp_path / f"ref-{name}-index")
+    idx = tmp_path / "index"
+    assert _cli_index(docs, idx, 0.0).wait(timeout=120) == 0
+    # How long an unkilled build takes, so kills land anywhere from process start to just after it ends.
+    (docs / "new.txt").write_text(body, encoding="utf-8")
+    t0 = time.perf_counter()
+    p = _cli_index(docs, idx, 0.01)
+    assert p.wait(timeout=120) == 0, p.stderr.read()
+    span = time.perf_counter() - t0
+    rng = random.Random(20261122)
+    seen = {"old": 0, "new": 0, "neither": 0, "unloadable": 0}
+    killed = 0
+    for _ in range(trials):
+        live = "new" if _same(_snapshot(idx), refs["new"]) else "old"
+        # Point the build away from what is live, so that every trial has real work to be killed in.
+        if live == "new":
             (docs / "new.txt").unlink(missing_ok=True)
         else:
             (docs / "new.txt").write_text(body, encoding="utf-8")
-        p = _child(docs, old_index, "none", 0, delay=0.05)
-        p.stdout.readline()  # imports done; the build is starting
-        time.sleep(rng.uniform(0.0, 0.6))
+        p = _cli_index(docs, idx, 0.01)
+        time.sleep(rng.uniform(0.0, span * 1.1))
         p.kill()
-        p.wait(timeout=60)
-        seen[_state(old_index)] += 1
-    assert sum(seen.values()) == 8
+        killed += p.wait(timeout=60) == -9
+        try:
+            snap = _snapshot(idx)
+        except Exception:
+            seen["unloadable"] += 1
+            continue
+        seen["old" if _same(snap, refs["old"]) else "new" if _same(snap, refs["new"]) else "neither"] += 1
+    print(f"\n{trials} trials, {killed} killed mid-run, build span {span:.2f} s: {seen}")
+    assert seen["neither"] == 0 and seen["unloadable"] == 0
+    assert killed >= trials * 0.7 and min(seen["old"], seen["new"]) >= trials * 0.1  # kills landed all over
+    # and a normal build afterwards cleans up what the kills left behind
+    assert _cli_index(docs, idx, 0.0).wait(timeout=120) == 0
+    live = ix.current_generation(idx)
+    assert not list(idx.glob(".tmp-*")) and not [g for g in idx.glob("v*") if g.name > live]
