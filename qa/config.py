@@ -81,7 +81,11 @@ class Settings:
     )
     max_question_chars: int = _f(2000, "longer questions are refused with a clear error")
     lock_timeout_s: float = _f(600.0, "how long a build waits for another build to finish before giving up")
-    auto_refresh: bool = _f(True, "rebuild an index incrementally before a query when its documents changed")
+    auto_refresh: bool = _f(
+        True, "rebuild an index incrementally before a query when its documents changed (a query never waits for "
+        "another process's rebuild: it is answered from the live index meanwhile)"
+    )
+    ui_queue_size: int = _f(64, "questions the app holds waiting for the reader; beyond that it answers 'busy' at once")
     progress: bool = _f(True, "show progress bars on long work (stderr)")
 
     @classmethod

@@ -303,6 +303,17 @@ def _load_generation(root: Path, gen: str) -> LoadedIndex:
     return LoadedIndex(folder, gen, manifest, chunks, faiss_index, bm25)
 
 
+# A fixed sentence whose vector the manifest records: a model with the same name and dimension but other weights
+# (a local folder whose files were replaced, say) is recognised by embedding it again.
+PROBE_TEXT = "qa probe: a buffer zone along the border, guarded by about 1,500 soldiers."
+PROBE_MIN_SIMILARITY = 0.9  # the same model gives 1.0 (int8 and float builds differ in name, not here)
+_PROBE_SEEN: dict[tuple[int, str], float] = {}
+
+
+def embedder_probe(embedder: Embedder) -> list[float]:
+    return [round(float(x), 6) for x in embedder.encode([PROBE_TEXT])[0]]
+
+
 def check_embedder(loaded: LoadedIndex, embedder: Embedder, index_dir: str | Path) -> None:
     """Refuse to search an index with vectors from another model: the scores would be meaningless."""
     if loaded.embedder_name != embedder.name:
@@ -316,6 +327,17 @@ def check_embedder(loaded: LoadedIndex, embedder: Embedder, index_dir: str | Pat
             f"The index at {index_dir} holds {loaded.dimension}-d vectors but {embedder.name!r} makes "
             f"{embedder.dimension}-d ones. Rebuild with `qa index --index {index_dir}`."
         )
+    probe = loaded.manifest["embedder"].get("probe")
+    if probe is not None:
+        key = (id(embedder), str(loaded.path))
+        if key not in _PROBE_SEEN:  # once per model and generation, not per query
+            _PROBE_SEEN[key] = float(np.dot(np.asarray(probe, dtype=np.float32), embedder.encode([PROBE_TEXT])[0]))
+        if _PROBE_SEEN[key] < PROBE_MIN_SIMILARITY:
+            raise IndexMismatchError(
+                f"The index at {index_dir} was built with a model named {loaded.embedder_name!r} whose vectors differ "
+                f"from the current model's of that name (similarity {_PROBE_SEEN[key]:.2f} on a test sentence): its "
+                f"weights have changed. Rebuild with `qa index --index {index_dir}`."
+            )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -328,11 +350,12 @@ def build_index(
     *,
     settings: Settings | None = None,
     progress: Progress | None = None,
+    wait: bool = True,
 ) -> BuildStats:
     """(Re)build the index of ``docs_dir`` in ``index_dir``, re-embedding only what changed.
 
     Only one build runs per index folder at a time; a second one waits for it (up to ``lock_timeout_s``)
-    and then finds little or nothing left to do.
+    and then finds little or nothing left to do. With ``wait=False`` it raises IndexBusyError at once instead.
     """
     from filelock import FileLock, Timeout
 
@@ -345,6 +368,8 @@ def build_index(
     try:
         lock.acquire(timeout=0)
     except Timeout:
+        if not wait:
+            raise IndexBusyError(f"Another build of {index_dir} is running; try again when it has finished.") from None
         log.warning("Another build of %s is running; waiting for it to finish...", index_dir)
         if progress:
             progress("waiting for another build", 0, 1)
@@ -479,7 +504,8 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
     if old is not None and not todo_hashes:
         embedder_info = old.manifest["embedder"]
     else:
-        embedder_info = {"name": embedder.name, "dimension": embedder.dimension, "max_tokens": embedder.max_tokens}
+        embedder_info = {"name": embedder.name, "dimension": embedder.dimension, "max_tokens": embedder.max_tokens,
+                         "probe": embedder_probe(embedder)}
     manifest_core = {
         "embedder": embedder_info,
         "faiss": dense_index_plan(len(chunks), embedder_info["dimension"], settings),
@@ -671,7 +697,10 @@ def ensure_index(index_dir: str | Path = DEFAULT_INDEX_DIR, settings: Settings |
                 if is_stale(index_dir):
                     docs = read_manifest(index_dir)["docs_dir"]
                     log.warning("Documents in %s changed: updating the index at %s.", docs, index_dir)
-                    build_index(docs, index_dir, settings=settings)
+                    build_index(docs, index_dir, settings=settings, wait=False)
+            except IndexBusyError:
+                # Someone else is rebuilding: answer from the live generation rather than make the question wait.
+                _LAST_CHECK[key] = now - FRESHNESS_CHECK_EVERY_S / 2  # and look again soon
             except EmptyCorpusError as e:
                 log.warning("Keeping the existing index: %s", e)
     return load_index(index_dir)

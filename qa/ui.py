@@ -560,7 +560,7 @@ def launch(demo, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
     if docs_dir is not None:
         blocked.append(str(Path(docs_dir).resolve()))
     # The reader handles one question at a time; others wait in a bounded queue and are told it's busy when full.
-    demo.queue(max_size=64, default_concurrency_limit=1)
+    demo.queue(max_size=settings.ui_queue_size, default_concurrency_limit=1)
     return demo.launch(
         server_name=host, server_port=port, share=share, max_file_size=int(MAX_UPLOAD_MB * 1_000_000),
         blocked_paths=blocked, theme=demo.qa_theme, css=demo.qa_css, js=demo.qa_js, footer_links=["api"],

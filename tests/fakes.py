@@ -47,12 +47,15 @@ class FakeReader:
     copies its first number (or else its first capitalised word the question lacks). ``lie`` makes it return
     text that is in no context, to prove the pipeline refuses to cite it."""
 
-    def __init__(self, name: str = "fake-reader", rewrite: str = "", lie: str = ""):
-        self.name, self.rewrite, self.lie = name, rewrite, lie
+    def __init__(self, name: str = "fake-reader", rewrite: str = "", lie: str = "", delay: float = 0.0):
+        self.name, self.rewrite, self.lie, self.delay = name, rewrite, lie, delay
         self.prompts: list[str] = []
 
     def extract(self, question, contexts, on_text=None):
         from qa.generation import Extraction
+
+        if self.delay:  # stands in for the real reader's time, so that queues form
+            time.sleep(self.delay)
 
         qwords = {w.lower() for w in _WORD.findall(question) if len(w) > 3}
         overlap = [len(qwords & {w.lower() for w in _WORD.findall(c)}) for c in contexts]

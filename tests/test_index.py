@@ -25,7 +25,9 @@ def test_build_writes_plain_versioned_files(built):
     assert sorted(p.name for p in g.iterdir()) == ["bm25", "chunks.jsonl", "embeddings.npy", "manifest.json", "vectors.faiss"]
     m = json.loads((g / "manifest.json").read_text())
     assert m["format"] == "qa-index" and m["format_version"] == ix.FORMAT_VERSION
+    probe = m["embedder"].pop("probe")
     assert m["embedder"] == {"name": "fake", "dimension": 64, "max_tokens": 40}
+    assert len(probe) == 64 and abs(sum(x * x for x in probe) - 1.0) < 1e-3  # the model's vector of PROBE_TEXT
     assert m["chunking"]["chunk_tokens"] == 200 and m["chunking"]["splitter"] == "pysbd"
     assert set(m["files"]) == {p.name for p in SEEDS.iterdir()}
     for f in m["files"].values():
@@ -67,8 +69,9 @@ def test_incremental_changes(docs, tmp_path, settings, embedder):
     before = embedder.encoded
     st = qa.build_index(docs, idx, settings=settings)
     assert st.changed == [munich] and st.removed == ["000_39ea33fba12f0460.txt"] and st.added == ["new.md"]
-    # Only chunks whose text changed are embedded: the edited file's unchanged chunks are reused.
-    assert 0 < st.chunks_embedded == embedder.encoded - before < first.chunks / 2
+    # Only chunks whose text changed are embedded (plus the manifest's one probe sentence): the edited file's
+    # unchanged chunks are reused.
+    assert 0 < st.chunks_embedded == embedder.encoded - before - 1 < first.chunks / 2
     assert st.generation != first.generation
     hits = qa.search("zebra crossing Qamishli", k=3, index_dir=idx, settings=settings)
     assert hits[0].source == munich and "zebra" in hits[0].text
@@ -127,6 +130,31 @@ def test_index_with_another_dimension_is_refused(built, settings):
     fakes.register("fake", dimension=32)  # same name, different model shape
     with pytest.raises(qa.IndexMismatchError, match="64-d"):
         qa.search("soldiers", index_dir=built, settings=settings)
+
+
+def test_index_from_a_model_with_the_same_name_and_dimension_but_other_weights_is_refused(built, settings):
+    class Retrained(fakes.HashEmbedder):
+        def encode(self, texts):
+            return super().encode([t[::-1] for t in texts])  # same name, same dimension, different vectors
+
+    emb = Retrained(name="fake")
+    qa.register_embedder("fake", lambda s: emb)
+    before = {p: p.read_bytes() for p in built.rglob("*") if p.is_file()}
+    for call in (lambda: qa.search("soldiers", index_dir=built, settings=settings),
+                 lambda: qa.answer("How many soldiers?", index_dir=built, settings=settings)):
+        with pytest.raises(qa.IndexMismatchError, match="weights have changed. Rebuild with `qa index"):
+            call()
+    assert {p: p.read_bytes() for p in built.rglob("*") if p.is_file()} == before  # refused, nothing lost
+
+
+def test_another_embedder_is_refused_by_the_cli_with_one_line(built, settings, monkeypatch, capsys):
+    from qa import cli
+
+    fakes.register("other", dimension=32)
+    monkeypatch.setenv("QA_EMBEDDER", "other")
+    assert cli.main(["ask", "How many soldiers?", "--index", str(built)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: The index at") and "'fake'" in err and "qa index" in err and err.count("\n") == 1
 
 
 def test_changed_chunking_settings_rebuild_everything(docs, tmp_path, settings, embedder):

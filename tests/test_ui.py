@@ -1,6 +1,7 @@
 """The Gradio app with fake models through the real seams: rendering is inert, uploads are confined, the API
 returns the same object as qa.answer(), the file route serves nothing private, and the chat streams."""
 
+import os
 import re
 import socket
 import urllib.error
@@ -178,18 +179,46 @@ def test_ui_events_are_not_callable_as_api(app):
     assert set(info["named_endpoints"]) == {"/ask", "/search"}
 
 
-@pytest.mark.parametrize("target", ["index", "cache", "home"])
-def test_file_route_serves_nothing_private(app, s, target):
-    url, index_dir, _, _ = app
-    path = {"index": Path(index_dir).resolve() / "CURRENT", "cache": Path(s.cache_dir), "home": Path.home()}[target]
-    for route in (f"/gradio_api/file={path}", f"/gradio_api/file={urllib.request.quote(str(path), safe='')}",
-                  f"/gradio_api/file=../../..{path}", f"/file={path}"):
-        try:
-            with urllib.request.urlopen(url + route, timeout=10) as r:
-                status, body = r.status, r.read(200)
-        except urllib.error.HTTPError as e:
-            status, body = e.code, b""
-        assert status in (403, 404), (route, status, body)
+def _private_files(index_dir, docs, cache_dir) -> dict[str, Path]:
+    idx = Path(index_dir).resolve()
+    files = {"index CURRENT": idx / "CURRENT", "index manifest": next(idx.glob("v*/manifest.json")),
+             "index chunks": next(idx.glob("v*/chunks.jsonl")), "article": next(Path(docs).resolve().glob("*.txt")),
+             "default index": Path("index/CURRENT").resolve(), "project file": Path("pyproject.toml").resolve(),
+             "system file": Path("/etc/passwd")}
+    cached = next((p for p in Path(cache_dir).rglob("*") if p.is_file()), None)
+    home = next((p for p in (Path.home() / n for n in (".bashrc", ".profile", ".gitconfig")) if p.is_file()), None)
+    if cached:
+        files["model cache"] = cached
+    if home:
+        files["home"] = home
+    return files
+
+
+def test_file_route_serves_nothing_private(app, s):
+    """Absolute, relative, ../ and URL-encoded (once and twice) paths to the index, the model cache, the home
+    folder, the articles and the project: every one refused (403), none served."""
+    url, index_dir, docs, _ = app
+    files = _private_files(index_dir, docs, s.cache_dir)
+    assert {"index CURRENT", "article", "project file"} <= set(files)
+    tried = 0
+    for name, path in files.items():
+        rel = os.path.relpath(path)
+        up = "../" * 12 + str(path).lstrip("/")
+        routes = [str(path), rel, up, urllib.request.quote(str(path), safe=""), urllib.request.quote(up, safe=""),
+                  urllib.request.quote(urllib.request.quote(up, safe=""), safe=""), up.replace("../", "..%2f"),
+                  up.replace("../", "%2e%2e/")]
+        for route in routes:
+            for prefix in ("/gradio_api/file=", "/file=", "/gradio_api/static/", "/static/"):
+                tried += 1
+                try:
+                    with urllib.request.urlopen(url + prefix + route, timeout=10) as r:
+                        status, body = r.status, r.read(200)
+                except urllib.error.HTTPError as e:
+                    status, body = e.code, b""
+                assert status in (403, 404), (name, prefix + route, status, body)
+                if prefix == "/gradio_api/file=":  # the route exists and says no, rather than not finding it
+                    assert status == 403, (name, route, status)
+    assert tried >= 7 * 8 * 4
 
 
 def test_launch_binds_localhost_without_share(app):
