@@ -251,3 +251,27 @@ def test_chat_shows_errors_in_the_page(built, docs, s):
 def test_model_choice_is_limited_to_configured_models(monkeypatch, s):
     monkeypatch.setenv("QA_UI_MODELS", "smollm2, /models/x.gguf")
     assert ui.model_choices(s) == ["fake-reader", "smollm2", "/models/x.gguf"]
+
+
+def test_rebuild_while_another_build_runs_waits_and_says_so(built, docs, s):
+    import threading
+
+    from filelock import FileLock
+
+    demo = ui.build_ui(built, docs, s)
+    rebuild = next(fn.fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "rebuild")
+    said: list[str] = []
+    result: list[tuple] = []
+    lock = FileLock(str(Path(built) / ".lock"))
+    lock.acquire()  # another process's build is running
+    try:
+        (docs / "new.txt").write_text("Wombats guard the zone.", encoding="utf-8")
+        t = threading.Thread(target=lambda: result.append(rebuild(lambda *a, **k: said.append(k.get("desc", "")))))
+        t.start()
+        t.join(timeout=2)
+        assert t.is_alive() and "waiting for another build" in said  # queued, with a message, not failed
+    finally:
+        lock.release()
+    t.join(timeout=60)
+    status, _ = result[0]
+    assert "qa-error" not in status and "new.txt" in status
