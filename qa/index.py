@@ -307,7 +307,6 @@ def _load_generation(root: Path, gen: str) -> LoadedIndex:
 # (a local folder whose files were replaced, say) is recognised by embedding it again.
 PROBE_TEXT = "qa probe: a buffer zone along the border, guarded by about 1,500 soldiers."
 PROBE_MIN_SIMILARITY = 0.9  # the same model gives 1.0 (int8 and float builds differ in name, not here)
-_PROBE_SEEN: dict[tuple[int, str], float] = {}
 
 
 def embedder_probe(embedder: Embedder) -> list[float]:
@@ -329,15 +328,26 @@ def check_embedder(loaded: LoadedIndex, embedder: Embedder, index_dir: str | Pat
         )
     probe = loaded.manifest["embedder"].get("probe")
     if probe is not None:
-        key = (id(embedder), str(loaded.path))
-        if key not in _PROBE_SEEN:  # once per model and generation, not per query
-            _PROBE_SEEN[key] = float(np.dot(np.asarray(probe, dtype=np.float32), embedder.encode([PROBE_TEXT])[0]))
-        if _PROBE_SEEN[key] < PROBE_MIN_SIMILARITY:
+        similarity = float(np.dot(np.asarray(probe, dtype=np.float32), _probe_vector(embedder)))
+        if similarity < PROBE_MIN_SIMILARITY:
+            # An incremental build would keep the old vectors (same name), so only a fresh folder helps.
             raise IndexMismatchError(
                 f"The index at {index_dir} was built with a model named {loaded.embedder_name!r} whose vectors differ "
-                f"from the current model's of that name (similarity {_PROBE_SEEN[key]:.2f} on a test sentence): its "
-                f"weights have changed. Rebuild with `qa index --index {index_dir}`."
+                f"from the current model's of that name (similarity {similarity:.2f} on a test sentence): its "
+                f"weights have changed. Delete {index_dir} and build it again with `qa index --index {index_dir}`."
             )
+
+
+def _probe_vector(embedder: Embedder) -> np.ndarray:
+    """The embedder's vector of PROBE_TEXT, computed once per embedder object (kept on it), not per query."""
+    vec = getattr(embedder, "_qa_probe_vector", None)
+    if vec is None:
+        vec = embedder.encode([PROBE_TEXT])[0]
+        try:
+            embedder._qa_probe_vector = vec
+        except AttributeError:  # a frozen or slotted embedder: recompute next time
+            pass
+    return vec
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -585,7 +595,10 @@ def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vect
     os.rename(tmp, index_dir / gen)
     _fsync_dir(index_dir)
     # The one atomic step that publishes the new generation.
-    previous = current_generation(index_dir)
+    try:
+        previous = current_generation(index_dir)
+    except IndexCorruptError:  # this build is what repairs a garbled CURRENT
+        previous = None
     _atomic_write_text(index_dir / "CURRENT", gen + "\n")
     _cleanup(index_dir, keep={gen, previous})
     return gen

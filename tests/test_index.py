@@ -142,7 +142,7 @@ def test_index_from_a_model_with_the_same_name_and_dimension_but_other_weights_i
     before = {p: p.read_bytes() for p in built.rglob("*") if p.is_file()}
     for call in (lambda: qa.search("soldiers", index_dir=built, settings=settings),
                  lambda: qa.answer("How many soldiers?", index_dir=built, settings=settings)):
-        with pytest.raises(qa.IndexMismatchError, match="weights have changed. Rebuild with `qa index"):
+        with pytest.raises(qa.IndexMismatchError, match="weights have changed. Delete .* and build it again"):
             call()
     assert {p: p.read_bytes() for p in built.rglob("*") if p.is_file()} == before  # refused, nothing lost
 
@@ -164,7 +164,7 @@ def test_changed_chunking_settings_rebuild_everything(docs, tmp_path, settings, 
 
 
 @pytest.mark.parametrize("damage", ["truncate_chunks", "drop_vectors", "garbage_current", "bad_manifest", "old_format"])
-def test_damaged_index_is_refused_clearly(built, settings, damage):
+def test_damaged_index_is_refused_clearly(built, docs, settings, damage):
     g = _gen_dir(built)
     if damage == "truncate_chunks":
         lines = (g / "chunks.jsonl").read_text().splitlines(keepends=True)
@@ -183,6 +183,9 @@ def test_damaged_index_is_refused_clearly(built, settings, damage):
     expected = qa.IndexMismatchError if damage == "old_format" else qa.IndexCorruptError
     with pytest.raises(expected, match="qa index"):
         qa.search("soldiers", index_dir=built, settings=Settings(embedder="fake", auto_refresh=False, progress=False))
+    # and the rebuild the message asks for repairs it
+    qa.build_index(docs, built, settings=settings)
+    assert qa.search("soldiers", index_dir=built, settings=settings)
 
 
 def test_a_second_build_waits_for_the_first(docs, tmp_path, settings):
