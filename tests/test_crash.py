@@ -152,16 +152,25 @@ def test_killed_at_random_moments(docs, tmp_path):
         refs[name] = _snapshot(tmp_path / f"ref-{name}-index")
     idx = tmp_path / "index"
     assert _cli_index(docs, idx, 0.0).wait(timeout=120) == 0
-    # How long an unkilled build takes, so kills land anywhere from process start to just after it ends.
-    (docs / "new.txt").write_text(body, encoding="utf-8")
-    t0 = time.perf_counter()
-    p = _cli_index(docs, idx, 0.01)
-    assert p.wait(timeout=120) == 0, p.stderr.read()
-    span = time.perf_counter() - t0
+    # How long unkilled builds take (median of three, both directions), so kills land anywhere from process
+    # start to after the commit. One timing alone was too noisy: with kills spread evenly, a slow timing left
+    # only 5 of 100 landing after the commit.
+    spans = []
+    for _ in range(3):
+        for target in ("new", "old"):
+            if target == "new":
+                (docs / "new.txt").write_text(body, encoding="utf-8")
+            else:
+                (docs / "new.txt").unlink()
+            t0 = time.perf_counter()
+            p = _cli_index(docs, idx, 0.01)
+            assert p.wait(timeout=120) == 0, p.stderr.read()
+            spans.append(time.perf_counter() - t0)
+    span = sorted(spans)[len(spans) // 2]
     rng = random.Random(20261122)
     seen = {"old": 0, "new": 0, "neither": 0, "unloadable": 0}
-    killed = 0
-    for _ in range(trials):
+    killed = switched = 0
+    for i in range(trials):
         live = "new" if _same(_snapshot(idx), refs["new"]) else "old"
         # Point the build away from what is live, so that every trial has real work to be killed in.
         if live == "new":
@@ -169,7 +178,9 @@ def test_killed_at_random_moments(docs, tmp_path):
         else:
             (docs / "new.txt").write_text(body, encoding="utf-8")
         p = _cli_index(docs, idx, 0.01)
-        time.sleep(rng.uniform(0.0, span * 1.1))
+        # Two in three kills anywhere in the build; one in three around its end, where the commit happens.
+        when = rng.uniform(0.0, span) if i % 3 else rng.uniform(0.6 * span, 1.3 * span)
+        time.sleep(when)
         p.kill()
         killed += p.wait(timeout=60) == -9
         try:
@@ -177,10 +188,15 @@ def test_killed_at_random_moments(docs, tmp_path):
         except Exception:
             seen["unloadable"] += 1
             continue
-        seen["old" if _same(snap, refs["old"]) else "new" if _same(snap, refs["new"]) else "neither"] += 1
-    print(f"\n{trials} trials, {killed} killed mid-run, build span {span:.2f} s: {seen}")
+        now = "old" if _same(snap, refs["old"]) else "new" if _same(snap, refs["new"]) else "neither"
+        seen[now] += 1
+        switched += now != live and now != "neither"
+    print(f"\n{trials} trials, {killed} killed mid-run, {switched} committed before the kill, "
+          f"build span {span:.2f} s (of {', '.join(f'{s:.2f}' for s in spans)}): {seen}")
     assert seen["neither"] == 0 and seen["unloadable"] == 0
-    assert killed >= trials * 0.7 and min(seen["old"], seen["new"]) >= trials * 0.1  # kills landed all over
+    # Kills landed all over: most before the commit, some after it. (Build times vary about 2x from one run to
+    # the next, so the bounds are loose; three seeded runs here gave 52-80 killed and 32-41 committed.)
+    assert killed >= trials * 0.4 and trials * 0.05 <= switched <= trials * 0.6
     # and a normal build afterwards cleans up what the kills left behind
     assert _cli_index(docs, idx, 0.0).wait(timeout=120) == 0
     live = ix.current_generation(idx)
