@@ -39,7 +39,7 @@ class Settings:
     )
     device: str = _f("cpu", "torch device for the embedder (torch backend)")
     embed_batch_size: int = _f(32, "texts per embedding batch (torch backend)")
-    onnx_batch_size: int = _f(4, "texts per embedding batch (onnx backends; small, length-sorted batches measured fastest)")
+    onnx_batch_size: int = _f(1, "texts per embedding batch (onnx backends; length-sorted, one text per run measured fastest)")
     chunk_tokens: int = _f(200, "largest chunk in embedder word pieces (capped at the model's own limit)")
     chunk_overlap_tokens: int = _f(48, "word pieces of trailing sentences repeated at the start of the next chunk")
     max_file_mb: float = _f(20.0, "files larger than this are skipped and reported")
@@ -67,7 +67,7 @@ class Settings:
     )
     threads: int = _f(
         0, "threads for the reader and the onnx embedder (0: each library's default; llama.cpp: all cores up to 4; "
-        "set 1 if other work keeps a core busy)"
+        "onnx: one single-threaded run per core; set 1 if other work keeps a core busy)"
     )
     answer_passages: int = _f(5, "passages searched for evidence before answering")
     evidence_sentences: int = _f(3, "best-matching sentences the reader considers")

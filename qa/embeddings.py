@@ -92,22 +92,33 @@ def _model_path(name: str) -> Path:
     return Path(snapshot_download(name))
 
 
+# What an index records for each onnx backend. The int8 tag names the quantisation scheme, so that vectors of
+# an older scheme (per-tensor, until 2026-11) are never mixed with the current one's: our default index is
+# rebuilt, any other refused with a message.
+_ONNX_NAMES = {"onnx": "onnx", "onnx-int8": "onnx-int8-per-channel"}
+
+
 class OnnxEmbedder:
     """The same sentence-transformers model (BERT-style, mean pooling) run by onnxruntime.
 
-    The model is exported to ONNX once, and for ``onnx-int8`` its weights quantised to int8, then cached under
-    ``cache_dir``; later loads need neither torch nor sentence-transformers. Texts are tokenised by the model's
-    own ``tokenizer.json`` and batched by length, so little time goes into padding.
+    The model is exported to ONNX once, and for ``onnx-int8`` its weights quantised to int8 (one scale per output
+    channel), then cached under ``cache_dir``; later loads need neither torch nor sentence-transformers. Texts are
+    tokenised by the model's own ``tokenizer.json`` and batched by length, so little time goes into padding.
+
+    Batches run in parallel, one single-threaded run per core: for a model this small that measured ~1.2x faster
+    than one run spread over both cores (`bench/embed_speed.py`), since the per-operator thread hand-offs go.
     """
 
-    def __init__(self, model: str, backend: str, cache_dir: str, batch_size: int = 4, threads: int = 0):
-        if backend not in ("onnx", "onnx-int8"):
+    def __init__(self, model: str, backend: str, cache_dir: str, batch_size: int = 1, threads: int = 0):
+        if backend not in _ONNX_NAMES:
             raise ValueError(f"Unknown embedder backend {backend!r}; use torch, onnx or onnx-int8.")
         self.model, self.backend, self.cache_dir = model, backend, Path(cache_dir)
-        self.name = f"{model}+{backend}"
-        self.batch_size, self.threads = batch_size, threads
+        self.name = f"{model}+{_ONNX_NAMES[backend]}"
+        self.batch_size, self.threads = max(1, batch_size), threads
+        self.workers = threads or _usable_cores()
         self._lock = threading.Lock()
         self._session = None
+        self._pool = None
 
     def _load(self):
         with self._lock:
@@ -134,11 +145,17 @@ class OnnxEmbedder:
                 self._tok_trunc.enable_truncation(self._max_len)
                 onnx_file = _exported(path, self.cache_dir, self.backend == "onnx-int8")
                 opts = ort.SessionOptions()
-                opts.intra_op_num_threads = self.threads or 0
+                opts.intra_op_num_threads = 1  # parallel across batches instead (see the class docstring)
+                opts.inter_op_num_threads = 1
                 opts.log_severity_level = 3
-                # No busy-waiting between runs: the reader (torch) shares these two cores right after a query.
+                # No busy-waiting between runs: the reader shares these cores right after a query.
                 opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 self._session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
+                if self.workers > 1:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    # onnxruntime releases the GIL in run() and one session may run from several threads.
+                    self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="qa-embed")
             return self._session
 
     @property
@@ -160,8 +177,8 @@ class OnnxEmbedder:
         encs = self._tok_trunc.encode_batch(list(texts))
         out = np.zeros((len(encs), self._dimension), dtype=np.float32)
         order = np.argsort([len(e.ids) for e in encs], kind="stable")
-        for i in range(0, len(order), self.batch_size):
-            rows = order[i : i + self.batch_size]
+
+        def run(rows: np.ndarray) -> None:
             width = max(len(encs[j].ids) for j in rows)
             ids = np.zeros((len(rows), width), dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -169,7 +186,19 @@ class OnnxEmbedder:
                 n = len(encs[j].ids)
                 ids[r, :n], mask[r, :n] = encs[j].ids, 1
             out[rows] = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self._pool is None or len(batches) == 1:
+            for rows in batches:
+                run(rows)
+        else:
+            for _ in self._pool.map(run, batches):  # rows are disjoint, so the workers never write the same row
+                pass
         return out
+
+
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _exported(path: Path, cache_dir: Path, int8: bool) -> Path:
@@ -181,7 +210,7 @@ def _exported(path: Path, cache_dir: Path, int8: bool) -> Path:
     weights = next((path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).exists()), None)
     stamp = hashlib.sha256(f"{path.resolve()}|{weights.stat().st_size if weights else 0}".encode()).hexdigest()[:12]
     out_dir = cache_dir / "onnx" / f"{path.name}-{stamp}"
-    target = out_dir / ("model.int8.onnx" if int8 else "model.onnx")
+    target = out_dir / ("model.int8-per-channel.onnx" if int8 else "model.onnx")
     if target.exists():
         return target
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -237,15 +266,17 @@ def _export_quiet(path: Path, out_dir: Path, int8: bool) -> None:
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        tmp_q = out_dir / "model.int8.onnx.part"
+        tmp_q = out_dir / "model.int8-per-channel.onnx.part"
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # the quantiser logs generic advice through the root logger
         try:
-            quantize_dynamic(str(fp32), str(tmp_q), weight_type=QuantType.QInt8)
+            # Per channel: min cosine to the float vectors over the SQuAD chunks 0.990, against 0.914 with one
+            # scale per tensor, at the same speed.
+            quantize_dynamic(str(fp32), str(tmp_q), weight_type=QuantType.QInt8, per_channel=True)
         finally:
             root.setLevel(level)
-        os.replace(tmp_q, out_dir / "model.int8.onnx")
+        os.replace(tmp_q, out_dir / "model.int8-per-channel.onnx")
 
 
 def _default_embedder(s: Settings) -> Embedder:
@@ -259,9 +290,9 @@ _REGISTRY = Registry(_default_embedder)
 
 def embedder_name(settings: Settings) -> str:
     """The name an index built under these settings records, known without loading the model."""
-    if _REGISTRY.is_registered(settings.embedder) or settings.embedder_backend == "torch":
+    if _REGISTRY.is_registered(settings.embedder) or settings.embedder_backend not in _ONNX_NAMES:
         return settings.embedder
-    return f"{settings.embedder}+{settings.embedder_backend}"
+    return f"{settings.embedder}+{_ONNX_NAMES[settings.embedder_backend]}"
 
 
 def register_embedder(name: str, factory: Callable[[Settings], Embedder]) -> None:
