@@ -98,10 +98,10 @@ class Evidence:
 ABSTAIN_FEATURES = ("fit", "first_logprob", "mean_logprob", "passage_dense", "sentence_dense", "coverage",
                     "answer_in_question", "bm25", "type_match")
 ABSTAIN_MODEL = {
-    "mean": [-2.5362, -1.5317, -0.2584, 0.5054, 0.6261, 0.6356, 0.2039, 1.9851, 0.982],
-    "scale": [1.0456, 1.14, 0.2642, 0.1279, 0.1292, 0.2177, 0.3272, 0.3728, 0.133],
-    "coef": [0.1125, 0.4467, -0.0591, 0.101, 0.3524, 0.0922, -0.0788, 0.094, 0.1302],
-    "intercept": -0.4924,
+    "mean": [-3.5475, -1.5354, -0.2518, 0.5112, 0.624, 0.6279, 0.2128, 1.9678, 0.99],
+    "scale": [1.7908, 1.199, 0.2615, 0.1316, 0.1327, 0.2231, 0.3305, 0.3778, 0.0995],
+    "coef": [0.2578, 0.2818, 0.0529, -0.0365, 0.4087, 0.0346, -0.0964, 0.091, 0.0815],
+    "intercept": -0.4808,
 }
 
 _STOP = set("""a an the of in on at to for from by with about as is are was were be been being do does did what which who

@@ -73,6 +73,8 @@ class Settings:
     evidence_sentences: int = _f(3, "best-matching sentences the reader considers")
     reader_context_tokens: int = _f(160, "longest evidence sentence, in reader tokens, shown to the reader")
     reader_max_tokens: int = _f(32, "longest answer the reader may copy, in tokens")
+    reader_fit_content: bool = _f(True, "score a context by how well it predicts the question's content words only "
+                                        "(False: every question token; slower, for comparison)")
     reader_rank_penalty: float = _f(0.3, "how much a lower-ranked evidence sentence must out-explain a higher one")
     reader_question_penalty: float = _f(1.0, "logit penalty for starting an answer with one of the question's words")
     reader_stop_bias: float = _f(2.0, "logit bonus for ending the answer (tiny models run on)")

@@ -98,6 +98,22 @@ def has_number(text: str) -> bool:
     return bool(_NUMBERISH.search(text.replace("▁", " ").replace("Ġ", " ")))
 
 
+# Question words that say little about which context explains the question: not scored for `fit`.
+_FUNCTION_WORDS = frozenset("""a an the of in on at to for from by with about as is are was were be been being do does
+did what which who whom whose when where why how that this these those it its and or but not no if then than there
+their they them he she his her i you we our your my me us s""".split())
+
+
+def fit_tokens(pieces: Sequence[str]) -> list[int]:
+    """Indexes of the question tokens whose likelihood makes up ``fit``: all but function words and punctuation.
+    Each scored token costs one pass through the 262k-word output layer, about a third of reading time when every
+    token was scored; with the same abstention model, fitting only these kept the answer figures (see README)."""
+    keep = [i for i, p in enumerate(pieces)
+            if (w := p.replace("▁", " ").replace("Ġ", " ").strip().lower()) and any(ch.isalnum() for ch in w)
+            and w not in _FUNCTION_WORDS]
+    return keep or list(range(len(pieces)))
+
+
 @dataclass(frozen=True)
 class Extraction:
     """What the reader copied, and how sure it was."""
@@ -338,15 +354,17 @@ class CopyReader:
 
             # One pass through the output layer for every position we need a full distribution at: the question's
             # tokens (how well each context explains the question) and the first answer token of each row.
+            scored = (fit_tokens([self.tok.id_to_token(i) or "" for i in q_ids]) if s.reader_fit_content
+                      else list(range(len(q_ids))))
             picks, targets = [], []
             for b, c in enumerate(ctx_ids):
                 first_q = len(c) + len(q_head)
-                picks += [(b, first_q - 1 + i) for i in range(len(q_ids))]
-                targets += q_ids
+                picks += [(b, first_q - 1 + i) for i in scored]
+                targets += [q_ids[i] for i in scored]
             lasts = [(b, len(r) - 1) for b, r in enumerate(rows)]
             h = torch.stack([hidden[b, p] for b, p in picks + lasts])
             logp = torch.log_softmax(h @ self.head.T, dim=-1)
-            nq = len(q_ids)
+            nq = len(scored)
             q_lp = logp[torch.arange(len(targets)), torch.tensor(targets)].view(len(rows), nq)
             fit, best = choose_context([float(x) for x in q_lp.mean(dim=1)], contexts, question, s)
             t1 = time.perf_counter()
@@ -532,6 +550,7 @@ class LlamaCppReader:
         with self._lock:
             P = len(self.prefix)
             q_head, q_ids, q_end = self._ids("\nQuestion:"), self._ids(" " + question), self._ids("\nAnswer:")
+            scored = fit_tokens([self._piece(t).decode("utf-8", "replace") for t in q_ids]) if s.reader_fit_content else range(len(q_ids))
             encoded = []
             fit_raw, lasts = [], []
             t0 = time.perf_counter()
@@ -542,14 +561,14 @@ class LlamaCppReader:
                     encoded.append((ids, offsets, pieces))
                     row = ids + q_head + q_ids + q_end
                     first_q = len(ids) + len(q_head)
-                    want = {first_q - 1 + i for i in range(len(q_ids))} | {len(row) - 1}
+                    want = {first_q - 1 + i for i in scored} | {len(row) - 1}
                     self._ctx.kv_cache_seq_rm(b + 1, -1, -1)
                     self._ctx.kv_cache_seq_cp(0, b + 1, 0, P)  # shares the prefix's cells, no recomputation
                     streams.append((row, b + 1, P, want))
                 logits = self._decode_many(streams)
                 for b, (row, _, _, _) in enumerate(streams):
                     first_q = len(encoded[b][0]) + len(q_head)
-                    lp = [_logprob(logits[(b, first_q - 1 + i)], t) for i, t in enumerate(q_ids)]
+                    lp = [_logprob(logits[(b, first_q - 1 + i)], q_ids[i]) for i in scored]
                     fit_raw.append(float(np.mean(lp)) if lp else 0.0)
                     lasts.append((len(row), logits[(b, len(row) - 1)]))
                 fit, best = choose_context(fit_raw, contexts, question, s)

@@ -157,3 +157,15 @@ def test_a_missing_llama_cpp_says_how_to_install_it_or_switch(monkeypatch, tmp_p
     monkeypatch.setattr(generation, "_LLAMA", {})
     with pytest.raises(ImportError, match="pip install llama-cpp-python.*QA_READER_BACKEND=transformers"):
         generation._load_llama("gemma-3-270m", str(tmp_path), 1)
+
+
+def test_fit_scores_the_question_content_words_only():
+    from qa.generation import fit_tokens
+
+    # Gemma's pieces (▁ = a space) and GPT-2-style ones (Ġ) alike
+    pieces = ["▁How", "▁many", "▁soldiers", "▁would", "▁European", "▁countries", "▁contri", "bute", "?"]
+    assert [pieces[i] for i in fit_tokens(pieces)] == ["▁many", "▁soldiers", "▁would", "▁European", "▁countries",
+                                                       "▁contri", "bute"]
+    assert fit_tokens(["ĠWho", "Ġwon", "Ġthe", "Ġcup", "?"]) == [1, 3]
+    # nothing but function words and punctuation: every token counts, so fit is never an empty mean
+    assert fit_tokens(["▁What", "▁is", "▁it", "?"]) == [0, 1, 2, 3]
