@@ -9,7 +9,8 @@ Per backend:
 - load: the reader's load time in this process;
 - cold: ``qa ask`` as a new process, twice (the first may convert or assemble the model; the second is what a user
   sees every time after that), and that process's peak RSS.
-The backends alternate question by question so machine noise hits both alike.
+The backends alternate question by question so machine noise hits both alike. A third variant, llama.cpp with
+``reader_fit_content=False`` (every question token scored), alternates with them and is compared warm only.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ QUESTIONS = [
     "Who won the 2018 FIFA World Cup?",
 ]
 BACKENDS = ("llama-cpp", "transformers")
+FIT_ALL = "llama-cpp, fit all"
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -75,13 +77,17 @@ def main() -> None:
         get_generator(settings[b]).load()
         load_s[b] = time.perf_counter() - t0
         qa.answer(QUESTIONS[0], index_dir=index_dir, settings=settings[b])  # warm every path once
-    total = {b: [] for b in BACKENDS}
-    first = {b: [] for b in BACKENDS}
-    reads = {b: [] for b in BACKENDS}
-    texts = {b: {} for b in BACKENDS}
+    # A third variant, warm only: llama.cpp scoring `fit` on every question token, as before 2026-11-22.
+    settings[FIT_ALL] = replace(settings["llama-cpp"], reader_fit_content=False)
+    qa.answer(QUESTIONS[0], index_dir=index_dir, settings=settings[FIT_ALL])
+    variants = (*BACKENDS, FIT_ALL)
+    total = {b: [] for b in variants}
+    first = {b: [] for b in variants}
+    reads = {b: [] for b in variants}
+    texts = {b: {} for b in variants}
     for _ in range(args.runs):
         for q in QUESTIONS:
-            for b in BACKENDS:
+            for b in variants:
                 time.sleep(0.3)  # let the other backend's thread pool go idle (torch's OpenMP threads spin a while)
                 t0 = time.perf_counter()
                 seen = None
@@ -115,6 +121,13 @@ def main() -> None:
     a, t = rows["llama-cpp"], rows["transformers"]
     print(f"llama.cpp vs transformers: warm p50 {t['p50'] / a['p50']:.2f}x faster, first text {t['first'] / a['first']:.2f}x, "
           f"cold start {t['cold'] / a['cold']:.2f}x, peak RSS {t['rss'] / a['rss']:.2f}x smaller")
+    fa = {k: statistics.median(v[FIT_ALL]) for k, v in (("p50", total), ("first", first))}
+    fa_read = statistics.median(x.prompt_seconds for x in reads[FIT_ALL])
+    a_read = statistics.median(x.prompt_seconds for x in reads["llama-cpp"])
+    print(f"llama.cpp, fit on the question's content words (default) vs on every token: warm p50 {a['p50']:.2f} vs "
+          f"{fa['p50']:.2f} s, first text {a['first']:.2f} vs {fa['first']:.2f} s, reading {a_read:.3f} vs "
+          f"{fa_read:.3f} s; same answers {sum(texts['llama-cpp'][q] == texts[FIT_ALL][q] for q in QUESTIONS)}/"
+          f"{len(QUESTIONS)}")
     same = sum(texts["llama-cpp"][q] == texts["transformers"][q] for q in QUESTIONS)
     print(f"same answer text from both backends: {same}/{len(QUESTIONS)}")
     for q in QUESTIONS:

@@ -207,9 +207,11 @@ def test_a_full_queue_says_busy_at_once(tmp_path):
     qa.build_index(docs, idx, settings=Settings(**{**SETTINGS, "generator": "fake-reader"}))
     server, url = _serve(idx, docs, delay=2.0, QA_UI_QUEUE_SIZE="3")
     outcomes: list[tuple[str, float]] = []
+    # Connect first: a client's set-up (it fetches the app's config) took over a second under load, which let
+    # the plain HTTP request below arrive before the queue had filled.
+    clients = [Client(url, verbose=False) for _ in range(10)]
 
-    def ask() -> None:
-        c = Client(url, verbose=False)
+    def ask(c) -> None:
         t0 = time.monotonic()
         try:
             c.predict(QUESTIONS[0], None, api_name="/ask")
@@ -218,7 +220,7 @@ def test_a_full_queue_says_busy_at_once(tmp_path):
             outcomes.append((str(e), time.monotonic() - t0))
 
     try:
-        threads = [threading.Thread(target=ask) for _ in range(10)]
+        threads = [threading.Thread(target=ask, args=(c,)) for c in clients]
         for t in threads:
             t.start()
             time.sleep(0.05)
