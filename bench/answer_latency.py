@@ -9,8 +9,9 @@ Per backend:
 - load: the reader's load time in this process;
 - cold: ``qa ask`` as a new process, twice (the first may convert or assemble the model; the second is what a user
   sees every time after that), and that process's peak RSS.
-The backends alternate question by question so machine noise hits both alike. A third variant, llama.cpp with
-``reader_fit_content=False`` (every question token scored), alternates with them and is compared warm only.
+The backends alternate question by question so machine noise hits both alike. Two more llama.cpp variants
+alternate with them and are compared warm only: ``reader_fit_content=False`` (every question token scored) and
+``evidence_sentences=2``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ QUESTIONS = [
 ]
 BACKENDS = ("llama-cpp", "transformers")
 FIT_ALL = "llama-cpp, fit all"
+TWO = "llama-cpp, 2 sentences"
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -77,10 +79,13 @@ def main() -> None:
         get_generator(settings[b]).load()
         load_s[b] = time.perf_counter() - t0
         qa.answer(QUESTIONS[0], index_dir=index_dir, settings=settings[b])  # warm every path once
-    # A third variant, warm only: llama.cpp scoring `fit` on every question token, as before 2026-11-22.
+    # Two more variants of llama.cpp, warm only: scoring `fit` on every question token (as before 2026-11-22), and
+    # reading two evidence sentences instead of three.
     settings[FIT_ALL] = replace(settings["llama-cpp"], reader_fit_content=False)
-    qa.answer(QUESTIONS[0], index_dir=index_dir, settings=settings[FIT_ALL])
-    variants = (*BACKENDS, FIT_ALL)
+    settings[TWO] = replace(settings["llama-cpp"], evidence_sentences=2)
+    for v in (FIT_ALL, TWO):
+        qa.answer(QUESTIONS[0], index_dir=index_dir, settings=settings[v])
+    variants = (*BACKENDS, FIT_ALL, TWO)
     total = {b: [] for b in variants}
     first = {b: [] for b in variants}
     reads = {b: [] for b in variants}
@@ -128,6 +133,10 @@ def main() -> None:
           f"{fa['p50']:.2f} s, first text {a['first']:.2f} vs {fa['first']:.2f} s, reading {a_read:.3f} vs "
           f"{fa_read:.3f} s; same answers {sum(texts['llama-cpp'][q] == texts[FIT_ALL][q] for q in QUESTIONS)}/"
           f"{len(QUESTIONS)}")
+    two = {k: statistics.median(v[TWO]) for k, v in (("p50", total), ("first", first))}
+    print(f"llama.cpp, three evidence sentences (default) vs two (QA_EVIDENCE_SENTENCES=2): warm p50 {a['p50']:.2f} vs "
+          f"{two['p50']:.2f} s, first text {a['first']:.2f} vs {two['first']:.2f} s; same answers "
+          f"{sum(texts['llama-cpp'][q] == texts[TWO][q] for q in QUESTIONS)}/{len(QUESTIONS)}")
     same = sum(texts["llama-cpp"][q] == texts["transformers"][q] for q in QUESTIONS)
     print(f"same answer text from both backends: {same}/{len(QUESTIONS)}")
     for q in QUESTIONS:
