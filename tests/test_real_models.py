@@ -45,8 +45,8 @@ def test_onnx_int8_embeddings_match_sentence_transformers(seeds_index):
     plain = SentenceTransformerEmbedder(REAL.embedder, progress=False).encode(texts)
     cos = (fast * plain).sum(axis=1)
     assert fast.shape == plain.shape and np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-3)
-    # int8 weights, one scale per channel: close, not identical (median 0.994, min 0.971 here; per-tensor scales
-    # gave about 0.95 and 0.91; a wrongly exported mask gave 0.14-0.6)
+    # int8 weights, one scale per channel: close, not identical (median 0.994, min 0.971 here; one scale per tensor
+    # gave a median of about 0.95; a wrongly exported mask gave 0.14-0.6)
     assert np.median(cos) > 0.985 and cos.min() > 0.95
 
 
