@@ -128,20 +128,28 @@ def _bisect(text: str, x: int, y: int, n: int, count_tokens: CountTokens, max_to
     return _bisect(text, x, mid, left, count_tokens, max_tokens) + _bisect(text, mid, y, right, count_tokens, max_tokens)
 
 
+def sentence_budget(max_tokens: int, hard_max_tokens: int | None = None) -> int:
+    """The longest sentence piece, in word pieces, that chunking (and the index's sentence table) works with."""
+    return min(max_tokens, hard_max_tokens or max_tokens)
+
+
 def chunk_spans(
     text: str,
     count_tokens: CountTokens,
     max_tokens: int,
     overlap_tokens: int = 0,
     hard_max_tokens: int | None = None,
+    spans: list[Span] | None = None,
 ) -> list[tuple[int, int]]:
     """Pack sentences into ``[start, end)`` chunks of at most ``max_tokens`` word pieces.
 
     ``hard_max_tokens`` is the embedder's real limit: every chunk is verified against it with the real tokenizer.
+    ``spans``: the text's :func:`split_spans` at ``sentence_budget(max_tokens, hard_max_tokens)``, if already made.
     """
     hard = hard_max_tokens or max_tokens
-    target = min(max_tokens, hard)
-    spans = split_spans(text, count_tokens, target)
+    target = sentence_budget(max_tokens, hard)
+    if spans is None:
+        spans = split_spans(text, count_tokens, target)
     chunks: list[tuple[int, int]] = []
     i = 0
     while i < len(spans):

@@ -9,6 +9,10 @@ Layout of an index folder::
       vectors.faiss      faiss index over the chunk embeddings, row i = chunk i (exact below
                          ``ann_min_chunks``, IVF with 4-bit PQ fast scan and 8-bit refinement above)
       embeddings.npy     the float32 embeddings themselves, read only by the next incremental build
+      sentences.npy      the sentence table: one row (chunk id, start, end) per sentence of the corpus, each
+                         sentence once, in the first chunk that holds it (evidence is chosen among these)
+      sentence_embeddings.npy  float32, row i = sentence i, embedded at build time so that answering only
+                         has to look them up (memory-mapped; older generations without it embed at query time)
       bm25/              bm25s arrays (.npy, loaded without pickle) and vocabulary JSON
     .lock                held by the one build running at a time
 
@@ -84,6 +88,8 @@ class BuildStats:
     chunks: int = 0
     chunks_embedded: int = 0
     chunks_reused: int = 0
+    sentences: int = 0
+    sentences_embedded: int = 0
     seconds: float = 0.0
     wrote: bool = True  # False when nothing changed and the live generation was kept
 
@@ -108,6 +114,7 @@ class BuildStats:
         lines.append(
             f"  chunks: {self.chunks} total, {self.chunks_embedded} embedded, {self.chunks_reused} reused"
         )
+        lines.append(f"  sentences: {self.sentences} total, {self.sentences_embedded} embedded")
         lines.append(f"  seconds: {self.seconds:.2f}")
         return "\n".join(lines)
 
@@ -122,8 +129,11 @@ class LoadedIndex:
     chunks: list[Chunk]
     faiss_index: Any
     bm25: Any
+    sentences: np.ndarray | None = None  # (n, 3) int64: chunk id, start, end; None in generations written before it
+    sentence_vectors: np.ndarray | None = None  # (n, dimension) float32, memory-mapped
 
     _by_source: dict[str, list[Chunk]] | None = field(default=None, repr=False, compare=False)
+    _sentences_by_source: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def chunks_of(self, source: str) -> list[Chunk]:
         """The chunks of one article in text order (grouped once per loaded generation, not per call)."""
@@ -133,6 +143,29 @@ class LoadedIndex:
                 by.setdefault(c.source, []).append(c)
             self._by_source = {k: sorted(v, key=lambda c: c.start) for k, v in by.items()}
         return self._by_source.get(source, [])
+
+    def sentences_in(self, source: str, start: int, end: int) -> np.ndarray:
+        """Rows (sentence row, start, end) of the sentence table lying within ``[start, end)`` of ``source``, in
+        text order; empty if this generation has no sentence table."""
+        if self.sentences is None:
+            return np.zeros((0, 3), dtype=np.int64)
+        if self._sentences_by_source is None:
+            rows = np.arange(len(self.sentences))
+            by: dict[str, list[int]] = {}
+            for r, cid in zip(rows, self.sentences[:, 0]):
+                by.setdefault(self.chunks[cid].source, []).append(int(r))
+            table = {}
+            for src, rs in by.items():
+                t = np.column_stack([rs, self.sentences[rs, 1], self.sentences[rs, 2]])
+                table[src] = t[np.argsort(t[:, 1], kind="stable")]
+            self._sentences_by_source = table
+        t = self._sentences_by_source.get(source)
+        if t is None:
+            return np.zeros((0, 3), dtype=np.int64)
+        lo = int(np.searchsorted(t[:, 1], start, side="left"))
+        hi = int(np.searchsorted(t[:, 1], end, side="left"))
+        t = t[lo:hi]
+        return t[t[:, 2] <= end]
 
     @property
     def embedder_name(self) -> str:
@@ -291,6 +324,10 @@ def _load_generation(root: Path, gen: str) -> LoadedIndex:
         del raw
         tune_dense_index(faiss_index, manifest.get("faiss", {}))
         bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=False, allow_pickle=False)
+        sentences = sentence_vectors = None
+        if "sentences" in manifest["counts"]:
+            sentences = np.load(folder / "sentences.npy", allow_pickle=False)
+            sentence_vectors = np.load(folder / "sentence_embeddings.npy", mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         if not folder.exists():
             raise
@@ -305,7 +342,12 @@ def _load_generation(root: Path, gen: str) -> LoadedIndex:
     if faiss_index.d != manifest["embedder"]["dimension"]:
         raise IndexCorruptError(f"The index at {folder} has vectors of dimension {faiss_index.d}, its manifest says "
                                 f"{manifest['embedder']['dimension']}. Rebuild with `qa index`.")
-    return LoadedIndex(folder, gen, manifest, chunks, faiss_index, bm25)
+    if sentences is not None:
+        m = manifest["counts"]["sentences"]
+        if (sentences.ndim != 2 or sentences.shape != (m, 3) or sentence_vectors.shape != (m, faiss_index.d)
+                or (m and not (0 <= sentences[:, 0].min() and sentences[:, 0].max() < n))):
+            raise IndexCorruptError(f"The sentence table of {folder} is inconsistent. Rebuild with `qa index`.")
+    return LoadedIndex(folder, gen, manifest, chunks, faiss_index, bm25, sentences, sentence_vectors)
 
 
 # A fixed sentence whose vector the manifest records: a model with the same name and dimension but other weights
@@ -432,11 +474,18 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
     old_files: dict[str, dict] = old.manifest["files"] if old else {}
     old_by_source: dict[str, list[Chunk]] = {}
     old_vectors_by_hash: dict[str, np.ndarray] = {}
+    old_sentences_by_source: dict[str, list[tuple[int, int]]] = {}
+    old_sentence_vectors: dict[str, np.ndarray] = {}  # sentence text hash -> vector
     if old is not None:
         vecs = _old_vectors(old)
         for c in old.chunks:
             old_by_source.setdefault(c.source, []).append(c)
             old_vectors_by_hash[c.sha256] = vecs[c.id]
+        if old.sentences is not None:
+            for row, (cid, a, b) in enumerate(old.sentences.tolist()):
+                c = old.chunks[cid]
+                old_sentences_by_source.setdefault(c.source, []).append((a, b))
+                old_sentence_vectors[_sha256(c.text[a - c.start : b - c.start])] = old.sentence_vectors[row]
 
     # Read (hash) every file; extract and chunk only the new or changed ones.
     skipped = list(skipped)
@@ -444,6 +493,8 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
     duplicates: dict[str, str] = {}
     file_entries: dict[str, dict] = {}
     per_source: dict[str, list[tuple[int, int, str, str]]] = {}  # source -> [(start, end, text, title)]
+    sentence_spans: dict[str, list[tuple[int, int]]] = {}  # source -> its sentences (pieces within the budget)
+    budget = None  # the sentence budget, known once the embedder is
     added, changed, unchanged = [], [], []
     max_bytes = int(settings.max_file_mb * 1_000_000)
     scanned = {f.source: [f.size, f.mtime_ns] for f in files}
@@ -468,6 +519,15 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
             unchanged.append(info.source)
             per_source[info.source] = [(c.start, c.end, c.text, c.title) for c in old_by_source[info.source]]
             file_entries[info.source] = {**prev, "size": info.size, "mtime_ns": info.mtime_ns}
+            if info.source in old_sentences_by_source:
+                sentence_spans[info.source] = old_sentences_by_source[info.source]
+                continue
+            # An index from before the sentence table: split this unchanged file again (its chunks stay).
+            doc = documents.read(info, max_bytes)
+            if not isinstance(doc, documents.Skipped) and doc.sha256 == sha:
+                budget = budget or chunking.sentence_budget(settings.chunk_tokens, embedder.max_tokens)
+                sentence_spans[info.source] = [(x.start, x.end) for x in
+                                               chunking.split_spans(doc.text, embedder.count_tokens, budget)]
             continue
         doc = documents.read(info, max_bytes)
         if isinstance(doc, documents.Skipped):
@@ -475,8 +535,12 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
             continue
         seen_hash[doc.sha256] = doc.source
         (changed if prev is not None else added).append(doc.source)
+        budget = budget or chunking.sentence_budget(settings.chunk_tokens, embedder.max_tokens)
+        sents = chunking.split_spans(doc.text, embedder.count_tokens, budget)
+        sentence_spans[doc.source] = [(x.start, x.end) for x in sents]
         spans = chunking.chunk_spans(
-            doc.text, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens, embedder.max_tokens
+            doc.text, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_tokens, embedder.max_tokens,
+            spans=sents,
         )
         per_source[doc.source] = [(a, b, doc.text[a:b], doc.title) for a, b in spans]
         file_entries[doc.source] = {
@@ -500,21 +564,12 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
     todo = [c for c in chunks if c.sha256 not in old_vectors_by_hash]
     todo_hashes = list(dict.fromkeys(c.sha256 for c in todo))
     text_of = {c.sha256: c.text for c in todo}
-    new_vectors: dict[str, np.ndarray] = {}
-    batch = max(1, settings.embed_batch_size * 8)
-    from tqdm.auto import tqdm
-
-    # disable=None: a bar on a terminal, silence in logs and pipes.
-    with tqdm(total=len(todo_hashes), desc="embedding", unit="chunk",
-              disable=None if settings.progress and todo_hashes else True) as bar:
-        for i in range(0, len(todo_hashes), batch):
-            if progress:
-                progress("embedding", i, len(todo_hashes))
-            hs = todo_hashes[i : i + batch]
-            new_vectors.update(zip(hs, embedder.encode([text_of[h] for h in hs])))
-            bar.update(len(hs))
-    if progress:
-        progress("embedding", len(todo_hashes), len(todo_hashes))
+    sentences, sentence_hashes = _sentence_table(chunks, sentence_spans)
+    for h, text in sentence_hashes.items():
+        if h not in old_sentence_vectors:
+            text_of[h] = text
+    sentence_todo = [h for h in sentence_hashes if h not in old_sentence_vectors]
+    new_vectors = _embed(embedder, list(dict.fromkeys(todo_hashes + sentence_todo)), text_of, settings, progress)
 
     if old is not None and not todo_hashes:
         embedder_info = old.manifest["embedder"]
@@ -523,6 +578,7 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
                          "probe": embedder_probe(embedder)}
     manifest_core = {
         "embedder": embedder_info,
+        "sentence_table": 1,  # generations without one are rewritten once to gain it
         "faiss": dense_index_plan(len(chunks), embedder_info["dimension"], settings),
         "chunking": _chunking_params(settings, embedder_info["max_tokens"]),
         "files": file_entries,
@@ -534,6 +590,7 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
         index_dir=str(index_dir), docs_dir=str(docs_dir), added=added, changed=changed, removed=removed,
         unchanged=unchanged, skipped=skipped, documents=len(file_entries), chunks=len(chunks),
         chunks_embedded=len(todo_hashes), chunks_reused=len(chunks) - len(todo),
+        sentences=len(sentences), sentences_embedded=len(sentence_todo),
     )
     if old is not None and not (added or changed or removed) and all(
         old.manifest.get(k) == v for k, v in manifest_core.items()
@@ -544,15 +601,66 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
     vectors = np.zeros((len(chunks), embedder_info["dimension"]), dtype=np.float32)
     for c in chunks:
         vectors[c.id] = new_vectors[c.sha256] if c.sha256 in new_vectors else old_vectors_by_hash[c.sha256]
+    sentence_vectors = np.zeros((len(sentences), embedder_info["dimension"]), dtype=np.float32)
+    for row, h in enumerate(_row_hashes(chunks, sentences)):
+        sentence_vectors[row] = new_vectors[h] if h in new_vectors else old_sentence_vectors[h]
     if progress:
         progress("writing", 0, 1)
-    gen = _write_generation(index_dir, docs_dir, chunks, vectors, manifest_core)
+    gen = _write_generation(index_dir, docs_dir, chunks, vectors, manifest_core, sentences, sentence_vectors)
     if progress:
         progress("writing", 1, 1)
     return BuildStats(generation=gen, seconds=time.perf_counter() - t0, **stats_kw)
 
 
-def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vectors: np.ndarray, core: dict) -> str:
+def _sentence_table(chunks: list[Chunk], spans: dict[str, list[tuple[int, int]]]) -> tuple[np.ndarray, dict[str, str]]:
+    """Each sentence once, as (id of the first chunk that holds it, start, end), and {text hash: text}."""
+    rows: list[tuple[int, int, int]] = []
+    texts: dict[str, str] = {}
+    by_source: dict[str, list[Chunk]] = {}
+    for c in chunks:
+        by_source.setdefault(c.source, []).append(c)
+    for source, cs in by_source.items():
+        cs = sorted(cs, key=lambda c: c.start)
+        i = 0
+        for a, b in sorted(set(spans.get(source, []))):
+            while i < len(cs) and cs[i].end < b:  # chunks are sorted by start and by end alike
+                i += 1
+            if i < len(cs) and cs[i].start <= a:
+                c = cs[i]
+                rows.append((c.id, a, b))
+                text = c.text[a - c.start : b - c.start]
+                texts.setdefault(_sha256(text), text)
+    table = np.array(sorted(rows), dtype=np.int64).reshape(-1, 3)
+    return table, texts
+
+
+def _row_hashes(chunks: list[Chunk], table: np.ndarray) -> list[str]:
+    return [_sha256(chunks[cid].text[a - chunks[cid].start : b - chunks[cid].start]) for cid, a, b in table.tolist()]
+
+
+def _embed(embedder: Embedder, hashes: list[str], text_of: dict[str, str], settings: Settings,
+           progress: Progress | None) -> dict[str, np.ndarray]:
+    """Vectors for the given texts (chunks and sentences alike), by text hash, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    out: dict[str, np.ndarray] = {}
+    batch = max(1, settings.embed_batch_size * 8)
+    # disable=None: a bar on a terminal, silence in logs and pipes.
+    with tqdm(total=len(hashes), desc="embedding", unit="text",
+              disable=None if settings.progress and hashes else True) as bar:
+        for i in range(0, len(hashes), batch):
+            if progress:
+                progress("embedding", i, len(hashes))
+            hs = hashes[i : i + batch]
+            out.update(zip(hs, embedder.encode([text_of[h] for h in hs])))
+            bar.update(len(hs))
+    if progress:
+        progress("embedding", len(hashes), len(hashes))
+    return out
+
+
+def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vectors: np.ndarray, core: dict,
+                      sentences: np.ndarray, sentence_vectors: np.ndarray) -> str:
     import bm25s
     import faiss
 
@@ -570,10 +678,12 @@ def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vect
     index = make_dense_index(vectors, core["faiss"])
     _write_bytes(tmp / "vectors.faiss", faiss.serialize_index(index).tobytes())
     del index
-    with open(tmp / "embeddings.npy", "wb") as f:
-        np.save(f, vectors, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
+    for name, array in (("embeddings.npy", vectors), ("sentences.npy", sentences),
+                        ("sentence_embeddings.npy", sentence_vectors)):
+        with open(tmp / name, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs "Building index from tokens" at INFO
     retriever = bm25s.BM25()
@@ -593,7 +703,7 @@ def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vect
         **core,
         "bm25": {"library": "bm25s", "version": bm25s.__version__, "stopwords": BM25_STOPWORDS,
                  "stemmer": BM25_STEMMER},
-        "counts": {"documents": len(core["files"]), "chunks": len(chunks)},
+        "counts": {"documents": len(core["files"]), "chunks": len(chunks), "sentences": len(sentences)},
     }
     _write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
     _fsync_dir(tmp)

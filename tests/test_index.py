@@ -22,7 +22,8 @@ def _gen_dir(index_dir: Path) -> Path:
 
 def test_build_writes_plain_versioned_files(built):
     g = _gen_dir(built)
-    assert sorted(p.name for p in g.iterdir()) == ["bm25", "chunks.jsonl", "embeddings.npy", "manifest.json", "vectors.faiss"]
+    assert sorted(p.name for p in g.iterdir()) == ["bm25", "chunks.jsonl", "embeddings.npy", "manifest.json",
+                                                   "sentence_embeddings.npy", "sentences.npy", "vectors.faiss"]
     m = json.loads((g / "manifest.json").read_text())
     assert m["format"] == "qa-index" and m["format_version"] == ix.FORMAT_VERSION
     probe = m["embedder"].pop("probe")
@@ -36,6 +37,8 @@ def test_build_writes_plain_versioned_files(built):
     assert len(lines) == m["counts"]["chunks"] == sum(f["chunks"] for f in m["files"].values())
     assert m["faiss"]["type"] == "IndexFlatIP"  # a small corpus is searched exactly
     assert np.load(g / "embeddings.npy", allow_pickle=False).shape == (m["counts"]["chunks"], 64)
+    assert np.load(g / "sentences.npy", allow_pickle=False).shape == (m["counts"]["sentences"], 3)
+    assert np.load(g / "sentence_embeddings.npy", allow_pickle=False).shape == (m["counts"]["sentences"], 64)
     for npy in (g / "bm25").glob("*.npy"):
         np.load(npy, allow_pickle=False)  # raises if anything needed pickle
     for js in (g / "bm25").glob("*.json"):
@@ -71,13 +74,67 @@ def test_incremental_changes(docs, tmp_path, settings, embedder):
     assert st.changed == [munich] and st.removed == ["000_39ea33fba12f0460.txt"] and st.added == ["new.md"]
     # Only chunks whose text changed are embedded (plus the manifest's one probe sentence): the edited file's
     # unchanged chunks are reused.
-    assert 0 < st.chunks_embedded == embedder.encoded - before - 1 < first.chunks / 2
+    # The sentence table is reused the same way: only the changed and new files' sentences are embedded.
+    assert 0 < st.chunks_embedded < first.chunks / 2 and 0 < st.sentences_embedded < first.sentences / 2
+    assert embedder.encoded - before - 1 <= st.chunks_embedded + st.sentences_embedded  # a chunk may be one sentence
     assert st.generation != first.generation
     hits = qa.search("zebra crossing Qamishli", k=3, index_dir=idx, settings=settings)
     assert hits[0].source == munich and "zebra" in hits[0].text
     assert qa.search("penguins guard", k=1, index_dir=idx, settings=settings)[0].source == "new.md"
     sources = {c.source for c in ix.load_index(idx).chunks}
     assert "000_39ea33fba12f0460.txt" not in sources
+
+
+def test_the_sentence_table_holds_every_sentence_once_with_its_vector(built, docs, embedder):
+    loaded = ix.load_index(built)
+    table = loaded.sentences
+    assert table is not None and len(table) > len(loaded.chunks)
+    assert len({(loaded.chunks[c].source, a) for c, a, _ in table.tolist()}) == len(table)  # each sentence once
+    texts = []
+    for cid, a, b in table.tolist():
+        c = loaded.chunks[cid]
+        assert c.start <= a < b <= c.end  # inside the chunk it names
+        texts.append((docs / c.source).read_text(encoding="utf-8")[a:b])
+        assert texts[-1] == c.text[a - c.start : b - c.start] and texts[-1] == texts[-1].strip()
+    np.testing.assert_array_equal(np.asarray(loaded.sentence_vectors), embedder.encode(texts))
+    # Together the sentences cover every chunk's words: evidence can come from anywhere in the corpus.
+    for c in loaded.chunks:
+        inside = loaded.sentences_in(c.source, c.start, c.end)
+        covered = "".join(c.text[a - c.start : b - c.start] for _, a, b in inside.tolist())
+        assert "".join(c.text.split()) == "".join(covered.split())
+
+
+def test_evidence_from_the_sentence_table_matches_embedding_at_query_time(built, settings, embedder):
+    from qa.answering import select_evidence
+    from qa.search import search_many
+
+    loaded = ix.load_index(built)
+    for q in ("How many soldiers would European countries contribute?", "Who proposed the safe zone?",
+              "What did Turkey want?", "Where would the zone be?"):
+        qvec = embedder.encode([q])[0]
+        passages = search_many(loaded, embedder, [q], settings.answer_passages, settings, qvec[None, :])[0]
+        before = embedder.encoded
+        from_table = select_evidence(q, qvec, passages, embedder, settings, loaded)
+        assert embedder.encoded == before  # looked up, not embedded
+        at_query_time = select_evidence(q, qvec, passages, embedder, settings)
+        assert from_table == at_query_time and from_table
+
+
+def test_an_index_from_before_the_sentence_table_still_answers_and_gains_it_on_rebuild(built, docs, settings, embedder):
+    g = _gen_dir(built)
+    (g / "sentences.npy").unlink()
+    (g / "sentence_embeddings.npy").unlink()
+    m = json.loads((g / "manifest.json").read_text())
+    del m["counts"]["sentences"], m["sentence_table"]
+    (g / "manifest.json").write_text(json.dumps(m))
+    ix._LOADED.clear()
+    old = ix.load_index(built)
+    assert old.sentences is None and len(old.sentences_in(old.chunks[0].source, 0, 10**9)) == 0
+    a = qa.answer("How many soldiers would European countries contribute?", index_dir=built, settings=settings)
+    assert a.citations or a.abstained  # the query-time path still works
+    st = qa.build_index(docs, built, settings=settings)
+    assert st.wrote and st.chunks_embedded == 0 and 0.9 * st.sentences < st.sentences_embedded <= st.sentences  # repeats once
+    assert ix.load_index(built).sentences is not None
 
 
 def test_duplicate_content_is_stored_once(docs, tmp_path, settings):
@@ -163,7 +220,8 @@ def test_changed_chunking_settings_rebuild_everything(docs, tmp_path, settings, 
     assert st.chunks > first.chunks and st.chunks_reused < st.chunks
 
 
-@pytest.mark.parametrize("damage", ["truncate_chunks", "drop_vectors", "garbage_current", "bad_manifest", "old_format"])
+@pytest.mark.parametrize("damage", ["truncate_chunks", "drop_vectors", "garbage_current", "bad_manifest", "old_format",
+                                    "truncate_sentences", "drop_sentence_vectors"])
 def test_damaged_index_is_refused_clearly(built, docs, settings, damage):
     g = _gen_dir(built)
     if damage == "truncate_chunks":
@@ -175,6 +233,10 @@ def test_damaged_index_is_refused_clearly(built, docs, settings, damage):
         (built / "CURRENT").write_text("../../etc\n")
     elif damage == "bad_manifest":
         (g / "manifest.json").write_text("{not json")
+    elif damage == "truncate_sentences":
+        np.save(g / "sentences.npy", np.load(g / "sentences.npy")[:-3], allow_pickle=False)
+    elif damage == "drop_sentence_vectors":
+        (g / "sentence_embeddings.npy").unlink()
     elif damage == "old_format":
         m = json.loads((g / "manifest.json").read_text())
         m["format_version"] = 0
