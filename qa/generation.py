@@ -142,8 +142,10 @@ class ReadStats:
 class Generator(Protocol):
     name: str
 
-    def extract(self, question: str, contexts: Sequence[str], on_text: Callable[[str], None] | None = None) -> Extraction:
-        """Pick the context that answers ``question`` and copy the answer span out of it."""
+    def extract(self, question: str, contexts: Sequence[str], on_text: Callable[[str], None] | None = None,
+                prior: Sequence[float] | None = None) -> Extraction:
+        """Pick the context that answers ``question`` and copy the answer span out of it. ``prior``: what
+        retrieval thinks of each context, in units of ``fit``, added to it when choosing (readers may ignore it)."""
         ...
 
     def generate(self, prompt: str, max_tokens: int = 48) -> str:
@@ -155,9 +157,13 @@ class Generator(Protocol):
 # The reading algorithm, shared by both backends: pick the context, then copy a span of it token by token.
 
 
-def choose_context(fit: list[float], contexts: Sequence[str], question: str, s: Settings) -> tuple[tuple[float, ...], int]:
-    """``fit[b]``: mean log-likelihood of the question given context b. The chosen context must out-explain the
-    higher-ranked ones by ``reader_rank_penalty`` per rank."""
+def choose_context(fit: list[float], contexts: Sequence[str], question: str, s: Settings,
+                   prior: Sequence[float] | None = None) -> tuple[tuple[float, ...], int]:
+    """``fit[b]``: mean log-likelihood of the question given context b. With a ``prior`` from retrieval the choice
+    is the best ``fit + prior``; without one, the chosen context must out-explain the higher-ranked ones by
+    ``reader_rank_penalty`` per rank."""
+    if prior is not None and len(prior) == len(fit):
+        return tuple(float(f) for f in fit), max(range(len(fit)), key=lambda b: fit[b] + prior[b])
     if wants_number(question):  # a sentence without any number cannot say how many or when
         fit = [f if _NUMBERISH.search(c) else f - s.reader_rank_penalty for f, c in zip(fit, contexts)]
     best = max(range(len(fit)), key=lambda b: fit[b] - s.reader_rank_penalty * b)
@@ -330,7 +336,8 @@ class CopyReader:
 
     # -- reading ------------------------------------------------------------------------------------------------
 
-    def extract(self, question: str, contexts: Sequence[str], on_text: Callable[[str], None] | None = None) -> Extraction:
+    def extract(self, question: str, contexts: Sequence[str], on_text: Callable[[str], None] | None = None,
+                prior: Sequence[float] | None = None) -> Extraction:
         import torch
 
         if not contexts:
@@ -367,7 +374,7 @@ class CopyReader:
             logp = torch.log_softmax(h @ self.head.T, dim=-1)
             nq = len(scored)
             q_lp = logp[torch.arange(len(targets)), torch.tensor(targets)].view(len(rows), nq)
-            fit, best = choose_context([float(x) for x in q_lp.mean(dim=1)], contexts, question, s)
+            fit, best = choose_context([float(x) for x in q_lp.mean(dim=1)], contexts, question, s, prior)
             t1 = time.perf_counter()
 
             cache.batch_select_indices(torch.tensor([best]))
@@ -555,7 +562,8 @@ class LlamaCppReader:
 
     # -- reading ---------------------------------------------------------------------------------------------
 
-    def extract(self, question: str, contexts: Sequence[str], on_text: Callable[[str], None] | None = None) -> Extraction:
+    def extract(self, question: str, contexts: Sequence[str], on_text: Callable[[str], None] | None = None,
+                prior: Sequence[float] | None = None) -> Extraction:
         import numpy as np
 
         if not contexts:
@@ -589,7 +597,7 @@ class LlamaCppReader:
                     lp = [_logprob(logits[(b, first_q - 1 + i)], q_ids[i]) for i in scored]
                     fit_raw.append(float(np.mean(lp)) if lp else 0.0)
                     lasts.append((len(row), logits[(b, len(row) - 1)]))
-                fit, best = choose_context(fit_raw, contexts, question, s)
+                fit, best = choose_context(fit_raw, contexts, question, s, prior)
                 t1 = time.perf_counter()
                 n_row, last = lasts[best]
                 state = {"logits": last, "pos": P + n_row}

@@ -198,3 +198,49 @@ def test_packaged_gguf_is_hashed_once_then_trusted_by_its_stamp(tmp_path, monkey
     pkg.EXPECTED_SHA256 = "def"  # a new release of the package: verify again
     g.resolve_gguf(g.PACKAGED_GENERATOR, tmp_path)
     assert len(calls) == 3
+
+
+def test_the_choice_prior_weighs_retrieval_in_fit_units():
+    from qa.answering import CHOICE_MODEL, Evidence, choice_prior
+
+    ev = [Evidence(0, "a.txt", "A", 0, 10, "About 1,500 soldiers.", 0.70, 4.0, 0.1),
+          Evidence(0, "a.txt", "A", 11, 20, "Soldiers were sent.", 0.60, 2.0, 0.1),
+          Evidence(1, "b.txt", "B", 0, 9, "Nothing here.", 0.50, 0.0, 0.1)]
+    prior = choice_prior("How many soldiers?", ev)
+    assert prior[0] == pytest.approx(CHOICE_MODEL["bm25"])  # best dense, best BM25, has a number
+    assert prior[1] == pytest.approx(CHOICE_MODEL["dense"] * -0.1 + CHOICE_MODEL["bm25"] * 0.5 - CHOICE_MODEL["no_number"])
+    assert prior[2] == pytest.approx(CHOICE_MODEL["dense"] * -0.2 - CHOICE_MODEL["no_number"])
+    # A question that asks for no number pays no number penalty; no BM25 match anywhere adds nothing.
+    assert choice_prior("Who sent soldiers?", ev)[1] == pytest.approx(CHOICE_MODEL["dense"] * -0.1 + CHOICE_MODEL["bm25"] * 0.5)
+    assert choice_prior("Who?", [ev[2]]) == [0.0]
+
+
+def test_a_prior_decides_between_contexts_the_reader_finds_alike():
+    from qa.generation import choose_context
+
+    s = Settings(progress=False)
+    contexts = ["Forty soldiers came.", "Troops arrived in 2019."]
+    assert choose_context([-2.0, -1.5], contexts, "Who came?", s)[1] == 1  # the rank-penalty rule: -1.5 - 0.3 > -2
+    assert choose_context([-2.0, -1.5], contexts, "Who came?", s, prior=[0.0, -1.0])[1] == 0
+    assert choose_context([-2.0, -1.5], contexts, "Who came?", s, prior=[0.0, 0.0])[1] == 1
+
+
+def test_readers_that_take_a_prior_get_one_per_evidence_sentence_and_older_ones_still_work(built, embedder):
+    from qa.generation import register_generator
+
+    got = []
+
+    class PriorReader(fakes.FakeReader):
+        def extract(self, question, contexts, on_text=None, prior=None):
+            got.append((list(contexts), prior))
+            return super().extract(question, contexts, on_text)
+
+    register_generator("prior-reader", lambda settings: PriorReader())
+    s = Settings(embedder="fake", generator="prior-reader", progress=False, abstain_threshold=0.0)
+    a = qa.answer(Q, index_dir=built, settings=s)
+    (contexts, prior), = got
+    assert a.text == "1,500 [1]" and prior is not None and len(prior) == len(contexts) == s.evidence_sentences
+    from qa.answering import CHOICE_MODEL
+
+    # At most the best dense score's 0 plus the full BM25 weight; the plain FakeReader (no `prior`) passes above.
+    assert max(prior) <= CHOICE_MODEL["bm25"] + 1e-9 and all(isinstance(p, float) for p in prior)
