@@ -11,7 +11,8 @@ Per backend:
   sees every time after that), and that process's peak RSS.
 The backends alternate question by question so machine noise hits both alike. Two more llama.cpp variants
 alternate with them and are compared warm only: ``reader_fit_content=False`` (every question token scored) and
-``evidence_sentences=2``.
+``evidence_sentences=2``; a third ignores the index's sentence table and embeds the evidence candidates per
+question, as answering did before the table existed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import qa  # noqa: E402
+from qa import answering  # noqa: E402
 from qa.generation import get_generator  # noqa: E402
 
 QUESTIONS = [
@@ -41,6 +43,13 @@ QUESTIONS = [
 BACKENDS = ("llama-cpp", "transformers")
 FIT_ALL = "llama-cpp, fit all"
 TWO = "llama-cpp, 2 sentences"
+NO_TABLE = "llama-cpp, evidence embedded per question"
+
+
+def without_sentence_table(select):
+    """select_evidence as it was before the index's sentence table: split and embed the passages per question."""
+    return lambda question, qvec, passages, embedder, settings, loaded=None: select(question, qvec, passages,
+                                                                                  embedder, settings)
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -83,9 +92,11 @@ def main() -> None:
     # reading two evidence sentences instead of three.
     settings[FIT_ALL] = replace(settings["llama-cpp"], reader_fit_content=False)
     settings[TWO] = replace(settings["llama-cpp"], evidence_sentences=2)
+    settings[NO_TABLE] = replace(settings["llama-cpp"])
     for v in (FIT_ALL, TWO):
         qa.answer(QUESTIONS[0], index_dir=index_dir, settings=settings[v])
-    variants = (*BACKENDS, FIT_ALL, TWO)
+    variants = (*BACKENDS, FIT_ALL, TWO, NO_TABLE)
+    with_table = answering.select_evidence
     total = {b: [] for b in variants}
     first = {b: [] for b in variants}
     reads = {b: [] for b in variants}
@@ -94,6 +105,7 @@ def main() -> None:
         for q in QUESTIONS:
             for b in variants:
                 time.sleep(0.3)  # let the other backend's thread pool go idle (torch's OpenMP threads spin a while)
+                answering.select_evidence = without_sentence_table(with_table) if b == NO_TABLE else with_table
                 t0 = time.perf_counter()
                 seen = None
                 for part in qa.stream(q, index_dir=index_dir, settings=settings[b]):
@@ -103,6 +115,7 @@ def main() -> None:
                 first[b].append(seen if seen is not None else total[b][-1])
                 reads[b].append(get_generator(settings[b]).stats)
                 texts[b][q] = part.text
+    answering.select_evidence = with_table
     colds = {b: [cold(b, index_dir) for _ in range(2)] for b in BACKENDS}
 
     print(f"{len(QUESTIONS)} seed questions x {args.runs} runs per backend, alternating; reader threads "
@@ -137,6 +150,10 @@ def main() -> None:
     print(f"llama.cpp, three evidence sentences (default) vs two (QA_EVIDENCE_SENTENCES=2): warm p50 {a['p50']:.2f} vs "
           f"{two['p50']:.2f} s, first text {a['first']:.2f} vs {two['first']:.2f} s; same answers "
           f"{sum(texts['llama-cpp'][q] == texts[TWO][q] for q in QUESTIONS)}/{len(QUESTIONS)}")
+    nt = {k: statistics.median(v[NO_TABLE]) for k, v in (("p50", total), ("first", first))}
+    print(f"llama.cpp, evidence looked up in the index's sentence table (default) vs embedded per question: warm p50 "
+          f"{a['p50']:.2f} vs {nt['p50']:.2f} s, first text {a['first']:.2f} vs {nt['first']:.2f} s; same answers "
+          f"{sum(texts['llama-cpp'][q] == texts[NO_TABLE][q] for q in QUESTIONS)}/{len(QUESTIONS)}")
     same = sum(texts["llama-cpp"][q] == texts["transformers"][q] for q in QUESTIONS)
     print(f"same answer text from both backends: {same}/{len(QUESTIONS)}")
     for q in QUESTIONS:
