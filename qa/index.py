@@ -149,16 +149,15 @@ class LoadedIndex:
         text order; empty if this generation has no sentence table."""
         if self.sentences is None:
             return np.zeros((0, 3), dtype=np.int64)
-        if self._sentences_by_source is None:
-            rows = np.arange(len(self.sentences))
-            by: dict[str, list[int]] = {}
-            for r, cid in zip(rows, self.sentences[:, 0]):
-                by.setdefault(self.chunks[cid].source, []).append(int(r))
-            table = {}
-            for src, rs in by.items():
-                t = np.column_stack([rs, self.sentences[rs, 1], self.sentences[rs, 2]])
-                table[src] = t[np.argsort(t[:, 1], kind="stable")]
-            self._sentences_by_source = table
+        if self._sentences_by_source is None:  # once per loaded generation, vectorised (millions of rows)
+            names = sorted({c.source for c in self.chunks})
+            number = {n: i for i, n in enumerate(names)}
+            chunk_source = np.array([number[c.source] for c in self.chunks], dtype=np.int64)
+            src = chunk_source[self.sentences[:, 0]]
+            order = np.lexsort((self.sentences[:, 1], src))
+            t = np.column_stack([order, self.sentences[order, 1], self.sentences[order, 2]])
+            cuts = np.searchsorted(src[order], np.arange(len(names) + 1))
+            self._sentences_by_source = {n: t[cuts[i] : cuts[i + 1]] for i, n in enumerate(names)}
         t = self._sentences_by_source.get(source)
         if t is None:
             return np.zeros((0, 3), dtype=np.int64)
@@ -564,7 +563,7 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
     todo = [c for c in chunks if c.sha256 not in old_vectors_by_hash]
     todo_hashes = list(dict.fromkeys(c.sha256 for c in todo))
     text_of = {c.sha256: c.text for c in todo}
-    sentences, sentence_hashes = _sentence_table(chunks, sentence_spans)
+    sentences, row_hashes, sentence_hashes = _sentence_table(chunks, sentence_spans)
     for h, text in sentence_hashes.items():
         if h not in old_sentence_vectors:
             text_of[h] = text
@@ -602,7 +601,7 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
     for c in chunks:
         vectors[c.id] = new_vectors[c.sha256] if c.sha256 in new_vectors else old_vectors_by_hash[c.sha256]
     sentence_vectors = np.zeros((len(sentences), embedder_info["dimension"]), dtype=np.float32)
-    for row, h in enumerate(_row_hashes(chunks, sentences)):
+    for row, h in enumerate(row_hashes):
         sentence_vectors[row] = new_vectors[h] if h in new_vectors else old_sentence_vectors[h]
     if progress:
         progress("writing", 0, 1)
@@ -612,9 +611,11 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
     return BuildStats(generation=gen, seconds=time.perf_counter() - t0, **stats_kw)
 
 
-def _sentence_table(chunks: list[Chunk], spans: dict[str, list[tuple[int, int]]]) -> tuple[np.ndarray, dict[str, str]]:
-    """Each sentence once, as (id of the first chunk that holds it, start, end), and {text hash: text}."""
-    rows: list[tuple[int, int, int]] = []
+def _sentence_table(chunks: list[Chunk], spans: dict[str, list[tuple[int, int]]]
+                    ) -> tuple[np.ndarray, list[str], dict[str, str]]:
+    """Each sentence once, as (id of the first chunk that holds it, start, end); each row's text hash; and
+    {text hash: text}."""
+    rows: list[tuple[int, int, int, str]] = []
     texts: dict[str, str] = {}
     by_source: dict[str, list[Chunk]] = {}
     for c in chunks:
@@ -627,15 +628,13 @@ def _sentence_table(chunks: list[Chunk], spans: dict[str, list[tuple[int, int]]]
                 i += 1
             if i < len(cs) and cs[i].start <= a:
                 c = cs[i]
-                rows.append((c.id, a, b))
                 text = c.text[a - c.start : b - c.start]
-                texts.setdefault(_sha256(text), text)
-    table = np.array(sorted(rows), dtype=np.int64).reshape(-1, 3)
-    return table, texts
-
-
-def _row_hashes(chunks: list[Chunk], table: np.ndarray) -> list[str]:
-    return [_sha256(chunks[cid].text[a - chunks[cid].start : b - chunks[cid].start]) for cid, a, b in table.tolist()]
+                h = _sha256(text)
+                rows.append((c.id, a, b, h))
+                texts.setdefault(h, text)
+    rows.sort()
+    table = np.array([r[:3] for r in rows], dtype=np.int64).reshape(-1, 3)
+    return table, [r[3] for r in rows], texts
 
 
 def _embed(embedder: Embedder, hashes: list[str], text_of: dict[str, str], settings: Settings,
