@@ -231,7 +231,8 @@ def render_stats(stats) -> str:
 
     lines = [f"<strong>{'Index updated' if stats.wrote else 'Nothing changed'}</strong> "
              f"({esc(stats.generation)}, {stats.seconds:.1f} s): {stats.documents} articles, {stats.chunks} chunks, "
-             f"{stats.chunks_embedded} embedded, {stats.chunks_reused} reused."]
+             f"{stats.chunks_embedded} embedded, {stats.chunks_reused} reused; {stats.sentences} sentences, "
+             f"{stats.sentences_embedded} embedded."]
     for label, items in (("Added", stats.added), ("Changed", stats.changed), ("Removed", stats.removed)):
         if items:
             lines.append(f"{label} ({len(items)}): {names(items)}")

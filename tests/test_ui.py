@@ -275,3 +275,12 @@ def test_rebuild_while_another_build_runs_waits_and_says_so(built, docs, s):
     t.join(timeout=60)
     status, _ = result[0]
     assert "qa-error" not in status and "new.txt" in status
+
+
+def test_the_build_summary_counts_chunks_and_sentences(docs, tmp_path, s):
+    first = qa.build_index(docs, tmp_path / "i", settings=s)
+    html = ui.render_stats(first)
+    assert f"{first.chunks} chunks, {first.chunks} embedded, 0 reused" in html
+    assert f"{first.sentences} sentences, {first.sentences_embedded} embedded" in html and first.sentences > first.chunks
+    again = ui.render_stats(qa.build_index(docs, tmp_path / "i", settings=s))
+    assert "Nothing changed" in again and f"{first.sentences} sentences, 0 embedded" in again
