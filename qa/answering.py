@@ -32,7 +32,15 @@ from . import chunking
 from .config import Settings
 from .embeddings import Embedder, get_embedder
 from .errors import InvalidQuestionError
-from .generation import REWRITE_PROMPT, Extraction, Generator, get_generator, has_number, wants_number
+from .generation import (
+    _FUNCTION_WORDS,
+    REWRITE_PROMPT,
+    Extraction,
+    Generator,
+    get_generator,
+    has_number,
+    wants_number,
+)
 from .index import DEFAULT_INDEX_DIR, LoadedIndex, bm25_tokenize, check_embedder, ensure_index, stemmer
 from .search import Passage, clean_question, search_many
 
@@ -122,14 +130,11 @@ def choice_prior(question: str, evidence: Sequence[Evidence], model: dict[str, f
             - (model["no_number"] if wants and not has_number(e.text) else 0.0) for e in evidence]
 
 
-_STOP = set("""a an the of in on at to for from by with about as is are was were be been being do does did what which who
-whom whose when where why how that this these those it its and or but not no if then than there their they them he she
-his her i you we our your my me us s""".split())
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def _content_words(text: str) -> set[str]:
-    return {w for w in _stem(_WORD.findall(text.lower())) if w not in _STOP}
+    return {w for w in _stem(_WORD.findall(text.lower())) if w not in _FUNCTION_WORDS}
 
 
 def _stem(words: list[str]) -> list[str]:
