@@ -1,6 +1,6 @@
 """Fit the abstention model (qa/answering.py: ABSTAIN_MODEL) on SQuAD 2.0 questions held out from the evaluation.
 
-    python bench/fit_abstention.py [--tune 300] [--out /tmp/abstain-features.json]
+    python bench/fit_abstention.py [--tune 500] [--out /tmp/abstain-features.json]
 
 The evaluation sample (100 answerable + 100 unanswerable, seed 13, as `qa eval --answers 100 --impossible 100`)
 is excluded; the tuning sample is drawn from the remaining questions with seed 7. Every tuning question is
@@ -25,7 +25,7 @@ from qa.index import build_index
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--squad", default=str(Path(__file__).resolve().parents[2] / "shared/data/squad2-dev-5-articles.json"))
-parser.add_argument("--tune", type=int, default=300, help="answerable and unanswerable questions each")
+parser.add_argument("--tune", type=int, default=500, help="answerable and unanswerable questions each")
 parser.add_argument("--out", default=None, help="save the raw features as JSON")
 parser.add_argument("--features", default=None, help="fit from a JSON saved by --out instead of answering again")
 args = parser.parse_args()
@@ -71,7 +71,7 @@ f1 = np.array([r["f1"] for r in rows])
 print(f"tuning set: {int((~imp).sum())} answerable, {int(imp.sum())} unanswerable; "
       f"right citation when forced to answer: {y[~imp].mean():.3f}; F1 when forced: {f1[~imp].mean():.3f}")
 print("threshold  abstain(unans)  false-refusal  F1(ans)  cit.acc(answered)")
-for t in (0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
+for t in (0.2, 0.25, 0.275, 0.3, 0.325, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
     keep = p >= t
     ans_keep = keep & ~imp
     print(f"{t:9.2f}  {(~keep[imp]).mean():14.3f}  {(~keep[~imp]).mean():13.3f}  {(f1 * ans_keep)[~imp].mean():7.3f}"

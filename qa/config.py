@@ -73,13 +73,15 @@ class Settings:
     evidence_sentences: int = _f(3, "best-matching sentences the reader considers")
     reader_context_tokens: int = _f(160, "longest evidence sentence, in reader tokens, shown to the reader")
     reader_max_tokens: int = _f(32, "longest answer the reader may copy, in tokens")
+    reader_spans: int = _f(5, "answers the reader copies, one from each of its likeliest first tokens; the best "
+                              "by SPAN_MODEL is kept (1: plain greedy copying, faster)")
     reader_fit_content: bool = _f(True, "score a context by how well it predicts the question's content words only "
                                         "(False: every question token; slower, for comparison)")
     reader_rank_penalty: float = _f(0.3, "how much a lower-ranked evidence sentence must out-explain a higher one")
     reader_question_penalty: float = _f(1.0, "logit penalty for starting an answer with one of the question's words")
     reader_stop_bias: float = _f(2.0, "logit bonus for ending the answer (tiny models run on)")
     abstain_threshold: float = _f(
-        0.25, "answer only when the estimated chance of a right, cited answer is at least this (higher: more refusals)"
+        0.28, "answer only when the estimated chance of a right, cited answer is at least this (higher: more refusals)"
     )
     max_question_chars: int = _f(2000, "longer questions are refused with a clear error")
     lock_timeout_s: float = _f(600.0, "how long a build waits for another build to finish before giving up")

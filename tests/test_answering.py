@@ -244,3 +244,91 @@ def test_readers_that_take_a_prior_get_one_per_evidence_sentence_and_older_ones_
 
     # At most the best dense score's 0 plus the full BM25 weight; the plain FakeReader (no `prior`) passes above.
     assert max(prior) <= CHOICE_MODEL["bm25"] + 1e-9 and all(isinstance(p, float) for p in prior)
+
+
+def _toy_copy(question, first_pref, spans=3):
+    """A context tokenised by words and a fake model: ``first_pref`` logits for the first token, then it always
+    prefers to stop (so each answer is one word)."""
+    from qa.generation import copy_spans
+
+    context = "About 1,500 soldiers came from Europe in spring"
+    words = context.split()
+    pieces = ["▁" + w for w in words]
+    ids = list(range(1, len(words) + 1))
+    offsets, pos = [], 0
+    for w in words:  # offsets into " " + context, as the backends give them
+        offsets.append((pos, pos + len(w) + 1))
+        pos += len(w) + 1
+    stop = 999
+    state = {"fed": [], "rewinds": 0}
+
+    def scores(allowed):
+        if not state["fed"]:
+            return [first_pref.get(words[t - 1], 0.0) for t in allowed]
+        return [3.0 if t == stop else 0.0 for t in allowed]
+
+    def rewind():
+        state["fed"].clear()
+        state["rewinds"] += 1
+
+    s = Settings(progress=False, reader_spans=spans)
+    copied = copy_spans(ids, pieces, set(), {stop}, question, s, scores, state["fed"].append, rewind)
+    return context, offsets, copied, state
+
+
+def test_the_reader_copies_one_answer_from_each_of_its_likeliest_first_tokens():
+    from qa.generation import SPAN_FEATURES
+
+    context, offsets, copied, state = _toy_copy("What came?", {"Europe": 5.0, "soldiers": 4.0, "spring": 3.0})
+    assert [c.rank for c in copied] == [0, 1, 2] and state["rewinds"] == 2  # back to the start before each retry
+    from qa.generation import span_extraction
+
+    ext = span_extraction("What came?", [context], 0, offsets, copied, lambda t: -1.0, (0.0,))
+    assert [c.text for c in ext.candidates] == ["Europe", "soldiers", "spring"]
+    for c in ext.candidates:
+        assert context[c.start:c.end] == c.text and len(c.features) == len(SPAN_FEATURES)
+    assert ext.candidates[0].features[SPAN_FEATURES.index("greedy")] == 1.0
+    assert ext.candidates[0].features[SPAN_FEATURES.index("first")] > ext.candidates[1].features[SPAN_FEATURES.index("first")]
+    assert ext.text == max(ext.candidates, key=lambda c: c.score).text
+    # One span asked for: plain greedy copying, no rewinding.
+    _, _, copied, state = _toy_copy("What came?", {"Europe": 5.0, "soldiers": 4.0}, spans=1)
+    assert len(copied) == 1 and state["rewinds"] == 0 and copied[0].tokens == [6]
+
+
+def test_an_answer_that_only_repeats_the_question_loses_to_the_next_likeliest():
+    from qa.generation import span_extraction
+
+    q = "What came from Europe?"
+    context, offsets, copied, _ = _toy_copy(q, {"Europe": 5.0, "soldiers": 4.5, "spring": 0.0})
+    ext = span_extraction(q, [context], 0, offsets, copied, lambda t: -1.0, (0.0,))
+    assert ext.candidates[0].text == "Europe"  # what greedy decoding alone would have answered
+    assert ext.text == "soldiers" and context[ext.start:ext.end] == "soldiers"
+    assert ext.mean_logprob == copied[1].lps[0]  # the signals describe the span chosen, not the greedy one
+
+
+def test_abstention_notices_what_the_question_asserts_and_the_evidence_lacks():
+    from qa.answering import ABSTAIN_FEATURES, Evidence, abstention_features
+    from qa.generation import Extraction
+    from qa.search import Passage
+
+    passage = Passage("a.txt", "A", 0, 90, "In 1066 the Normans crossed the Channel. The largest army landed at Pevensey in autumn.",
+                      0.5, 0.6, 3.0)
+    sentence = Evidence(0, "a.txt", "A", 41, 90, "The largest army landed at Pevensey in autumn.", 0.6, 3.0, 0.1)
+    ext = Extraction(0, 27, 35, "Pevensey", (-2.0,), -1.0, -0.5)
+
+    def f(question):
+        got = abstention_features(question, ext, [sentence], [passage])
+        assert set(got) == set(ABSTAIN_FEATURES)
+        return got
+
+    plain = f("Where did the largest army land?")
+    assert plain["negation_missing"] == plain["number_missing_passage"] == plain["superlative_missing"] == 0.0
+    assert f("Where did the army not land?")["negation_missing"] == 1.0  # "not" in the question, not in the sentence
+    assert f("Where didn't the army land?")["negation_missing"] == 1.0
+    assert f("Where did the army land in 1067?")["number_missing_passage"] == 1.0
+    moved = f("Where did the army land in 1066?")  # in the passage, not in the sentence
+    assert moved["number_missing_passage"] == 0.0 and moved["number_missing_sentence"] == 1.0
+    swapped = f("Where did the Saxons' army land after the Normans crossed?")
+    assert swapped["names_missing_passage"] == 1.0 and swapped["names_missing_sentence"] == 2.0
+    assert f("Where did the smallest army land?")["superlative_missing"] == 1.0
+    assert plain["bigrams_sentence"] > f("Where did a fleet come ashore?")["bigrams_sentence"]
