@@ -12,7 +12,8 @@ Per backend:
 The backends alternate question by question so machine noise hits both alike. Two more llama.cpp variants
 alternate with them and are compared warm only: ``reader_fit_content=False`` (every question token scored) and
 ``evidence_sentences=2``; a third ignores the index's sentence table and embeds the evidence candidates per
-question, as answering did before the table existed.
+question, as answering did before the table existed; a fourth copies one answer (greedy, ``reader_spans=1``)
+instead of five.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ BACKENDS = ("llama-cpp", "transformers")
 FIT_ALL = "llama-cpp, fit all"
 TWO = "llama-cpp, 2 sentences"
 NO_TABLE = "llama-cpp, evidence embedded per question"
+ONE_SPAN = "llama-cpp, one copied answer"
 
 
 def without_sentence_table(select):
@@ -93,9 +95,10 @@ def main() -> None:
     settings[FIT_ALL] = replace(settings["llama-cpp"], reader_fit_content=False)
     settings[TWO] = replace(settings["llama-cpp"], evidence_sentences=2)
     settings[NO_TABLE] = replace(settings["llama-cpp"])
-    for v in (FIT_ALL, TWO):
+    settings[ONE_SPAN] = replace(settings["llama-cpp"], reader_spans=1)
+    for v in (FIT_ALL, TWO, ONE_SPAN):
         qa.answer(QUESTIONS[0], index_dir=index_dir, settings=settings[v])
-    variants = (*BACKENDS, FIT_ALL, TWO, NO_TABLE)
+    variants = (*BACKENDS, FIT_ALL, TWO, NO_TABLE, ONE_SPAN)
     with_table = answering.select_evidence
     total = {b: [] for b in variants}
     first = {b: [] for b in variants}
@@ -154,6 +157,10 @@ def main() -> None:
     print(f"llama.cpp, evidence looked up in the index's sentence table (default) vs embedded per question: warm p50 "
           f"{a['p50']:.2f} vs {nt['p50']:.2f} s, first text {a['first']:.2f} vs {nt['first']:.2f} s; same answers "
           f"{sum(texts['llama-cpp'][q] == texts[NO_TABLE][q] for q in QUESTIONS)}/{len(QUESTIONS)}")
+    one = {k: statistics.median(v[ONE_SPAN]) for k, v in (("p50", total), ("first", first))}
+    print(f"llama.cpp, five copied answers, best kept (default) vs one (greedy, QA_READER_SPANS=1): warm p50 "
+          f"{a['p50']:.2f} vs {one['p50']:.2f} s, first text {a['first']:.2f} vs {one['first']:.2f} s; same answers "
+          f"{sum(texts['llama-cpp'][q] == texts[ONE_SPAN][q] for q in QUESTIONS)}/{len(QUESTIONS)}")
     same = sum(texts["llama-cpp"][q] == texts["transformers"][q] for q in QUESTIONS)
     print(f"same answer text from both backends: {same}/{len(QUESTIONS)}")
     for q in QUESTIONS:
