@@ -216,7 +216,7 @@ def copy_spans(ids: list[int], pieces: list[str], question_tokens: set[int], sto
     Every token must extend a contiguous span of ``ids``. ``scores(allowed)`` gives the model's logits for those
     tokens at the current position, ``advance(t)`` feeds token t and ``rewind()`` returns to the state before the
     answer's first token. Greedy decoding alone keeps the model's favourite start; on held-out questions the best
-    of five starts holds a better answer in a third of cases (README, "Choosing the span").
+    of five starts holds a better answer for a third of questions (`bench/fit_span.py`).
     """
     import numpy as np
 
@@ -262,13 +262,14 @@ def copy_spans(ids: list[int], pieces: list[str], question_tokens: set[int], sto
 
 
 # Choosing among the copied spans. Fitted by `python bench/fit_span.py` (conditional logit on held-out SQuAD 2.0
-# questions, the label being the candidates with the best F1): 5-fold CV F1 0.571 vs 0.542 for greedy decoding
+# questions, the label being the candidates with the best F1): 5-fold CV F1 0.588 vs 0.542 for greedy decoding
 # (0.763 if the best of the ~5 candidates were always chosen).
 SPAN_FEATURES = ("first", "mean_rest", "stop", "log_tokens", "in_question", "number_ok", "name_ok", "log_distance",
-                 "greedy", "one_token")
-SPAN_MODEL = (0.324, 0.618, 0.574, -0.784, -2.53, -0.319, -0.138, -1.151, 0.478, -0.744)
+                 "greedy", "one_token", "names_the_kind", "agreement")
+SPAN_MODEL = (0.317, 0.672, 0.592, -0.879, -2.555, -0.364, -0.166, -1.131, 0.486, -0.726, 0.743, 0.299)
 _WORDS = re.compile(r"\w+")
 _NAME_QUESTION = re.compile(r"\b(?:who|whom|whose|where)\b", re.IGNORECASE)
+_KIND = re.compile(r"\b(?:which|what|whose|how\s+many|how\s+much)\s+((?:\w+\s+){0,2})", re.IGNORECASE)
 
 
 def content_words(text: str) -> set[str]:
@@ -278,10 +279,12 @@ def content_words(text: str) -> set[str]:
     return {w for w in stemmer().stemWords(_WORDS.findall(text.lower())) if w not in _FUNCTION_WORDS}
 
 
-def span_features(question: str, context: str, start: int, end: int, copied: _Copied) -> tuple[float, ...]:
+def span_features(question: str, context: str, start: int, end: int, copied: _Copied,
+                  others: Sequence[str] = ()) -> tuple[float, ...]:
     """SPAN_FEATURES of the answer ``context[start:end]``: how sure the model was, how long it is, whether it
-    merely repeats the question, whether it has the type asked for, and how far it sits from the words the
-    context shares with the question (answers sit next to them)."""
+    merely repeats the question, whether it has the type asked for (a number, a name, the kind of thing a "which
+    airport" asks for), how far it sits from the words the context shares with the question (answers sit next to
+    them), and how much it agrees with the ``others`` copied from the same context."""
     import math
 
     text = context[start:end]
@@ -290,6 +293,11 @@ def span_features(question: str, context: str, start: int, end: int, copied: _Co
     shared = [i for i, m in enumerate(words) if content_words(m.group()) & q]
     inside = [i for i, m in enumerate(words) if start <= m.start() < end]
     distance = min((abs(i - j) for i in shared for j in inside), default=10)
+    kind = _KIND.search(question)
+    kind_words = (content_words(" ".join([w for w in kind.group(1).lower().split() if w not in _FUNCTION_WORDS][:2]))
+                  if kind else set())
+    mine = set(_WORDS.findall(text.lower()))
+    agreement = sum(len(mine & t) / len(mine | t) for t in (set(_WORDS.findall(o.lower())) for o in others) if mine | t)
     n = len(copied.tokens)
     return (copied.lps[0],
             sum(copied.lps[1:]) / (n - 1) if n > 1 else 0.0,
@@ -300,7 +308,9 @@ def span_features(question: str, context: str, start: int, end: int, copied: _Co
             float(bool(_NAME_QUESTION.search(question)) and bool(re.search(r"\b[A-Z]", text))),
             math.log1p(distance),
             float(copied.rank == 0),
-            float(n == 1))
+            float(n == 1),
+            float(bool(kind_words & a)),
+            agreement)
 
 
 def span_extraction(question: str, contexts: Sequence[str], best: int, offsets: list[tuple[int, int]],
@@ -308,7 +318,7 @@ def span_extraction(question: str, contexts: Sequence[str], best: int, offsets: 
     """The best-scoring copied span, as character offsets into ``contexts[best]`` (``offsets`` index
     ``" " + context``)."""
     context = contexts[best]
-    candidates, kept = [], []
+    spans = []
     for c in copied:
         if not c.tokens or not c.positions:
             continue
@@ -322,9 +332,11 @@ def span_extraction(question: str, contexts: Sequence[str], best: int, offsets: 
         # A trailing comma or full stop is never part of an answer.
         while text and text[-1] in ".,;:":
             text = text[:-1].rstrip()
-        if not text:
-            continue
-        f = span_features(question, context, a, a + len(text), c)
+        if text:
+            spans.append((a, text, c))
+    candidates, kept = [], []
+    for i, (a, text, c) in enumerate(spans):
+        f = span_features(question, context, a, a + len(text), c, [t for j, (_, t, _) in enumerate(spans) if j != i])
         candidates.append(SpanCandidate(a, a + len(text), text, f, sum(w * x for w, x in zip(SPAN_MODEL, f))))
         kept.append(c)
     if not candidates:

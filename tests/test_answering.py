@@ -332,3 +332,23 @@ def test_abstention_notices_what_the_question_asserts_and_the_evidence_lacks():
     assert swapped["names_missing_passage"] == 1.0 and swapped["names_missing_sentence"] == 2.0
     assert f("Where did the smallest army land?")["superlative_missing"] == 1.0
     assert plain["bigrams_sentence"] > f("Where did a fleet come ashore?")["bigrams_sentence"]
+
+
+def test_span_features_see_the_kind_asked_for_and_agreement_among_the_answers():
+    from qa.generation import SPAN_FEATURES, _Copied, span_features
+
+    context = "The busiest runway is at San Diego International Airport, not Los Angeles."
+    copied = _Copied([1, 2], [3], [-0.5, -0.2], -0.1, 1)
+    kind, agree = SPAN_FEATURES.index("names_the_kind"), SPAN_FEATURES.index("agreement")
+
+    def f(question, text, others=()):
+        start = context.index(text)
+        return span_features(question, context, start, start + len(text), copied, others)
+
+    q = "Which airport has the busiest runway?"
+    assert f(q, "San Diego International Airport")[kind] == 1.0  # "which airport" -> an airport's name
+    assert f(q, "Los Angeles")[kind] == 0.0
+    assert f("Who built it?", "San Diego International Airport")[kind] == 0.0  # no kind named
+    together = f(q, "San Diego", ["San Diego International Airport", "Diego"])[agree]
+    alone = f(q, "Los Angeles", ["San Diego International Airport", "Diego"])[agree]
+    assert alone == 0.0 and together == pytest.approx(2 / 4 + 1 / 2)
