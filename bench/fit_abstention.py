@@ -17,14 +17,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from tuning import SQUAD, tuning_sample
 
 from qa.answering import ABSTAIN_FEATURES, answer_many
 from qa.config import Settings
-from qa.evaluation import f1_score, load_squad, sample_questions, write_corpus
-from qa.index import build_index
+from qa.evaluation import f1_score
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--squad", default=str(Path(__file__).resolve().parents[2] / "shared/data/squad2-dev-5-articles.json"))
+parser.add_argument("--squad", default=SQUAD)
 parser.add_argument("--tune", type=int, default=500, help="answerable and unanswerable questions each")
 parser.add_argument("--out", default=None, help="save the raw features as JSON")
 parser.add_argument("--features", default=None, help="fit from a JSON saved by --out instead of answering again")
@@ -35,15 +35,10 @@ if args.features:
 else:
     settings = dataclasses.replace(Settings.from_env(progress=False), abstain_threshold=0.0)
     with tempfile.TemporaryDirectory() as tmp:
-        questions = write_corpus(load_squad(args.squad), Path(tmp) / "docs")
-        build_index(Path(tmp) / "docs", Path(tmp) / "index", settings=settings)
-        ev_ans, ev_imp = sample_questions(questions, 100, 100, 13)
-        held = {q.id for q in ev_ans + ev_imp}
-        rest = [q for q in questions if q.id not in held]
-        tune_ans, tune_imp = sample_questions(rest, args.tune, args.tune, 7)
+        tune_ans, tune_imp, index_dir = tuning_sample(args.squad, Path(tmp), args.tune, args.tune, settings)
         rows = []
         for i, q in enumerate(tune_ans + tune_imp):
-            (a, feats), = answer_many([q.question], Path(tmp) / "index", settings)
+            (a, feats), = answer_many([q.question], index_dir, settings)
             text = a.text.replace(" [1]", "")
             correct = (not q.impossible and not a.abstained and bool(feats)
                        and any(c.source == q.source and any(c.start <= s and e <= c.end for s, e, _ in q.golds)

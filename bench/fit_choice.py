@@ -17,16 +17,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
+from tuning import SQUAD, conditional_logit, cross_validated_picks, tuning_sample
 
 import qa.answering as answering
 from qa.config import Settings
-from qa.evaluation import load_squad, sample_questions, write_corpus
 from qa.generation import choose_context, get_generator, has_number, wants_number
-from qa.index import build_index
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--squad", default=str(Path(__file__).resolve().parents[2] / "shared/data/squad2-dev-5-articles.json"))
+parser.add_argument("--squad", default=SQUAD)
 parser.add_argument("--tune", type=int, default=300, help="answerable questions")
 args = parser.parse_args()
 
@@ -53,14 +51,10 @@ def recording_extract(question, contexts, on_text=None, prior=None):
 reader.extract = recording_extract
 rows = []
 with tempfile.TemporaryDirectory() as tmp:
-    questions = write_corpus(load_squad(args.squad), Path(tmp) / "docs")
-    build_index(Path(tmp) / "docs", Path(tmp) / "index", settings=settings)
-    ev_ans, ev_imp = sample_questions(questions, 100, 100, 13)
-    held = {q.id for q in ev_ans + ev_imp}
-    tune_ans, _ = sample_questions([q for q in questions if q.id not in held], args.tune, args.tune, 7)
+    tune_ans, _, index_dir = tuning_sample(args.squad, Path(tmp), args.tune, args.tune, settings)
     for i, q in enumerate(tune_ans):
         seen.clear()
-        answering.answer_many([q.question], Path(tmp) / "index", settings)
+        answering.answer_many([q.question], index_dir, settings)
         if "ext" not in seen:
             continue
         ev, ext = seen["evidence"], seen["ext"]
@@ -74,27 +68,9 @@ with tempfile.TemporaryDirectory() as tmp:
             print(f"  {i + 1}/{len(tune_ans)}", file=sys.stderr, flush=True)
 
 
-def nll(w, data, l2=0.1):
-    total = l2 * float(w @ w)
-    for X, y, _ in data:
-        if y.any():
-            z = X @ w
-            p = np.exp(z - z.max())
-            total -= np.log((p / p.sum())[y].sum() + 1e-12)
-    return total
-
-
-def fit_weights(data):
-    return minimize(nll, np.zeros(4), args=(data,), method="L-BFGS-B").x
-
-
-order = np.random.default_rng(0).permutation(len(rows))
-right = []
-for fold in np.array_split(order, 5):
-    held_out = set(fold.tolist())
-    w = fit_weights([r for i, r in enumerate(rows) if i not in held_out])
-    right += [bool(rows[i][1][int(np.argmax(rows[i][0] @ w))]) for i in fold]
-w = fit_weights(rows)
+picks = cross_validated_picks([r[:2] for r in rows], l2=0.1)
+right = [bool(r[1][k]) for r, k in zip(rows, picks)]
+w = conditional_logit([r[:2] for r in rows], l2=0.1)
 model = {"dense": round(float(w[1] / w[0]), 3), "bm25": round(float(w[2] / w[0]), 3), "no_number": round(float(-w[3] / w[0]), 3)}
 print("CHOICE_MODEL =", model)
 print(f"{len(rows)} questions; right sentence among the candidates: {np.mean([r[1].any() for r in rows]):.3f}; "
