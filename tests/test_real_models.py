@@ -101,6 +101,23 @@ def test_real_reader_copies_a_verbatim_span_with_exact_offsets(reader_settings):
     assert len(ext.fit) == 2 and ext.fit[1] > ext.fit[0]
 
 
+def test_real_reader_tries_several_answers_and_keeps_the_best_scored(reader_settings):
+    from dataclasses import replace
+
+    from qa.generation import SPAN_FEATURES, SPAN_MODEL, get_generator
+
+    contexts = ["Turkey considers the YPG to be an extension of the PKK, which has waged an insurgency since 1984."]
+    ext = get_generator(reader_settings).extract("What does Turkey consider the YPG to be?", contexts)
+    assert len(ext.candidates) >= 3 and len({c.text for c in ext.candidates}) >= 3
+    for c in ext.candidates:
+        assert contexts[0][c.start:c.end] == c.text and len(c.features) == len(SPAN_FEATURES)
+        assert c.score == pytest.approx(sum(w * x for w, x in zip(SPAN_MODEL, c.features)))
+    assert ext.text == max(ext.candidates, key=lambda c: c.score).text
+    greedy = get_generator(replace(reader_settings, reader_spans=1)).extract(
+        "What does Turkey consider the YPG to be?", contexts)
+    assert len(greedy.candidates) == 1 and greedy.candidates[0].text == ext.candidates[0].text
+
+
 def test_seed_answer_is_1500_citing_the_munich_sentence(seeds_index, reader_settings):
     from .conftest import SEEDS
 
