@@ -17,11 +17,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from tuning import SQUAD, conditional_logit, cross_validated_picks, tuning_sample
+from tuning import SQUAD, conditional_logit, cross_validated_picks, record_reads, tuning_sample
 
 import qa.answering as answering
 from qa.config import Settings
-from qa.generation import choose_context, get_generator, has_number, wants_number
+from qa.generation import choose_context, has_number, wants_number
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--squad", default=SQUAD)
@@ -39,16 +39,7 @@ def recording_select(*a, **k):
 
 
 answering.select_evidence = recording_select
-reader = get_generator(settings)
-extract = reader.extract
-
-
-def recording_extract(question, contexts, on_text=None, prior=None):
-    seen["ext"] = extract(question, contexts, on_text=on_text)  # no prior: record the reader's own signals
-    return seen["ext"]
-
-
-reader.extract = recording_extract
+record_reads(settings, seen, pass_prior=False)  # record the reader's own signals
 rows = []
 with tempfile.TemporaryDirectory() as tmp:
     tune_ans, _, index_dir = tuning_sample(args.squad, Path(tmp), args.tune, args.tune, settings)

@@ -16,12 +16,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from tuning import SQUAD, conditional_logit, cross_validated_picks, tuning_sample
+from tuning import SQUAD, conditional_logit, cross_validated_picks, record_reads, tuning_sample
 
 import qa.answering as answering
 from qa.config import Settings
 from qa.evaluation import f1_score
-from qa.generation import SPAN_FEATURES, get_generator
+from qa.generation import SPAN_FEATURES
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--squad", default=SQUAD)
@@ -30,16 +30,7 @@ args = parser.parse_args()
 
 settings = dataclasses.replace(Settings.from_env(progress=False), abstain_threshold=0.0)
 seen: dict = {}
-reader = get_generator(settings)
-extract = reader.extract
-
-
-def recording_extract(question, contexts, on_text=None, prior=None):
-    seen["ext"] = extract(question, contexts, on_text=on_text, prior=prior)
-    return seen["ext"]
-
-
-reader.extract = recording_extract
+record_reads(settings, seen)
 rows = []
 with tempfile.TemporaryDirectory() as tmp:
     tune_ans, _, index_dir = tuning_sample(args.squad, Path(tmp), args.tune, args.tune, settings)

@@ -15,6 +15,23 @@ from scipy.optimize import minimize
 from qa.evaluation import Question, load_squad, sample_questions, write_corpus
 from qa.index import build_index
 
+
+def record_reads(settings, seen: dict, pass_prior: bool = True) -> None:
+    """Make the reader for ``settings`` leave each ``extract`` result in ``seen["ext"]`` (and its contexts in
+    ``seen["contexts"]``). ``pass_prior=False`` withholds the retrieval prior, to record the reader's own choice."""
+    from qa.generation import get_generator
+
+    reader = get_generator(settings)
+    extract = reader.extract
+
+    def recording_extract(question, contexts, on_text=None, prior=None):
+        seen["contexts"] = list(contexts)
+        seen["ext"] = extract(question, contexts, on_text=on_text, prior=prior if pass_prior else None)
+        return seen["ext"]
+
+    reader.extract = recording_extract
+
+
 SQUAD = str(Path(__file__).resolve().parents[2] / "shared/data/squad2-dev-5-articles.json")
 
 

@@ -33,15 +33,15 @@ from .config import Settings
 from .embeddings import Embedder, get_embedder
 from .errors import InvalidQuestionError
 from .generation import (
-    _FUNCTION_WORDS,
     REWRITE_PROMPT,
     Extraction,
     Generator,
+    content_words,
     get_generator,
     has_number,
     wants_number,
 )
-from .index import DEFAULT_INDEX_DIR, LoadedIndex, bm25_tokenize, check_embedder, ensure_index, stemmer
+from .index import DEFAULT_INDEX_DIR, LoadedIndex, bm25_tokenize, check_embedder, ensure_index
 from .search import Passage, clean_question, search_many
 
 ABSTAIN_TEXT = "The articles don't say. None of the indexed passages answers this question."
@@ -138,20 +138,12 @@ def choice_prior(question: str, evidence: Sequence[Evidence], model: dict[str, f
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def _content_words(text: str) -> set[str]:
-    return {w for w in _stem(_WORD.findall(text.lower())) if w not in _FUNCTION_WORDS}
-
-
-def _stem(words: list[str]) -> list[str]:
-    return stemmer().stemWords(words)
-
-
 def abstention_features(question: str, ext: Extraction, evidence: Sequence[Evidence], passages: Sequence[Passage]) -> dict[str, float]:
     chosen = evidence[ext.context]
     passage = passages[chosen.passage].text if chosen.passage < len(passages) else chosen.text
-    q = _content_words(question)
-    s = _content_words(chosen.text)
-    a = _content_words(ext.text)
+    q = content_words(question)
+    s = content_words(chosen.text)
+    a = content_words(ext.text)
     numbers = set(_NUMBER.findall(question))
     stripped = question.strip()
     names = {m.group().lower() for m in _NAME.finditer(stripped) if m.start() > 0 and m.group()[0].isupper()}
@@ -332,7 +324,7 @@ def needs_context(question: str) -> bool:
     words = _WORD.findall(question)
     if _FOLLOW_UP_START.match(question.strip()) or len(words) <= 3:
         return True
-    return bool(_PRONOUN.search(question)) and len(_content_words(question)) <= 3
+    return bool(_PRONOUN.search(question)) and len(content_words(question)) <= 3
 
 
 def rewrite_follow_up(question: str, history: Any, generator: Generator | None) -> tuple[str, str]:
@@ -353,9 +345,9 @@ def rewrite_follow_up(question: str, history: Any, generator: Generator | None) 
         except Exception:  # a failing rewrite must not lose the question
             draft = ""
         draft = draft.strip().split("\n")[0].strip()
-        allowed = _content_words(prev) | _content_words(question)
+        allowed = content_words(prev) | content_words(question)
         if (draft.endswith("?") and draft.lower() != question.lower() and len(draft) <= 2 * (len(prev) + len(question))
-                and _content_words(question) <= _content_words(draft) and _content_words(draft) <= allowed):
+                and content_words(question) <= content_words(draft) and content_words(draft) <= allowed):
             return draft, draft
     core = _FOLLOW_UP_START.sub("", question.strip()).strip(" ,") or question
     core = core[0].upper() + core[1:]

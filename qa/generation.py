@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
+import functools
 import hashlib
 import json
 import logging
@@ -279,6 +280,14 @@ def content_words(text: str) -> set[str]:
     return {w for w in stemmer().stemWords(_WORDS.findall(text.lower())) if w not in _FUNCTION_WORDS}
 
 
+@functools.lru_cache(maxsize=4)
+def _shared_words(question: str, context: str) -> tuple[list[re.Match], list[int]]:
+    """The context's words, and the indexes of those the question shares (the same for all five answers)."""
+    q = content_words(question)
+    words = list(_WORDS.finditer(context))
+    return words, [i for i, m in enumerate(words) if content_words(m.group()) & q]
+
+
 def span_features(question: str, context: str, start: int, end: int, copied: _Copied,
                   others: Sequence[str] = ()) -> tuple[float, ...]:
     """SPAN_FEATURES of the answer ``context[start:end]``: how sure the model was, how long it is, whether it
@@ -289,8 +298,7 @@ def span_features(question: str, context: str, start: int, end: int, copied: _Co
 
     text = context[start:end]
     q, a = content_words(question), content_words(text)
-    words = list(_WORDS.finditer(context))
-    shared = [i for i, m in enumerate(words) if content_words(m.group()) & q]
+    words, shared = _shared_words(question, context)
     inside = [i for i, m in enumerate(words) if start <= m.start() < end]
     distance = min((abs(i - j) for i in shared for j in inside), default=10)
     kind = _KIND.search(question)
