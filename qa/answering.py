@@ -41,7 +41,7 @@ from .generation import (
     has_number,
     wants_number,
 )
-from .index import DEFAULT_INDEX_DIR, LoadedIndex, bm25_tokenize, check_embedder, ensure_index
+from .index import DEFAULT_INDEX_DIR, LoadedIndex, bm25_tokenize, check_embedder, ensure_index, quiet_bm25s
 from .search import Passage, clean_question, search_many
 
 ABSTAIN_TEXT = "The articles don't say. None of the indexed passages answers this question."
@@ -111,10 +111,10 @@ ABSTAIN_FEATURES = ("fit", "first_logprob", "mean_logprob", "passage_dense", "se
                     "negation_missing", "number_missing_passage", "number_missing_sentence", "names_missing_passage",
                     "names_missing_sentence", "bigrams_sentence", "bigrams_passage", "superlative_missing")
 ABSTAIN_MODEL = {
-    "mean": [-3.4877, -1.7759, -0.4056, 0.5106, 0.6247, 0.6458, 0.1493, 1.9698, 0.992, 0.073, 0.027, 0.034, 0.084, 0.166, 0.2395, 0.2858, 0.05],
-    "scale": [1.8854, 1.435, 0.5655, 0.1346, 0.1385, 0.2194, 0.2563, 0.3724, 0.0891, 0.2601, 0.1621, 0.1812, 0.3016, 0.4248, 0.2068, 0.2099, 0.2179],
-    "coef": [0.3589, 0.413, -0.1316, -0.0636, 0.463, -0.0764, -0.0572, 0.2142, 0.0211, -0.6696, -0.796, -0.1314, -0.1509, -0.0726, 0.0611, -0.2808, -0.0587],
-    "intercept": -0.5505,
+    "mean": [-3.4499, -1.6725, -0.4076, 0.5106, 0.6259, 0.646, 0.1407, 1.9698, 0.992, 0.073, 0.027, 0.034, 0.083, 0.167, 0.2388, 0.2861, 0.052],
+    "scale": [1.8619, 1.4718, 0.6348, 0.1346, 0.1377, 0.2194, 0.2457, 0.3724, 0.0891, 0.2601, 0.1621, 0.1812, 0.3002, 0.4256, 0.2071, 0.2099, 0.222],
+    "coef": [0.3692, 0.4476, -0.1394, -0.0384, 0.3817, -0.0755, -0.0765, 0.2171, 0.0254, -0.6689, -0.7956, -0.1352, -0.1564, -0.0753, 0.0589, -0.2774, -0.0675],
+    "intercept": -0.5422,
 }
 
 # Choosing the evidence sentence to read the answer from: the reader's fit plus what retrieval knows, in fit units.
@@ -238,8 +238,7 @@ def select_evidence(
     Sentences and their vectors come from the index's sentence table when it has one (embedding some 30
     sentences per question took 65-180 ms); otherwise the passages are split and embedded here.
     """
-    import bm25s
-
+    bm25s = quiet_bm25s()
     sents: list[tuple[int, Passage, int, int]] = []
     rows: list[int] = []
     seen: set[tuple[str, int]] = set()

@@ -36,24 +36,43 @@ log = logging.getLogger("qa")
 PACKAGED_GENERATOR = "gemma-3-270m"
 
 # The few-shot prompt for reading. Generic examples written for this project (none from any benchmark), short
-# answers copied verbatim from the context, as the decoder will be forced to do.
+# answers copied verbatim from the context, as the decoder will be forced to do. Four of the nine make the model
+# pick among things of one kind (three shares, three clubs) or skip what the question sets aside ("other than");
+# with them, held-out F1 rose 0.588 -> 0.602 (bench/fit_span.py, each prompt with its own refit SPAN_MODEL) and
+# the evaluation sample's, forced to answer, 0.564 -> 0.588 over the earlier five plain examples.
 READ_PROMPT = """Answer each question with the shortest phrase copied from its context.
 
 Context: The bridge, completed in 1932 after six years of work, carries eight lanes of traffic across the harbour.
 Question: When was the bridge completed?
 Answer: 1932
 
+Context: About 40% of the island's farmland is planted with rice, 25% with maize and 10% with coffee.
+Question: What share of the farmland grows maize?
+Answer: 25%
+
 Context: Marie Curie shared the 1903 Nobel Prize in Physics with Pierre Curie and Henri Becquerel.
 Question: Who shared the physics prize with Marie Curie?
 Answer: Pierre Curie and Henri Becquerel
+
+Context: The league's clubs include the Harbour City Sharks, the Northfield Rovers and the Lakeside Giants, who won the title in 2004.
+Question: Which club won the title in 2004?
+Answer: the Lakeside Giants
 
 Context: The river drains an area of about 120,000 square kilometres before it reaches the sea at Rotterdam.
 Question: Where does the river reach the sea?
 Answer: Rotterdam
 
+Context: Besides its beaches, the town is popular for its old harbour and the fish market that opens at dawn.
+Question: Other than its beaches, what is the town popular for?
+Answer: its old harbour and the fish market
+
 Context: Because the harvest failed twice, the council raised grain prices, which led to riots in the spring.
 Question: What led to riots?
 Answer: the council raised grain prices
+
+Context: Engineers rate the strength of the alloy by its resistance to bending rather than by its weight.
+Question: By what property is the alloy's strength rated?
+Answer: its resistance to bending
 
 Context: The museum's collection includes over two million objects, most of them donated by local families.
 Question: How many objects are in the collection?
@@ -263,11 +282,11 @@ def copy_spans(ids: list[int], pieces: list[str], question_tokens: set[int], sto
 
 
 # Choosing among the copied spans. Fitted by `python bench/fit_span.py` (conditional logit on held-out SQuAD 2.0
-# questions, the label being the candidates with the best F1): 5-fold CV F1 0.588 vs 0.542 for greedy decoding
-# (0.763 if the best of the ~5 candidates were always chosen).
+# questions, the label being the candidates with the best F1): 5-fold CV F1 0.602 vs 0.552 for greedy decoding
+# (0.766 if the best of the ~5 candidates were always chosen).
 SPAN_FEATURES = ("first", "mean_rest", "stop", "log_tokens", "in_question", "number_ok", "name_ok", "log_distance",
                  "greedy", "one_token", "names_the_kind", "agreement")
-SPAN_MODEL = (0.317, 0.672, 0.592, -0.879, -2.555, -0.364, -0.166, -1.131, 0.486, -0.726, 0.743, 0.299)
+SPAN_MODEL = (0.402, 0.279, 1.001, -0.691, -2.676, -0.34, 0.07, -1.177, 0.202, -0.215, 0.676, 0.453)
 _WORDS = re.compile(r"\w+")
 _NAME_QUESTION = re.compile(r"\b(?:who|whom|whose|where)\b", re.IGNORECASE)
 _KIND = re.compile(r"\b(?:which|what|whose|how\s+many|how\s+much)\s+((?:\w+\s+){0,2})", re.IGNORECASE)

@@ -186,10 +186,17 @@ def stemmer():
     return Stemmer.Stemmer(BM25_STEMMER)
 
 
-def bm25_tokenize(texts: list[str]) -> list[list[str]]:
+def quiet_bm25s():
+    """The bm25s module, its logger kept to warnings: importing it sets that logger to DEBUG, and every index()
+    then logs "Building index from tokens", which `qa ask` printed under each answer."""
     import bm25s
 
-    return bm25s.tokenize(
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+def bm25_tokenize(texts: list[str]) -> list[list[str]]:
+    return quiet_bm25s().tokenize(
         texts,
         stopwords=BM25_STOPWORDS,
         stemmer=stemmer(),
@@ -307,7 +314,7 @@ def load_index(index_dir: str | Path = DEFAULT_INDEX_DIR) -> LoadedIndex:
 
 
 def _load_generation(root: Path, gen: str) -> LoadedIndex:
-    import bm25s
+    bm25s = quiet_bm25s()
     import faiss
 
     folder = root / gen
@@ -660,7 +667,7 @@ def _embed(embedder: Embedder, hashes: list[str], text_of: dict[str, str], setti
 
 def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vectors: np.ndarray, core: dict,
                       sentences: np.ndarray, sentence_vectors: np.ndarray) -> str:
-    import bm25s
+    bm25s = quiet_bm25s()
     import faiss
 
     existing = sorted(p.name for p in index_dir.glob("v[0-9]*") if p.is_dir())
@@ -684,7 +691,6 @@ def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vect
             f.flush()
             os.fsync(f.fileno())
 
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs "Building index from tokens" at INFO
     retriever = bm25s.BM25()
     retriever.index(bm25_tokenize([c.text for c in chunks]), show_progress=False)
     retriever.save(str(tmp / "bm25"))

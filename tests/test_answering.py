@@ -352,3 +352,27 @@ def test_span_features_see_the_kind_asked_for_and_agreement_among_the_answers():
     together = f(q, "San Diego", ["San Diego International Airport", "Diego"])[agree]
     alone = f(q, "Los Angeles", ["San Diego International Airport", "Diego"])[agree]
     assert alone == 0.0 and together == pytest.approx(2 / 4 + 1 / 2)
+
+
+def test_every_worked_example_in_the_reading_prompt_copies_its_answer_from_its_context():
+    # The reader is constrained to copy; a worked example whose answer is not in its context would teach the
+    # model an answer it can never give. The prompt must also end where the evidence sentence goes.
+    from qa.generation import READ_PROMPT
+
+    shots = re.findall(r"Context: (.+)\nQuestion: (.+)\nAnswer: (.+)", READ_PROMPT)
+    assert len(shots) >= 5 and READ_PROMPT.endswith("\n\nContext:")
+    for context, question, answer in shots:
+        assert answer in context and answer.lower() not in question.lower(), (question, answer)
+    # Several examples give the model a choice between things of one kind (numbers, names) to pick among.
+    assert sum(len(re.findall(r"\d+%|the [A-Z]\w+ \w+", c)) >= 2 for c, _, _ in shots) >= 2
+
+
+def test_answering_logs_nothing_from_bm25s(built, s, caplog):
+    # bm25s sets its own logger to DEBUG on import; `qa ask` printed "Building index from tokens" under answers.
+    import logging
+
+    # As a fresh process finds it (building the fixture's index quieted it in this one).
+    logging.getLogger("bm25s").setLevel(logging.DEBUG)
+    with caplog.at_level(logging.DEBUG):
+        qa.answer(Q, index_dir=built, settings=s)
+    assert not [r for r in caplog.records if r.name.startswith("bm25s")]
