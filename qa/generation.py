@@ -36,10 +36,10 @@ log = logging.getLogger("qa")
 PACKAGED_GENERATOR = "gemma-3-270m"
 
 # The few-shot prompt for reading. Generic examples written for this project (none from any benchmark), short
-# answers copied verbatim from the context, as the decoder will be forced to do. Four of the nine make the model
-# pick among things of one kind (three shares, three clubs) or skip what the question sets aside ("other than");
-# with them, held-out F1 rose 0.588 -> 0.602 (bench/fit_span.py, each prompt with its own refit SPAN_MODEL) and
-# the evaluation sample's, forced to answer, 0.564 -> 0.588 over the earlier five plain examples.
+# answers copied verbatim from the context, as the decoder will be forced to do. Three of the nine make the model
+# pick among things of one kind (three shares, three clubs) or skip what the question sets aside ("other than").
+# Over the earlier five plain examples, held-out F1 rose 0.588 -> 0.602 (bench/fit_span.py, each prompt with its
+# own refit SPAN_MODEL) and the evaluation sample's F1, forced to answer, 0.568 -> 0.600 (README).
 READ_PROMPT = """Answer each question with the shortest phrase copied from its context.
 
 Context: The bridge, completed in 1932 after six years of work, carries eight lanes of traffic across the harbour.
