@@ -10,23 +10,16 @@ weights in units of fit, and the right-sentence rate in 5-fold cross-validation 
 (``Settings.reader_rank_penalty``) that readers fall back to without a prior.
 """
 
-import argparse
 import dataclasses
-import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
-from tuning import SQUAD, conditional_logit, cross_validated_picks, record_reads, tuning_sample
+from tuning import conditional_logit, cross_validated_picks, read_tuning_questions, record_reads, tuning_args
 
 import qa.answering as answering
 from qa.config import Settings
 from qa.generation import choose_context, has_number, wants_number
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--squad", default=SQUAD)
-parser.add_argument("--tune", type=int, default=300, help="answerable questions")
-args = parser.parse_args()
+args = tuning_args()
 
 settings = dataclasses.replace(Settings.from_env(progress=False), abstain_threshold=0.0)
 seen: dict = {}
@@ -41,22 +34,16 @@ def recording_select(*a, **k):
 answering.select_evidence = recording_select
 record_reads(settings, seen, pass_prior=False)  # record the reader's own signals
 rows = []
-with tempfile.TemporaryDirectory() as tmp:
-    tune_ans, _, index_dir = tuning_sample(args.squad, Path(tmp), args.tune, args.tune, settings)
-    for i, q in enumerate(tune_ans):
-        seen.clear()
-        answering.answer_many([q.question], index_dir, settings)
-        if "ext" not in seen:
-            continue
-        ev, ext = seen["evidence"], seen["ext"]
-        fit, dense, bm = np.array(ext.fit), np.array([e.dense for e in ev]), np.array([e.bm25 for e in ev])
-        no_num = np.array([wants_number(q.question) and not has_number(e.text) for e in ev], dtype=float)
-        X = np.column_stack([fit - fit.max(), dense - dense.max(), bm / bm.max() if bm.max() > 0 else 0 * bm, no_num])
-        gold = np.array([any(e.source == q.source and e.start <= s and t <= e.end for s, t, _ in q.golds) for e in ev])
-        rule = choose_context(list(ext.fit), [e.text for e in ev], q.question, settings)[1]
-        rows.append((X, gold, rule))
-        if (i + 1) % 50 == 0:
-            print(f"  {i + 1}/{len(tune_ans)}", file=sys.stderr, flush=True)
+for q in read_tuning_questions(settings, seen, args.squad, args.tune):
+    if "ext" not in seen:
+        continue
+    ev, ext = seen["evidence"], seen["ext"]
+    fit, dense, bm = np.array(ext.fit), np.array([e.dense for e in ev]), np.array([e.bm25 for e in ev])
+    no_num = np.array([wants_number(q.question) and not has_number(e.text) for e in ev], dtype=float)
+    X = np.column_stack([fit - fit.max(), dense - dense.max(), bm / bm.max() if bm.max() > 0 else 0 * bm, no_num])
+    gold = np.array([any(e.source == q.source and e.start <= s and t <= e.end for s, t, _ in q.golds) for e in ev])
+    rule = choose_context(list(ext.fit), [e.text for e in ev], q.question, settings)[1]
+    rows.append((X, gold, rule))
 
 
 picks = cross_validated_picks([r[:2] for r in rows], l2=0.1)

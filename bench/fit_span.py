@@ -9,41 +9,26 @@ a question's candidates, the label being the candidates with the best F1) learns
 F1 of greedy decoding, of the learned choice (5-fold cross-validation) and of an oracle that always picks the best.
 """
 
-import argparse
 import dataclasses
-import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
-from tuning import SQUAD, conditional_logit, cross_validated_picks, record_reads, tuning_sample
+from tuning import conditional_logit, cross_validated_picks, read_tuning_questions, record_reads, tuning_args
 
-import qa.answering as answering
 from qa.config import Settings
 from qa.evaluation import f1_score
 from qa.generation import SPAN_FEATURES
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--squad", default=SQUAD)
-parser.add_argument("--tune", type=int, default=300, help="answerable questions")
-args = parser.parse_args()
-
+args = tuning_args()
 settings = dataclasses.replace(Settings.from_env(progress=False), abstain_threshold=0.0)
 seen: dict = {}
 record_reads(settings, seen)
 rows = []
-with tempfile.TemporaryDirectory() as tmp:
-    tune_ans, _, index_dir = tuning_sample(args.squad, Path(tmp), args.tune, args.tune, settings)
-    for i, q in enumerate(tune_ans):
-        seen.clear()
-        answering.answer_many([q.question], index_dir, settings)
-        cands = seen["ext"].candidates if "ext" in seen else ()
-        if cands:
-            X = np.array([c.features for c in cands])
-            f1 = np.array([max(f1_score(c.text, t) for _, _, t in q.golds) for c in cands])
-            rows.append((X, f1))
-        if (i + 1) % 50 == 0:
-            print(f"  {i + 1}/{len(tune_ans)}", file=sys.stderr, flush=True)
+for q in read_tuning_questions(settings, seen, args.squad, args.tune):
+    cands = seen["ext"].candidates if "ext" in seen else ()
+    if cands:
+        X = np.array([c.features for c in cands])
+        f1 = np.array([max(f1_score(c.text, t) for _, _, t in q.golds) for c in cands])
+        rows.append((X, f1))
 
 
 greedy = SPAN_FEATURES.index("greedy")

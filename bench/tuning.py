@@ -7,6 +7,10 @@ never saw.
 
 from __future__ import annotations
 
+import argparse
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +37,29 @@ def record_reads(settings, seen: dict, pass_prior: bool = True) -> None:
 
 
 SQUAD = str(Path(__file__).resolve().parents[2] / "shared/data/squad2-dev-5-articles.json")
+
+
+def tuning_args() -> argparse.Namespace:
+    """``--squad`` and ``--tune`` (answerable questions), as the fit scripts that read answerable questions take."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--squad", default=SQUAD)
+    parser.add_argument("--tune", type=int, default=300, help="answerable questions")
+    return parser.parse_args()
+
+
+def read_tuning_questions(settings, seen: dict, squad: str, tune: int) -> Iterator[Question]:
+    """Answer each held-out answerable tuning question in turn, yielding it once ``seen`` holds what the recording
+    hooks left for it (see ``record_reads``); progress goes to stderr."""
+    from qa.answering import answer_many
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tune_ans, _, index_dir = tuning_sample(squad, Path(tmp), tune, tune, settings)
+        for i, q in enumerate(tune_ans):
+            seen.clear()
+            answer_many([q.question], index_dir, settings)
+            yield q
+            if (i + 1) % 50 == 0:
+                print(f"  {i + 1}/{len(tune_ans)}", file=sys.stderr, flush=True)
 
 
 def tuning_sample(squad: str, folder: Path, answerable: int, impossible: int, settings) -> tuple[list[Question], list[Question], Path]:
