@@ -827,13 +827,17 @@ class LlamaCppRater:
             self.__dict__.update(_load_llama(self.name, str(self.settings.cache_dir), self.settings.threads))
         return self
 
+    def _ids(self, text: str) -> list[int]:
+        return self._model.tokenize(text.encode("utf-8"), False, False)
+
     def rate(self, context: str, question: str, answers: Sequence[str]) -> list[float]:
         self.load()
-        ids = lambda text: self._model.tokenize(text.encode("utf-8"), False, False)  # noqa: E731
+        ids = self._ids
         newline = ids("\n")[-1:]
         out: list[float] = []
         with self._lock:
             P = len(self.prefix)
+            # A very long sentence must not overflow the context that all eight sequences share.
             head = ids(" " + context + READ_TAIL.format(question=question))[: 4 * self.settings.reader_context_tokens]
             try:
                 self._ctx.kv_cache_seq_rm(1, -1, -1)
