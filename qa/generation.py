@@ -810,25 +810,13 @@ class LlamaCppReader:
         return self._detok(tokens)
 
 
-class LlamaCppRater:
+class LlamaCppRater(LlamaCppReader):
     """A second GGUF model's opinion of each copied answer: the log-probability of " answer" and the end of the line
-    after the same few-shot prompt, the context and the question. Off by default: a different model errs
-    differently, but with SmolLM2-135M's rating F1 of the choice rose only 0.649 -> 0.653 on 400 held-out questions
-    (5-fold CV, bench/fit_span.py), and the evaluation sample's F1 forced to answer 0.600 -> 0.601, for 0.3-0.7 s
-    more per answer (SmolLM2's 30 narrow layers read only ~200-250 tokens/s here)."""
-
-    def __init__(self, name: str, settings: Settings):
-        self.name = name
-        self.settings = settings
-        self._ctx = None
-
-    def load(self) -> LlamaCppRater:
-        if self._ctx is None:
-            self.__dict__.update(_load_llama(self.name, str(self.settings.cache_dir), self.settings.threads))
-        return self
-
-    def _ids(self, text: str) -> list[int]:
-        return self._model.tokenize(text.encode("utf-8"), False, False)
+    after the same few-shot prompt, the context and the question. Loaded and tokenised as a reader is (it is one,
+    of another model); only ``rate`` is used. Off by default: a different model errs differently, but with
+    SmolLM2-135M's rating F1 of the choice rose only 0.649 -> 0.653 on 400 held-out questions (5-fold CV,
+    bench/fit_span.py), and the evaluation sample's F1 forced to answer 0.600 -> 0.601, for 0.3-0.7 s more per
+    answer (SmolLM2's 30 narrow layers read only ~200-250 tokens/s here)."""
 
     def rate(self, context: str, question: str, answers: Sequence[str]) -> list[float]:
         self.load()
