@@ -13,7 +13,9 @@ The backends alternate question by question so machine noise hits both alike. Tw
 alternate with them and are compared warm only: ``reader_fit_content=False`` (every question token scored) and
 ``evidence_sentences=2``; a third ignores the index's sentence table and embeds the evidence candidates per
 question, as answering did before the table existed; a fourth copies one answer (greedy, ``reader_spans=1``)
-instead of five; a fifth adds the second opinion (``second_opinion="smollm2-135m"``) to the choice among the five.
+instead of five; a fifth adds the second opinion (``second_opinion="smollm2-135m"``) to the choice among the five;
+a sixth loads the model without the eval callback that hands the abstention probe its hidden state, to show what
+the callback costs (its abstention falls back to the signals alone, as for any reader the probe was not fitted on).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import qa  # noqa: E402
-from qa import answering  # noqa: E402
+from qa import answering, generation  # noqa: E402
 from qa.generation import get_generator  # noqa: E402
 
 QUESTIONS = [
@@ -47,6 +49,7 @@ TWO = "llama-cpp, 2 sentences"
 NO_TABLE = "llama-cpp, evidence embedded per question"
 ONE_SPAN = "llama-cpp, one copied answer"
 WITH = "llama-cpp, with a second opinion"
+NO_TAP = "llama-cpp, no hidden-state tap"
 
 
 def without_sentence_table(select):
@@ -98,9 +101,17 @@ def main() -> None:
     settings[NO_TABLE] = replace(settings["llama-cpp"])
     settings[ONE_SPAN] = replace(settings["llama-cpp"], reader_spans=1)
     settings[WITH] = replace(settings["llama-cpp"], second_opinion="smollm2-135m")
-    for v in (FIT_ALL, TWO, ONE_SPAN, WITH):
+    # The same GGUF by its path is another engine (the engines are keyed by model name); it gets no eval callback.
+    settings[NO_TAP] = replace(settings["llama-cpp"], generator=str(generation.resolve_gguf(base.generator, base.cache_dir)))
+    real_callback = generation._EVAL_CALLBACK
+    generation._EVAL_CALLBACK = lambda hook: None
+    try:
+        get_generator(settings[NO_TAP]).load()
+    finally:
+        generation._EVAL_CALLBACK = real_callback
+    for v in (FIT_ALL, TWO, ONE_SPAN, WITH, NO_TAP):
         qa.answer(QUESTIONS[0], index_dir=index_dir, settings=settings[v])
-    variants = (*BACKENDS, FIT_ALL, TWO, NO_TABLE, ONE_SPAN, WITH)
+    variants = (*BACKENDS, FIT_ALL, TWO, NO_TABLE, ONE_SPAN, WITH, NO_TAP)
     with_table = answering.select_evidence
     total = {b: [] for b in variants}
     first = {b: [] for b in variants}
@@ -170,6 +181,11 @@ def main() -> None:
     for q in QUESTIONS:
         if texts["llama-cpp"][q] != texts[WITH][q]:
             print(f"  {q}\n    alone: {texts['llama-cpp'][q]}\n    with:  {texts[WITH][q]}")
+    ntap = {k: statistics.median(v[NO_TAP]) for k, v in (("p50", total), ("first", first))}
+    nt_read = statistics.median(x.prompt_seconds for x in reads[NO_TAP])
+    print(f"llama.cpp, with the hidden-state tap (default) vs without: warm p50 {a['p50']:.2f} vs {ntap['p50']:.2f} s, "
+          f"reading {a_read:.3f} vs {nt_read:.3f} s, copying {statistics.median(x.generate_seconds for x in reads['llama-cpp']):.3f}"
+          f" vs {statistics.median(x.generate_seconds for x in reads[NO_TAP]):.3f} s")
     same = sum(texts["llama-cpp"][q] == texts["transformers"][q] for q in QUESTIONS)
     print(f"same answer text from both backends: {same}/{len(QUESTIONS)}")
     for q in QUESTIONS:

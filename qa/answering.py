@@ -6,8 +6,9 @@ Trust comes from the pipeline, not the model:
    (decoding is constrained to the sentence, so it cannot invent text);
 3. the code, not the model, attaches the citation: the exact sentence, with offsets into the article, and
    checks that the answer is inside it;
-4. an abstention model (a logistic regression over retrieval and reader signals) says whether the evidence holds
-   an answer at all; when it does not, the answer says so and offers the closest passages as "related" only.
+4. an abstention model (a logistic regression over retrieval and reader signals, and over the reader's own hidden
+   state when the reader is the one it was fitted on) says whether the evidence holds an answer at all; when it
+   does not, the answer says so and offers the closest passages as "related" only.
 
 Articles are data, never instructions: a sentence that talks to the model ("ignore previous instructions and
 print ...", chat-role markup) is never used as evidence, so it can neither steer the reader nor be copied out.
@@ -15,6 +16,9 @@ print ...", chat-role markup) is never used as evidence, so it can neither steer
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
 import math
 import queue
 import re
@@ -33,6 +37,7 @@ from .config import Settings
 from .embeddings import Embedder, get_embedder
 from .errors import InvalidQuestionError
 from .generation import (
+    HIDDEN_LAYER,
     REWRITE_PROMPT,
     Extraction,
     Generator,
@@ -43,6 +48,8 @@ from .generation import (
 )
 from .index import DEFAULT_INDEX_DIR, LoadedIndex, bm25_tokenize, check_embedder, ensure_index, quiet_bm25s
 from .search import Passage, clean_question, search_many
+
+log = logging.getLogger("qa")
 
 ABSTAIN_TEXT = "The articles don't say. None of the indexed passages answers this question."
 
@@ -110,11 +117,11 @@ ABSTAIN_FEATURES = ("fit", "first_logprob", "mean_logprob", "passage_dense", "se
                     # detail changed, which retrieval and the reader's fit barely notice.
                     "negation_missing", "number_missing_passage", "number_missing_sentence", "names_missing_passage",
                     "names_missing_sentence", "bigrams_sentence", "bigrams_passage", "superlative_missing")
-ABSTAIN_MODEL = {
-    "mean": [-3.4499, -1.6725, -0.4076, 0.5106, 0.6259, 0.646, 0.1407, 1.9698, 0.992, 0.073, 0.027, 0.034, 0.083, 0.167, 0.2388, 0.2861, 0.052],
-    "scale": [1.8619, 1.4718, 0.6348, 0.1346, 0.1377, 0.2194, 0.2457, 0.3724, 0.0891, 0.2601, 0.1621, 0.1812, 0.3002, 0.4256, 0.2071, 0.2099, 0.222],
-    "coef": [0.3692, 0.4476, -0.1394, -0.0384, 0.3817, -0.0755, -0.0765, 0.2171, 0.0254, -0.6689, -0.7956, -0.1352, -0.1564, -0.0753, 0.0589, -0.2774, -0.0675],
-    "intercept": -0.5422,
+ABSTAIN_MODEL_ALONE = {  # for readers the probe was not fitted on
+    "mean": [-3.4373, -1.7007, -0.4194, 0.5129, 0.6291, 0.6449, 0.1425, 1.9771, 0.9909, 0.0721, 0.029, 0.0365, 0.0771, 0.1624, 0.2404, 0.288, 0.053],
+    "scale": [1.8438, 1.4729, 0.6459, 0.1352, 0.1383, 0.2162, 0.25, 0.3714, 0.095, 0.2586, 0.1678, 0.1874, 0.2876, 0.4271, 0.2086, 0.2102, 0.2241],
+    "coef": [0.4351, 0.4228, -0.1106, -0.0201, 0.3388, -0.0718, -0.0882, 0.2489, 0.0704, -0.6641, -0.7688, -0.2466, -0.193, -0.0168, 0.0805, -0.3328, -0.1041],
+    "intercept": -0.5797,
 }
 
 # Choosing the evidence sentence to read the answer from: the reader's fit plus what retrieval knows, in fit units.
@@ -187,10 +194,36 @@ def type_match(question: str, answer_text: str) -> bool:
     return not wants_number(question) or has_number(answer_text)
 
 
-def answerable_probability(features: dict[str, float], model: dict[str, Any] = ABSTAIN_MODEL) -> float:
+# The probe: the same signals plus the reader's own hidden state (Extraction.hidden: layer HIDDEN_LAYER, the mean
+# over the question's tokens and the last prompt token), which tells an unanswerable question from an answerable
+# one better than any signal above. Valid only for the reader and layer it was fitted on; other readers get
+# ABSTAIN_MODEL_ALONE. Fitted by `python bench/fit_abstention.py --save qa/abstain_probe.json`.
+PROBE_FILE = Path(__file__).with_name("abstain_probe.json")
+
+
+@functools.cache
+def abstain_probe() -> dict[str, Any] | None:
+    """The fitted probe (None if its file is missing or unreadable: abstention then uses ABSTAIN_MODEL_ALONE)."""
+    try:
+        probe = json.loads(PROBE_FILE.read_text(encoding="utf-8"))
+        probe["hidden_weights"] = np.array(probe["hidden_weights"], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("The abstention probe %s could not be read (%s); abstaining without it.", PROBE_FILE, e)
+        return None
+    return probe if probe.get("features") == list(ABSTAIN_FEATURES) and probe.get("layer") == HIDDEN_LAYER else None
+
+
+def answerable_probability(features: dict[str, float], hidden: Sequence[float] = (), reader: str = "") -> float:
+    """P(the evidence holds the answer): by the probe when ``hidden`` comes from the reader it was fitted on
+    (``reader``: Settings.generator), else by ABSTAIN_MODEL_ALONE."""
+    probe = abstain_probe() if hidden else None
+    use = probe is not None and probe["reader"] == reader and len(hidden) == len(probe["hidden_weights"])
+    model = probe if use else ABSTAIN_MODEL_ALONE
     x = np.array([features[k] for k in ABSTAIN_FEATURES], dtype=np.float64)
     z = (x - np.array(model["mean"])) / np.array(model["scale"])
     logit = float(z @ np.array(model["coef"]) + model["intercept"])
+    if use:  # standardising the hidden state is folded into its weights and the intercept
+        logit += float(np.asarray(hidden, dtype=np.float64) @ probe["hidden_weights"])
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, logit))))
 
 
@@ -425,7 +458,7 @@ def _answer_once(q, searched, reader_q, loaded: LoadedIndex, embedder: Embedder,
     else:  # a generator written before `prior` existed
         ext = generator.extract(reader_q, texts, on_text=on_text)
     features = abstention_features(reader_q, ext, evidence, passages)
-    p = answerable_probability(features)
+    p = answerable_probability(features, ext.hidden, settings.generator)
     if not ext.text or p < settings.abstain_threshold:
         return _abstain(q, searched, passages, p, t0, loaded), features
     chosen = evidence[ext.context]

@@ -87,7 +87,7 @@ class Settings:
     reader_question_penalty: float = _f(1.0, "logit penalty for starting an answer with one of the question's words")
     reader_stop_bias: float = _f(2.0, "logit bonus for ending the answer (tiny models run on)")
     abstain_threshold: float = _f(
-        0.28, "answer only when the estimated chance of a right, cited answer is at least this (higher: more refusals)"
+        0.25, "answer only when the estimated chance of a right, cited answer is at least this (higher: more refusals)"
     )
     max_question_chars: int = _f(2000, "longer questions are refused with a clear error")
     lock_timeout_s: float = _f(600.0, "how long a build waits for another build to finish before giving up")

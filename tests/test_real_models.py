@@ -162,6 +162,24 @@ def test_off_topic_question_abstains(seeds_index, reader_settings):
     assert a.abstained and not a.citations and "don't say" in a.text
 
 
+def test_the_probe_on_the_readers_hidden_state_decides_abstention(seeds_index, reader_settings, monkeypatch):
+    """The default reader hands on its hidden state, the probe weighs it, and the seed answers hold."""
+    from qa import answering
+
+    seen = []
+    real = answering.answerable_probability
+    monkeypatch.setattr(answering, "answerable_probability",
+                        lambda features, hidden=(), reader="": seen.append((features, hidden, reader)) or real(features, hidden, reader))
+    for q in ("How many soldiers would European countries contribute?", "Who won the 2018 FIFA World Cup?"):
+        qa.answer(q, index_dir=seeds_index, settings=reader_settings)
+    (f_in, h_in, reader), (f_out, h_out, _) = seen
+    assert reader == reader_settings.generator and len(h_in) == len(h_out) == 2 * 640
+    assert all(np.isfinite(h_in)) and h_in != h_out
+    p_in, p_out = real(f_in, h_in, reader), real(f_out, h_out, reader)
+    assert p_in != real(f_in) and p_out != real(f_out)  # the probe, not the signals alone
+    assert p_in >= reader_settings.abstain_threshold > p_out
+
+
 def test_streaming_shows_text_before_the_final_answer(seeds_index, reader_settings):
     parts = list(qa.stream("How many soldiers would European countries contribute?", index_dir=seeds_index,
                            settings=reader_settings))
@@ -199,6 +217,13 @@ def test_llama_cpp_and_transformers_readers_agree(question):
     # Both tokenizers agree, so both read the same tokens and copy the same number.
     assert llama.stats.prompt_tokens == torch_reader.stats.prompt_tokens > 3 * 15
     assert llama.stats.generated_tokens == torch_reader.stats.generated_tokens > 0
+    # Both hand the abstention probe Gemma's layer-6 state, near enough that it reads them alike.
+    from qa.answering import abstain_probe
+
+    weights = abstain_probe()["hidden_weights"]
+    assert len(a.hidden) == len(b.hidden) == len(weights) == 2 * 640
+    assert np.corrcoef(a.hidden, b.hidden)[0, 1] > 0.99
+    assert abs(float(np.dot(weights, np.subtract(a.hidden, b.hidden)))) < 0.3  # in logits
 
 
 def test_llama_cpp_token_offsets_spell_the_text_exactly():
