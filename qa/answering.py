@@ -210,7 +210,12 @@ def abstain_probe() -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("The abstention probe %s could not be read (%s); abstaining without it.", PROBE_FILE, e)
         return None
-    return probe if probe.get("features") == list(ABSTAIN_FEATURES) and probe.get("layer") == HIDDEN_LAYER else None
+    if probe.get("features") != list(ABSTAIN_FEATURES) or probe.get("layer") != HIDDEN_LAYER:
+        log.warning("The abstention probe %s was fitted on other signals or another layer than this code computes; "
+                    "abstaining without it. Refit it: python bench/fit_abstention.py --save qa/abstain_probe.json",
+                    PROBE_FILE)
+        return None
+    return probe
 
 
 def answerable_probability(features: dict[str, float], hidden: Sequence[float] = (), reader: str = "") -> float:

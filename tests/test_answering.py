@@ -392,19 +392,25 @@ def test_abstention_notices_what_the_question_asserts_and_the_evidence_lacks():
     assert plain["bigrams_sentence"] > f("Where did a fleet come ashore?")["bigrams_sentence"]
 
 
-def _probe_file(tmp_path, monkeypatch, **changes):
-    """A probe file whose signals part is ABSTAIN_MODEL_ALONE and whose hidden part is two weights."""
+@pytest.fixture
+def probe_file(tmp_path, monkeypatch):
+    """Writes a probe file (its signals part ABSTAIN_MODEL_ALONE, its hidden part two weights) and points
+    qa.answering at it; the cached probe is dropped before and after."""
     from qa import answering
     from qa.generation import HIDDEN_LAYER
 
-    probe = dict(answering.ABSTAIN_MODEL_ALONE, reader="gemma-3-270m", layer=HIDDEN_LAYER,
-                 features=list(answering.ABSTAIN_FEATURES), hidden_weights=[2.0, -1.0])
-    probe.update(changes)
-    path = tmp_path / "abstain_probe.json"
-    path.write_text(json.dumps(probe), encoding="utf-8")
-    monkeypatch.setattr(answering, "PROBE_FILE", path)
+    def write(**changes):
+        probe = dict(answering.ABSTAIN_MODEL_ALONE, reader="gemma-3-270m", layer=HIDDEN_LAYER,
+                     features=list(answering.ABSTAIN_FEATURES), hidden_weights=[2.0, -1.0])
+        probe.update(changes)
+        path = tmp_path / "abstain_probe.json"
+        path.write_text(json.dumps(probe), encoding="utf-8")
+        monkeypatch.setattr(answering, "PROBE_FILE", path)
+        answering.abstain_probe.cache_clear()
+        return answering
+
+    yield write
     answering.abstain_probe.cache_clear()
-    return answering
 
 
 @pytest.fixture
@@ -414,45 +420,38 @@ def features():
     return dict(zip(ABSTAIN_FEATURES, ABSTAIN_MODEL_ALONE["mean"]))  # the average question: logit = intercept
 
 
-def test_the_probe_adds_the_readers_hidden_state_for_the_reader_it_was_fitted_on(tmp_path, monkeypatch, features):
+def test_the_probe_adds_the_readers_hidden_state_for_the_reader_it_was_fitted_on(probe_file, features):
     import math
 
-    answering = _probe_file(tmp_path, monkeypatch)
-    try:
-        alone = answering.answerable_probability(features)
-        assert alone == pytest.approx(1 / (1 + math.exp(-answering.ABSTAIN_MODEL_ALONE["intercept"])))
-        # logit + 2*1.0 - 1*3.0 = logit - 1
-        with_probe = answering.answerable_probability(features, (1.0, 3.0), "gemma-3-270m")
-        assert math.log(with_probe / (1 - with_probe)) == pytest.approx(math.log(alone / (1 - alone)) - 1.0)
-        # Another reader's hidden state, or one of another size, means nothing to this probe.
-        assert answering.answerable_probability(features, (1.0, 3.0), "some/other-model") == alone
-        assert answering.answerable_probability(features, (1.0, 3.0, 0.0), "gemma-3-270m") == alone
-        assert answering.answerable_probability(features, (), "gemma-3-270m") == alone
-    finally:
-        answering.abstain_probe.cache_clear()
+    answering = probe_file()
+    alone = answering.answerable_probability(features)
+    assert alone == pytest.approx(1 / (1 + math.exp(-answering.ABSTAIN_MODEL_ALONE["intercept"])))
+    # logit + 2*1.0 - 1*3.0 = logit - 1
+    with_probe = answering.answerable_probability(features, (1.0, 3.0), "gemma-3-270m")
+    assert math.log(with_probe / (1 - with_probe)) == pytest.approx(math.log(alone / (1 - alone)) - 1.0)
+    # Another reader's hidden state, or one of another size, means nothing to this probe.
+    assert answering.answerable_probability(features, (1.0, 3.0), "some/other-model") == alone
+    assert answering.answerable_probability(features, (1.0, 3.0, 0.0), "gemma-3-270m") == alone
+    assert answering.answerable_probability(features, (), "gemma-3-270m") == alone
 
 
 @pytest.mark.parametrize("changes", [{"layer": 99}, {"features": ["fit"]}])
-def test_a_probe_fitted_on_another_layer_or_other_signals_is_not_used(tmp_path, monkeypatch, features, changes):
-    answering = _probe_file(tmp_path, monkeypatch, **changes)
-    try:
+def test_a_probe_fitted_on_another_layer_or_other_signals_is_not_used(probe_file, features, changes, caplog):
+    answering = probe_file(**changes)
+    with caplog.at_level("WARNING", logger="qa"):
         assert answering.abstain_probe() is None
-        assert answering.answerable_probability(features, (1.0, 3.0), "gemma-3-270m") == answering.answerable_probability(features)
-    finally:
-        answering.abstain_probe.cache_clear()
+    assert "Refit it" in caplog.text
+    assert answering.answerable_probability(features, (1.0, 3.0), "gemma-3-270m") == answering.answerable_probability(features)
 
 
-def test_an_unreadable_probe_warns_once_and_abstention_goes_on_without_it(tmp_path, monkeypatch, caplog, features):
-    answering = _probe_file(tmp_path, monkeypatch)
+def test_an_unreadable_probe_warns_once_and_abstention_goes_on_without_it(probe_file, caplog, features):
+    answering = probe_file()
     answering.PROBE_FILE.write_text("{not json", encoding="utf-8")
-    try:
-        with caplog.at_level("WARNING", logger="qa"):
-            for _ in range(3):
-                assert answering.answerable_probability(features, (1.0, 3.0), "gemma-3-270m") == answering.answerable_probability(features)
-        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-        assert len(warnings) == 1 and "abstain_probe.json" in warnings[0]
-    finally:
-        answering.abstain_probe.cache_clear()
+    with caplog.at_level("WARNING", logger="qa"):
+        for _ in range(3):
+            assert answering.answerable_probability(features, (1.0, 3.0), "gemma-3-270m") == answering.answerable_probability(features)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "abstain_probe.json" in warnings[0]
 
 
 def test_the_shipped_probe_matches_the_signals_and_the_layer_the_reader_hands_on():
