@@ -39,9 +39,10 @@ def record_reads(settings, seen: dict, pass_prior: bool = True) -> None:
 SQUAD = str(Path(__file__).resolve().parents[2] / "shared/data/squad2-dev-5-articles.json")
 
 
-def tuning_args() -> argparse.Namespace:
-    """``--squad`` and ``--tune`` (answerable questions), as the fit scripts that read answerable questions take."""
-    parser = argparse.ArgumentParser()
+def tuning_args(parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """``--squad`` and ``--tune`` (answerable questions), as the fit scripts that read answerable questions take,
+    added to a script's own ``parser`` if it has one."""
+    parser = parser or argparse.ArgumentParser()
     parser.add_argument("--squad", default=SQUAD)
     parser.add_argument("--tune", type=int, default=300, help="answerable questions")
     return parser.parse_args()
