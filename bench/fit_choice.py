@@ -67,8 +67,7 @@ def candidates(k: int) -> list[tuple[np.ndarray, np.ndarray]]:
 if args.sentences:
     for k in range(1, args.sentences + 1):
         sub = candidates(k)
-        chosen = np.mean([g[p] for (_, g), p in zip(sub, cross_validated_picks(sub, l2=0.1))]) if k > 1 else \
-            np.mean([g[0] for _, g in sub])
+        chosen = np.mean([g[p] for (_, g), p in zip(sub, cross_validated_picks(sub, l2=0.1))])
         print(f"{k} sentences: right one among them {np.mean([g.any() for _, g in sub]):.3f}, chosen {chosen:.3f}")
 
 rows = [(*c, r[4]) for c, r in zip(candidates(settings.evidence_sentences), rows)]
