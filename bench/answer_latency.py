@@ -64,13 +64,15 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def cold(backend: str, index_dir: Path) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of one `qa ask` process."""
+    """Seconds and peak RSS (MB) of one `qa ask` process: its own plus its largest model worker's."""
     env = {**os.environ, "QA_READER_BACKEND": backend}
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the (large) parent through fork and exec.
     code = (f"import runpy, sys; sys.argv = ['qa', 'ask', {QUESTIONS[0]!r}, '--index', {str(index_dir)!r}]\n"
             "try:\n    runpy.run_module('qa', run_name='__main__')\nexcept SystemExit:\n    pass\n"
             "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
-            "print('RSS', hwm, file=sys.stderr)")
+            "import resource\n"  # the models' worker processes: the largest of them (they have ended by now)
+            "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+            "print('RSS', int(hwm) + kids, file=sys.stderr)")
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT, env=env)
     seconds = time.perf_counter() - t0
@@ -85,7 +87,10 @@ def main() -> None:
     args = ap.parse_args()
 
     index_dir = ROOT / "index"
-    base = qa.Settings.from_env(progress=False)
+    # The models run in this process (not in worker processes, the default): the no-tap variant swaps a function
+    # of qa.generation here, and the reader's own figures (stats) are what is compared. bench/reader_build.py
+    # times the default path, workers included.
+    base = qa.Settings.from_env(progress=False, model_process=False)
     qa.build_index(ROOT / "seeds", index_dir, settings=base)
     settings = {b: replace(base, reader_backend=b) for b in BACKENDS}
     load_s = {}

@@ -34,10 +34,10 @@ def main() -> None:
     ap.add_argument("--plot", default=str(ROOT / "bench" / "embed_speed.png"))
     args = ap.parse_args()
 
-    base = qa.Settings(progress=False)
+    base = qa.Settings(progress=False, model_process=False)
     work = Path(tempfile.mkdtemp(prefix="qa-embed-bench-"))
     questions = write_corpus(load_squad(args.squad), work / "docs")
-    qa.build_index(work / "docs", work / "index-torch", settings=qa.Settings(progress=False, embedder_backend="torch"))
+    qa.build_index(work / "docs", work / "index-torch", settings=qa.Settings(progress=False, model_process=False, embedder_backend="torch"))
     texts = [c.text for c in load_index(work / "index-torch").chunks]
 
     st = SentenceTransformerEmbedder(base.embedder, "cpu", base.embed_batch_size, progress=False)
@@ -58,7 +58,7 @@ def main() -> None:
 
     results = {}  # recall of each backend, with an index it built (after the timing, which it would disturb)
     for backend in ("torch", "onnx", "onnx-int8"):
-        s = qa.Settings(progress=False, embedder_backend=backend)
+        s = qa.Settings(progress=False, model_process=False, embedder_backend=backend)
         qa.build_index(work / "docs", work / f"index-{backend}", settings=s)
         results[backend] = {"recall": evaluate_retrieval(questions, work / f"index-{backend}", s)}
 

@@ -53,7 +53,7 @@ def real_statistics(squad: str) -> dict:
             for q in p["qas"]:
                 questions.append(q["question"])
                 paragraph_of.append(len(paragraphs) - 1)
-    emb = get_embedder(qa.Settings(progress=False))
+    emb = get_embedder(qa.Settings(progress=False, model_process=False))
     T, P, Q = emb.encode(texts), emb.encode(paragraphs), emb.encode(questions)
     art = np.array(article_of)
     same = (art[:, None] == art[None, :]) & ~np.eye(len(art), dtype=bool)
@@ -114,7 +114,7 @@ def main() -> None:
     ap.add_argument("--plot", default=str(ROOT / "bench" / "scale.png"))
     args = ap.parse_args()
 
-    settings = qa.Settings(progress=False)
+    settings = qa.Settings(progress=False, model_process=False)
     stats = real_statistics(args.squad)
     print(f"real MiniLM statistics from {stats['n_texts']} SQuAD texts: paragraphs of one article cos "
           f"{stats['within_article']:.3f}, question vs its paragraph cos {stats['question_paragraph']:.3f}")

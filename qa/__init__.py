@@ -18,6 +18,7 @@ from .errors import (
     IndexMismatchError,
     IndexMissingError,
     InvalidQuestionError,
+    ModelCrashedError,
     QAError,
 )
 from .generation import Extraction, Generator, register_generator
@@ -33,5 +34,5 @@ __all__ = [
     "Settings", "Embedder", "register_embedder", "Generator", "register_generator",
     # errors
     "QAError", "InvalidQuestionError", "DocsDirError", "EmptyCorpusError", "IndexMissingError",
-    "IndexMismatchError", "IndexCorruptError", "IndexBusyError",
+    "IndexMismatchError", "IndexCorruptError", "IndexBusyError", "ModelCrashedError",
 ]

@@ -442,10 +442,10 @@ def stream(
 def _prepare(question, index_dir, history, settings):
     settings = settings or Settings.from_env()
     q = clean_question(question, settings.max_question_chars)
+    generator = get_generator(settings)  # first: a reader in a worker process loads while the index does
     loaded = ensure_index(index_dir, settings)
     embedder = get_embedder(settings)
     check_embedder(loaded, embedder, index_dir)
-    generator = get_generator(settings)
     searched, reader_q = rewrite_follow_up(q, history, generator)
     return q, searched, reader_q, loaded, embedder, generator, settings
 

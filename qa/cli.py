@@ -69,6 +69,13 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from .check import check
+
+    check()
+    return 0
+
+
 def _cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     print(Settings.describe())
     print("\ncurrent values:")
@@ -121,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options of the UI; `qa serve --help` lists them")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("check", help="check that every part of the answer path works on this machine "
+                                     "(each in a process of its own; set-up runs it)")
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("settings", help="list every setting, its QA_* variable, default and current value")
     p.set_defaults(func=_cmd_settings)

@@ -97,6 +97,11 @@ class Settings:
     )
     ui_queue_size: int = _f(64, "questions the app holds waiting for the reader; beyond that it answers 'busy' at once")
     progress: bool = _f(True, "show progress bars on long work (stderr)")
+    model_process: bool = _f(
+        True, "run the reader and the embedder in worker processes, so that a native crash in llama.cpp or "
+        "onnxruntime is reported and the worker restarted instead of ending this process (False: in this process; "
+        "models registered with a lambda or closure always run in this process)"
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -137,12 +142,16 @@ def default_docs_dir() -> Path:
 
 
 class Registry:
-    """Named model factories and the instances they built: the default model and tests' fakes use one hook."""
+    """Named model factories and the instances they built: the default model and tests' fakes use one hook.
 
-    def __init__(self, default: Callable[[Settings], Any]):
-        self._default = default
+    With ``Settings.model_process`` an instance is a proxy (``remote(worker, key, settings)``) to the model built
+    by the same factory in a worker process of ``role`` (qa/worker.py), when the factory can be sent there."""
+
+    def __init__(self, default: Callable[[Settings], Any], role: str = "model",
+                 remote: Callable[..., Any] | None = None, warm: str | None = None):
+        self._default, self.role, self._remote, self._warm = default, role, remote, warm
         self._factories: dict[str, Callable[[Settings], Any]] = {}
-        self._cache: dict[tuple[str, Hashable], Any] = {}
+        self._cache: dict[tuple[str, Hashable, bool], Any] = {}
         self._lock = threading.Lock()
 
     def register(self, name: str, factory: Callable[[Settings], Any]) -> None:
@@ -156,7 +165,17 @@ class Registry:
 
     def get(self, name: str, key: Hashable, settings: Settings) -> Any:
         """The instance for ``(name, key)``, built on first use by the registered factory or the default."""
+        ck = (name, key, settings.model_process)  # a worker's proxy and an in-process model are two instances
         with self._lock:
-            if (name, key) not in self._cache:
-                self._cache[(name, key)] = self._factories.get(name, self._default)(settings)
-            return self._cache[(name, key)]
+            if ck not in self._cache:
+                factory = self._factories.get(name, self._default)
+                if self._remote is not None and settings.model_process:
+                    from .worker import picklable, worker_for
+
+                    if picklable(factory):
+                        worker = worker_for(self.role, factory, self._warm)
+                        self._cache[ck] = self._remote(worker, (name, key), settings)
+                        worker.preload((name, key), settings)
+                        return self._cache[ck]
+                self._cache[ck] = factory(settings)
+            return self._cache[ck]

@@ -285,7 +285,15 @@ def _default_embedder(s: Settings) -> Embedder:
     return OnnxEmbedder(s.embedder, s.embedder_backend, s.cache_dir, s.onnx_batch_size, s.threads)
 
 
-_REGISTRY = Registry(_default_embedder)
+def _remote_embedder(worker, key, settings: Settings) -> Embedder:
+    from .worker import RemoteEmbedder
+
+    if settings.embedder_backend not in ("torch", *_ONNX_NAMES):  # fail here, not only in the worker
+        raise ValueError(f"Unknown embedder backend {settings.embedder_backend!r}; use torch, onnx or onnx-int8.")
+    return RemoteEmbedder(worker, key, settings)
+
+
+_REGISTRY = Registry(_default_embedder, "embedder", _remote_embedder, warm="dimension")
 
 
 def embedder_name(settings: Settings) -> str:

@@ -33,3 +33,11 @@ class IndexCorruptError(QAError):
 
 class IndexBusyError(QAError):
     """Another process holds the build lock for longer than we are willing to wait."""
+
+
+class ModelCrashedError(QAError):
+    """A model runtime (llama.cpp, onnxruntime) died mid-call in its worker process; the worker was restarted."""
+
+
+class SetupCheckError(QAError):
+    """``qa check`` found a part of the answer path that does not work on this machine."""

@@ -1074,15 +1074,24 @@ def _quiet_log(level, text, user_data):  # llama.cpp logs every load to stderr; 
 # ---------------------------------------------------------------------------------------------------------------
 # Registry: the same hook for the default reader and for tests' fakes.
 
+def _check_backend(s: Settings) -> None:
+    if s.reader_backend not in ("llama-cpp", "transformers"):
+        raise ValueError(f"reader_backend must be 'llama-cpp' or 'transformers', not {s.reader_backend!r}")
+
+
 def _default_reader(s: Settings) -> Generator:
-    if s.reader_backend == "llama-cpp":
-        return LlamaCppReader(s.generator, s)
-    if s.reader_backend == "transformers":
-        return CopyReader(s.generator, s)
-    raise ValueError(f"reader_backend must be 'llama-cpp' or 'transformers', not {s.reader_backend!r}")
+    _check_backend(s)
+    return LlamaCppReader(s.generator, s) if s.reader_backend == "llama-cpp" else CopyReader(s.generator, s)
 
 
-_REGISTRY = Registry(_default_reader)
+def _remote_reader(worker, key, settings: Settings) -> Generator:
+    from .worker import RemoteReader
+
+    _check_backend(settings)  # here, not only in the worker: a wrong setting fails at once
+    return RemoteReader(worker, key, settings)
+
+
+_REGISTRY = Registry(_default_reader, "reader", _remote_reader, warm="load")
 
 
 def register_generator(name: str, factory: Callable[[Settings], Generator]) -> None:

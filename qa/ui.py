@@ -16,11 +16,13 @@ import argparse
 import contextlib
 import dataclasses
 import html
+import json
 import logging
 import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -55,6 +57,60 @@ class Turn:
     answer: Answer
     windows: tuple[tuple[str, str, str], ...] = ()  # per citation: (text before, cited text, text after)
     error: str = ""
+
+
+class Conversation:
+    """One browser session's chat: the answered turns, the question being answered, and the questions asked
+    meanwhile, which wait their turn in order. Every event of the session mutates this one object in place
+    (Gradio hands a session's State object itself to each event), so a question sent while another is being
+    answered is never overwritten or lost, and "New conversation" clears only what was already answered."""
+
+    def __init__(self) -> None:
+        self.turns: list[Turn] = []
+        self.waiting: list[str] = []  # asked, not yet taken up, oldest first
+        self.current = ""  # being answered now
+        self.partial: Answer | None = None
+        self.status = ""
+        self.last_sent = 0  # the number of the last question this page sent that is in line or answered
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo) -> Conversation:  # Gradio copies the initial value per session: start empty
+        return Conversation()
+
+    def ask(self, question: str) -> None:
+        with self._lock:
+            self.waiting.append(question)
+
+    def offer(self, outbox: str) -> None:
+        """Put in line the questions of ``outbox`` (SEND_JS's JSON list of [number, question], every question this
+        page sent) not seen before, in the order they were sent. The browser may deliver two quick sends together
+        and in either order; each carries all earlier ones, so the order is the page's, never the network's."""
+        try:
+            sent = sorted((int(n), str(q)) for n, q in json.loads(outbox or "[]"))
+        except (TypeError, ValueError):
+            return
+        with self._lock:
+            for n, q in sent:
+                if n > self.last_sent and q.strip():
+                    self.waiting.append(q)
+                self.last_sent = max(self.last_sent, n)
+
+    def take(self) -> str | None:
+        """The next waiting question, now the current one (None when none waits)."""
+        with self._lock:
+            if not self.waiting:
+                return None
+            self.current, self.partial, self.status = self.waiting.pop(0), None, "searching the articles…"
+            return self.current
+
+    def finish(self, turn: Turn) -> None:
+        with self._lock:
+            self.turns.append(turn)
+            self.current, self.partial, self.status = "", None, ""
+
+    def clear(self) -> None:
+        with self._lock:
+            self.turns = []
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -117,8 +173,8 @@ def _answer_html(text: str, turn_no: int) -> str:
 
 
 def render_chat(turns: list[Turn], pending: Answer | None = None, pending_question: str = "",
-                status: str = "") -> str:
-    if not turns and pending is None and not pending_question:
+                status: str = "", waiting: list[str] | tuple[str, ...] = ()) -> str:
+    if not turns and pending is None and not pending_question and not waiting:
         return ("<div class='qa-chat qa-empty'><p>Ask a question about the articles. Every answer is copied from "
                 "an article sentence and cites it; when the articles don't say, you are told so.</p></div>")
     out = ["<div class='qa-chat'>"]
@@ -153,8 +209,16 @@ def render_chat(turns: list[Turn], pending: Answer | None = None, pending_questi
                       if pending is not None and pending.searched_for != pending.question else "")
                    + f"<p class='qa-text'>{body}<span class='qa-caret'>▍</span></p>"
                    f"<div class='qa-meta'>{esc(status)}</div></div>")
+    for j, q in enumerate(waiting, 1):
+        out.append(f"<div class='qa-msg qa-user qa-queued'>{esc(q)}</div>")
+        out.append(f"<div class='qa-msg qa-bot qa-waiting' aria-busy='true'><div class='qa-meta'>waiting: "
+                   f"{'answered next' if j == 1 else f'number {j} in line'}, after the question above</div></div>")
     out.append("</div>")
     return "".join(out)
+
+
+def render_conversation(conv: Conversation) -> str:
+    return render_chat(list(conv.turns), conv.partial, conv.current, conv.status, list(conv.waiting))
 
 
 def _source_card(turn_no: int, n: int, p: Passage, win: tuple[str, str, str], show_scores: bool,
@@ -318,6 +382,7 @@ CSS = """
 .qa-answer { border-left: 4px solid #16a34a; }
 .qa-abstain { border-left: 4px solid #d97706; background: #fffbeb; }
 .qa-pending { border-left: 4px solid #9ca3af; }
+.qa-waiting { border-left: 4px dashed #d1d5db; color: #6b7280; }
 .qa-error { border-left: 4px solid #dc2626; background: #fef2f2; padding: .5rem .8rem; border-radius: .4rem; }
 .qa-ok { border-left: 4px solid #16a34a; background: #f0fdf4; padding: .5rem .8rem; border-radius: .4rem; }
 .qa-badge { display: inline-block; font-size: .8rem; font-weight: 600; color: #92400e; background: #fde68a;
@@ -342,6 +407,27 @@ CSS = """
 .qa-table { width: 100%; border-collapse: collapse; }
 .qa-table th, .qa-table td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #e5e7eb; }
 .qa-num { text-align: right; }
+"""
+
+# Runs in the page when a question is sent, before the server is called: numbers it, keeps it in the page's
+# outbox (the last 50), empties the box at once, and hands the server the whole outbox (see Conversation.offer).
+SEND_JS = """
+(question, outbox, conv, scores) => {
+  const w = window;
+  w.__qa_sent = w.__qa_sent || [];
+  w.__qa_n = w.__qa_n || 0;
+  if (question && question.trim()) {
+    w.__qa_n += 1;
+    w.__qa_sent.push([w.__qa_n, question]);
+    w.__qa_sent = w.__qa_sent.slice(-50);
+    const box = document.querySelector('#qa-question textarea');
+    if (box && box.value === question) {
+      box.value = '';
+      box.dispatchEvent(new Event('input', {bubbles: true}));
+    }
+  }
+  return [question, JSON.stringify(w.__qa_sent), conv, scores];
+}
 """
 
 # One delegated listener: clicking [n] unfolds that turn's sources, highlights source n and scrolls to it.
@@ -398,42 +484,47 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
             return None
 
     # -- chat ----------------------------------------------------------------------------------------------------
-    def ask_chat(question: str, turns: list[Turn], k: float, model: str, show_scores: bool) -> Iterator[tuple]:
-        turns = list(turns or [])
-        question = question if isinstance(question, str) else ""
-        if not question.strip():
-            yield render_chat(turns), render_sources(turns, show_scores), question, turns
-            return
-        yield (render_chat(turns, None, question, "searching the articles…"), render_sources(turns, show_scores),
-               "", turns)
-        history = [t.answer for t in turns if not t.error]
-        final: Answer | None = None
-        message = "The answer was cut short; ask again."  # if the stream ends without its final answer
-        try:
-            for a in stream(question, index_dir, history=history, settings=settings_for(k, model)):
-                if a.complete:
-                    final = a
-                    break
-                yield render_chat(turns, a, question, "copying the answer from the best sentence…"), gr.skip(), "", turns
-        except Exception as e:  # shown in the page, never as a traceback; unexpected ones go to the log too
-            if not isinstance(e, QAError):
-                log.exception("answering failed")
-            message = str(e) if isinstance(e, QAError) else f"Unexpected error: {e}"
-            final = None
-        if final is None:
-            turns.append(Turn(Answer(question, "", [], False, question), error=message))
-            yield render_chat(turns), render_sources(turns, show_scores), "", turns
-            return
-        loaded = loaded_or_none()
-        shown = final.related if final.abstained else final.citations
-        turns.append(Turn(final, tuple(window(loaded, p) for p in shown)))
-        yield render_chat(turns), render_sources(turns, show_scores), "", turns
+    # Sending a question only puts it in line (at once, outside the queue); `answer_waiting` then answers the
+    # session's questions in order, one at a time, through the one reader. A question sent while another is being
+    # answered shows as waiting and is answered next: none is dropped, and the box is free for the next one.
+    def ask_chat(question: str, outbox: str, conv: Conversation, show_scores: bool) -> tuple:
+        conv.offer(outbox)
+        return render_conversation(conv), gr.skip()
 
-    def clear() -> tuple:
-        return render_chat([]), render_sources([]), "", []
+    def answer_waiting(conv: Conversation, k: float, model: str, show_scores: bool) -> Iterator[tuple]:
+        yield render_conversation(conv), gr.skip()
+        while (question := conv.take()) is not None:
+            yield render_conversation(conv), gr.skip()
+            history = [t.answer for t in conv.turns if not t.error]
+            final: Answer | None = None
+            message = "The answer was cut short; ask again."  # if the stream ends without its final answer
+            try:
+                for a in stream(question, index_dir, history=history, settings=settings_for(k, model)):
+                    if a.complete:
+                        final = a
+                        break
+                    conv.partial, conv.status = a, "copying the answer from the best sentence…"
+                    yield render_conversation(conv), gr.skip()
+            except Exception as e:  # shown in the page, never as a traceback; unexpected ones go to the log too
+                if not isinstance(e, QAError):
+                    log.exception("answering failed")
+                message = str(e) if isinstance(e, QAError) else f"Unexpected error: {e}"
+                final = None
+            if final is None:
+                conv.finish(Turn(Answer(question, "", [], False, question), error=message))
+            else:
+                loaded = loaded_or_none()
+                shown = final.related if final.abstained else final.citations
+                conv.finish(Turn(final, tuple(window(loaded, p) for p in shown)))
+            yield render_conversation(conv), render_sources(list(conv.turns), show_scores)
 
-    def rescore(turns: list[Turn], show_scores: bool) -> str:
-        return render_sources(list(turns or []), show_scores)
+    def clear(conv: Conversation, show_scores: bool) -> tuple:
+        # Only what was answered goes: a question being answered or waiting stays, and so does the typed text.
+        conv.clear()
+        return render_conversation(conv), render_sources([], show_scores)
+
+    def rescore(conv: Conversation, show_scores: bool) -> str:
+        return render_sources(list(conv.turns), show_scores)
 
     # -- library -------------------------------------------------------------------------------------------------
     def library() -> str:
@@ -485,7 +576,8 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
     )
     with gr.Blocks(title="qa · ask the articles") as demo:
         demo.qa_theme, demo.qa_css, demo.qa_js = theme, CSS, JS  # for launch(): Gradio 6 takes them there
-        turns = gr.State([])
+        conv = gr.State(Conversation())
+        outbox = gr.Textbox(visible=False)  # what SEND_JS hands the server: every question sent, numbered
         gr.Markdown("## Ask the articles\nAnswers are copied word for word from the articles and cite the sentence "
                     "they come from. Click a `[n]` to see it in its article.")
         with gr.Tabs():
@@ -518,12 +610,15 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
                 show_scores = gr.Checkbox(False, label="Show retrieval scores in Sources", elem_id="qa-scores")
 
         private: dict[str, Any] = dict(api_visibility="private")
-        ask_inputs = [question, turns, k, model, show_scores]
-        ask_outputs = [chat, sources, question, turns]
-        ask_btn.click(ask_chat, ask_inputs, ask_outputs, concurrency_id="reader", **private)
-        question.submit(ask_chat, ask_inputs, ask_outputs, concurrency_id="reader", **private)
-        new_btn.click(clear, None, [chat, sources, question, turns], queue=False, **private)
-        show_scores.change(rescore, [turns, show_scores], sources, queue=False, **private)
+        for trigger in (ask_btn.click, question.submit):
+            # "multiple": a question sent while an answer is being made is put in line, not ignored.
+            # The chat draws its own "answering" and "waiting" states: no Gradio overlay on top of them.
+            trigger(ask_chat, [question, outbox, conv, show_scores], [chat, sources], queue=False, js=SEND_JS,
+                    trigger_mode="multiple", show_progress="hidden", **private
+                    ).then(answer_waiting, [conv, k, model, show_scores], [chat, sources], concurrency_id="reader",
+                           show_progress="hidden", **private)
+        new_btn.click(clear, [conv, show_scores], [chat, sources], queue=False, **private)
+        show_scores.change(rescore, [conv, show_scores], sources, queue=False, **private)
         demo.load(library, None, lib, **private)
         files.upload(upload, files, [upload_status, files], **private)
         rebuild_btn.click(rebuild, None, [rebuild_status, lib], concurrency_id="rebuild", concurrency_limit=1,
@@ -552,9 +647,11 @@ def warm_up(index_dir: str | Path, settings: Settings) -> None:
         log.warning("Could not prepare the index or models at start: %s", e)
 
 
-def launch(demo, host: str = "127.0.0.1", port: int = 7860, share: bool = False, settings: Settings | None = None,
+def launch(demo, host: str | None = None, port: int | None = None, share: bool = False, settings: Settings | None = None,
            index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | None = None, **kw):
-    """Start the app with the safe defaults (see the module docstring)."""
+    """Start the app with the safe defaults (see the module docstring). ``host`` / ``port`` None: Gradio's own
+    ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``, as Gradio documents them, else 127.0.0.1 and 7860 (or the
+    next free port)."""
     settings = settings or Settings.from_env()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     blocked = [str(Path(index_dir).resolve()), str(Path(settings.cache_dir).resolve()), str(Path.home().resolve())]
@@ -573,11 +670,15 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="qa serve", description="Start the browser UI.")
     p.add_argument("--index", default=DEFAULT_INDEX_DIR, help="index folder (default: index, built from seeds/)")
     p.add_argument("--docs", default=None, help="documents folder for uploads and rebuilds (default: the index's)")
-    p.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"),
-                   help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("QA_PORT", "7860")))
+    p.add_argument("--host", default=None, help="address to bind (default: $QA_HOST, else $GRADIO_SERVER_NAME, else "
+                                                "127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=None, help="port (default: $QA_PORT, else $GRADIO_SERVER_PORT, else "
+                                                          "7860 or the next free one)")
     p.add_argument("--share", action="store_true", help="also make a public gradio.live link (off by default)")
     args = p.parse_args(argv)
+    host, port = server_address(args.host, args.port, os.environ)
+    if port is not None and not 0 < port < 65536:
+        p.error(f"port {port} is out of range (1-65535)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("qa").setLevel(logging.INFO)  # our progress lines, not every library's chatter
     settings = Settings.from_env()
@@ -586,4 +687,16 @@ def main(argv: list[str] | None = None) -> None:
     # Models load while gradio imports and builds the page: the two overlap on two cores.
     threading.Thread(target=warm_up, args=(args.index, settings), name="qa-warm-up", daemon=True).start()
     demo = build_ui(args.index, args.docs, settings)
-    launch(demo, args.host, args.port, args.share, settings, args.index, args.docs)
+    launch(demo, host, port, args.share, settings, args.index, args.docs)
+
+
+def server_address(host: str | None, port: int | None, environ) -> tuple[str | None, int | None]:
+    """Flags win, then QA_HOST / QA_PORT; None leaves the choice to Gradio, which reads GRADIO_SERVER_NAME and
+    GRADIO_SERVER_PORT as it documents (defaults 127.0.0.1 and 7860)."""
+    host = host or environ.get("QA_HOST") or None
+    if port is None and environ.get("QA_PORT"):
+        try:
+            port = int(environ["QA_PORT"])
+        except ValueError:
+            raise SystemExit(f"error: QA_PORT={environ['QA_PORT']!r} is not a port number") from None
+    return host, port

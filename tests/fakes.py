@@ -86,3 +86,55 @@ def register_reader(name: str = "fake-reader", **kw) -> FakeReader:
     reader = FakeReader(name=name, **kw)
     qa.register_generator(name, lambda settings: reader)
     return reader
+
+
+class CrashingReader(FakeReader):
+    """A FakeReader that a worker process builds from its settings (a module-level class, so it can be sent
+    there: ``qa.register_generator("crashy", CrashingReader)``). Asked a question with "crash" in it, it kills its
+    own process the way a native runtime dies: "crash" alone is a segmentation fault, "crash SIGABRT" an abort,
+    "crash SIGKILL" what the out-of-memory killer does. ``QA_FAKE_DELAY`` (seconds) makes each answer take time."""
+
+    def __init__(self, settings):
+        import os
+
+        super().__init__(name=settings.generator, delay=float(os.environ.get("QA_FAKE_DELAY", "0")))
+
+    def load(self):
+        return self
+
+    def extract(self, question, contexts, on_text=None):
+        import os
+        import signal
+
+        if "crash" in question.lower():
+            name = next((m.group() for m in re.finditer(r"SIG[A-Z]+", question)), "SIGSEGV")
+            os.kill(os.getpid(), getattr(signal, name))
+        return super().extract(question, contexts, on_text=on_text)
+
+    def generate(self, prompt, max_tokens=48):
+        return ""
+
+
+def chat_fns(demo):
+    """The chat's event functions of a built app: (ask, answer_waiting, clear), with ``ask(question, conv,
+    show_scores)`` handing the server every question sent so far, numbered, as the page's SEND_JS does."""
+    import json
+
+    by_name = {getattr(fn.fn, "__name__", ""): fn.fn for fn in demo.fns.values()}
+    sent: list = []
+
+    def ask(question, conv, show_scores=False):
+        sent.append([len(sent) + 1, question])
+        return by_name["ask_chat"](question, json.dumps(sent), conv, show_scores)
+
+    return ask, by_name["answer_waiting"], by_name["clear"]
+
+
+def chat(demo, question: str, show_scores: bool = False):
+    """Send one question in a new conversation and let it be answered: (last chat HTML, the Conversation)."""
+    from qa import ui
+
+    ask, answer_waiting, _ = chat_fns(demo)
+    conv = ui.Conversation()
+    updates = [ask(question, conv, show_scores), *answer_waiting(conv, 5, "fake-reader", show_scores)]
+    return updates[-1][0], conv

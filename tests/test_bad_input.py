@@ -114,9 +114,8 @@ def test_cli_with_undecodable_bytes_in_argv(built, tmp_path):
 @pytest.mark.parametrize("name", [n for n in BAD if isinstance(BAD[n][0], str)])
 def test_chat(built, docs, s, name):
     question, error = BAD[name]
-    demo = ui.build_ui(built, docs, s)
-    ask = next(fn.fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "ask_chat")
-    chat, _, _, turns = list(ask(question, [], 5, "fake-reader", False))[-1]
+    chat, conv = fakes.chat(ui.build_ui(built, docs, s), question)
+    turns = conv.turns
     assert "Traceback" not in chat
     if name in ("empty", "whitespace"):  # nothing to send: the box just stays as it was
         assert turns == []

@@ -1,6 +1,7 @@
 """The packaged all-MiniLM-L6-v2, for real: tokenizer limits, the seeds, and the shared benchmark."""
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -56,10 +57,12 @@ def test_onnx_vectors_do_not_depend_on_batch_or_threads(seeds_index):
     from qa.embeddings import OnnxEmbedder
 
     texts = [c.text for c in ix.load_index(seeds_index).chunks][:12] + ["How many soldiers?"]
-    together = get_embedder(REAL).encode(texts)
+    here = replace(REAL, model_process=False)  # this process's embedder, to look inside it
+    together = get_embedder(here).encode(texts)
     alone = np.vstack([OnnxEmbedder(REAL.embedder, "onnx-int8", REAL.cache_dir, threads=1).encode([t]) for t in texts])
-    assert get_embedder(REAL).workers == len(os.sched_getaffinity(0))  # the default: one run per core
+    assert get_embedder(here).workers == len(os.sched_getaffinity(0))  # the default: one run per core
     assert np.array_equal(together, alone)
+    assert np.array_equal(get_embedder(REAL).encode(texts), together)  # the worker process's: the same vectors
 
 
 def test_seed_question_finds_the_munich_sentence(seeds_index):
@@ -203,7 +206,7 @@ def test_llama_cpp_and_transformers_readers_agree(question):
 
     from qa.generation import CopyReader, LlamaCppReader, get_generator
 
-    base = Settings(progress=False)
+    base = Settings(progress=False, model_process=False)  # in this process, to look inside the readers
     llama = get_generator(replace(base, reader_backend="llama-cpp"))
     torch_reader = get_generator(replace(base, reader_backend="transformers"))
     assert isinstance(llama, LlamaCppReader) and isinstance(torch_reader, CopyReader)
@@ -229,7 +232,7 @@ def test_llama_cpp_and_transformers_readers_agree(question):
 def test_llama_cpp_token_offsets_spell_the_text_exactly():
     from qa.generation import get_generator
 
-    reader = get_generator(Settings(progress=False, reader_backend="llama-cpp")).load()
+    reader = get_generator(Settings(progress=False, reader_backend="llama-cpp", model_process=False)).load()
     text = " Café Zürich — 東京 costs €1,500 (≈ 2 Mio.) 🙂 at 09:30, naïvely\ttabbed.\n"
     ids, offsets, pieces = reader._encode(text)
     assert len(ids) == len(offsets) == len(pieces) > 10

@@ -1,6 +1,7 @@
 """The Gradio app with fake models through the real seams: rendering is inert, uploads are confined, the API
 returns the same object as qa.answer(), the file route serves nothing private, and the chat streams."""
 
+import json
 import os
 import re
 import socket
@@ -228,24 +229,54 @@ def test_launch_binds_localhost_without_share(app):
 
 
 def test_chat_streams_partials_then_the_cited_answer(built, docs, s):
-    demo = ui.build_ui(built, docs, s)
-    ask = next(fn.fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "ask_chat")
-    updates = list(ask(Q, [], 5, "fake-reader", False))
-    assert "qa-pending" in updates[0][0]  # something shows at once
+    ask, answer_waiting, _ = fakes.chat_fns(ui.build_ui(built, docs, s))
+    conv = ui.Conversation()
+    chat, _ = ask(Q, conv, False)
+    assert "qa-waiting" in chat and conv.waiting == [Q]  # shown at once, in line
+    updates = list(answer_waiting(conv, 5, "fake-reader", False))
+    assert any("qa-pending" in u[0] for u in updates)  # something shows while it is answered
     assert any("<p class='qa-text'>1<span class='qa-caret'>" in u[0] for u in updates[1:-1])  # partial text
-    chat, sources, box, turns = updates[-1]
-    assert "1,500" in chat and "qa-cite" in chat and MUNICH in sources and box == ""
-    assert len(turns) == 1 and turns[0].answer.text == "1,500 [1]"
+    chat, sources = updates[-1]
+    assert "1,500" in chat and "qa-cite" in chat and MUNICH in sources
+    assert len(conv.turns) == 1 and conv.turns[0].answer.text == "1,500 [1]" and not conv.waiting
     # A follow-up carries the conversation and is answered in turn 2.
-    follow = list(ask("and how many US troops?", turns, 5, "fake-reader", False))[-1]
-    assert len(follow[3]) == 2 and "Q2:" in follow[1]
+    ask("and how many US troops?", conv, False)
+    follow = list(answer_waiting(conv, 5, "fake-reader", False))[-1]
+    assert len(conv.turns) == 2 and "Q2:" in follow[1]
+
+
+def test_questions_sent_while_answering_wait_in_line_and_are_all_answered(built, docs, s):
+    ask, answer_waiting, clear = fakes.chat_fns(ui.build_ui(built, docs, s))
+    conv = ui.Conversation()
+    ask(Q, conv, False)
+    run = answer_waiting(conv, 5, "fake-reader", False)
+    next(run), next(run)  # the first question is being answered...
+    chat, _ = ask("How deep would the safe zone be?", conv, False)  # ...when the second is sent
+    assert conv.current == Q and conv.waiting == ["How deep would the safe zone be?"]
+    assert "qa-pending" in chat and "qa-waiting" in chat and "answered next" in chat
+    clear(conv, False)  # "New conversation" mid-answer keeps both questions
+    rest = list(run)
+    assert [t.answer.question for t in conv.turns] == [Q, "How deep would the safe zone be?"]
+    assert not conv.waiting and not conv.current and "qa-waiting" not in rest[-1][0]
+    # A second runner that finds nothing left to answer changes nothing.
+    assert len(list(answer_waiting(conv, 5, "fake-reader", False))) == 1 and len(conv.turns) == 2
+
+
+def test_sends_that_arrive_out_of_order_are_answered_in_the_order_sent():
+    conv = ui.Conversation()
+    conv.offer(json.dumps([[1, "first?"], [2, "second?"]]))  # the second send arrived first, carrying both
+    conv.offer(json.dumps([[1, "first?"]]))  # then the first: nothing new
+    conv.offer(json.dumps([[1, "first?"], [2, "second?"], [3, "  "], [4, "third?"]]))
+    conv.offer("not json")  # a hand-made request changes nothing
+    assert conv.waiting == ["first?", "second?", "third?"]
 
 
 def test_chat_shows_errors_in_the_page(built, docs, s):
-    demo = ui.build_ui(built, docs, s)
-    ask = next(fn.fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "ask_chat")
-    chat, _, _, turns = list(ask("x" * 5000, [], 5, "fake-reader", False))[-1]
-    assert "qa-error" in chat and "Could not answer" in chat and turns[0].error
+    ask, answer_waiting, _ = fakes.chat_fns(ui.build_ui(built, docs, s))
+    conv = ui.Conversation()
+    ask("x" * 5000, conv, False)
+    chat, _ = list(answer_waiting(conv, 5, "fake-reader", False))[-1]
+    assert "qa-error" in chat and "Could not answer" in chat and conv.turns[0].error
 
 
 def test_model_choice_is_limited_to_configured_models(monkeypatch, s):
@@ -284,3 +315,66 @@ def test_the_build_summary_counts_chunks_and_sentences(docs, tmp_path, s):
     assert f"{first.sentences} sentences, {first.sentences_embedded} embedded" in html and first.sentences > first.chunks
     again = ui.render_stats(qa.build_index(docs, tmp_path / "i", settings=s))
     assert "Nothing changed" in again and f"{first.sentences} sentences, 0 embedded" in again
+
+
+@pytest.mark.parametrize(("flags", "env", "expected"), [
+    ((None, None), {}, (None, None)),  # Gradio decides: GRADIO_SERVER_NAME / _PORT, else 127.0.0.1:7860
+    ((None, None), {"GRADIO_SERVER_PORT": "7931"}, (None, None)),  # ...and it reads its own variables
+    ((None, None), {"QA_HOST": "127.0.0.3", "QA_PORT": "7001"}, ("127.0.0.3", 7001)),
+    (("127.0.0.4", 7002), {"QA_HOST": "127.0.0.3", "QA_PORT": "7001"}, ("127.0.0.4", 7002)),  # flags win
+])
+def test_server_address_flags_then_qa_variables_then_gradio(flags, env, expected):
+    assert ui.server_address(*flags, env) == expected
+
+
+def test_a_bad_qa_port_is_a_clear_error():
+    with pytest.raises(SystemExit, match="QA_PORT='http' is not a port number"):
+        ui.server_address(None, None, {"QA_PORT": "http"})
+
+
+def _listening(host: str, port: int, proc, seconds: float = 60) -> bool:
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["gradio variables", "flags over them"])
+def test_python_app_py_listens_where_gradio_variables_or_flags_say(tmp_path, how):
+    import shutil
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, SEEDS
+
+    def free() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    shutil.copytree(SEEDS, tmp_path / "docs")
+    env_port, flag_port = free(), free()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(env_port), GRADIO_SERVER_NAME="127.0.0.2", QA_MODEL_PROCESS="1")
+    env.pop("QA_PORT", None)
+    env.pop("QA_HOST", None)
+    flags = ["--port", str(flag_port), "--host", "127.0.0.1"] if how == "flags over them" else []
+    proc = subprocess.Popen([sys.executable, "app.py", "--index", str(tmp_path / "index"), "--docs",
+                             str(tmp_path / "docs"), *flags], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        if flags:
+            assert _listening("127.0.0.1", flag_port, proc)
+            assert not _listening("127.0.0.2", env_port, proc, seconds=1)
+        else:
+            assert _listening("127.0.0.2", env_port, proc)
+            assert not _listening("127.0.0.1", env_port, proc, seconds=1)  # GRADIO_SERVER_NAME was obeyed too
+    finally:
+        proc.kill()
+        proc.wait()
