@@ -35,6 +35,7 @@ from .errors import ModelCrashedError
 
 log = logging.getLogger("qa")
 
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ATTR = "__getattr__"  # the method name that reads an attribute of the hosted model instead of calling it
 
 
@@ -106,8 +107,9 @@ class ModelWorker:
                           self.pid, method, cause, type(e).__name__)
                 self.restarts += 1
                 self._restart(warm=rewarm)
+                again = "ask again" if self.role == "reader" else "try again"
                 raise ModelCrashedError(
-                    f"The {self.role} stopped unexpectedly ({cause}) and was restarted; ask again. If this keeps "
+                    f"The {self.role} stopped unexpectedly ({cause}) and was restarted; {again}. If this keeps "
                     f"happening, run `qa check` to see which part fails.") from None
         if kind == "error":
             raise value
@@ -156,9 +158,12 @@ class ModelWorker:
                 out = sys.stderr.fileno()
             except (AttributeError, OSError, ValueError):  # a captured stderr (pytest): let the child have ours
                 out = 2
+            # This package must import there even when it was found through a sys.path entry of this process.
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "qa.worker", str(theirs.fileno())], pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL, stdout=out, close_fds=True, start_new_session=False)
+                stdin=subprocess.DEVNULL, stdout=out, env=env)
         finally:
             theirs.close()
         conn = Connection(ours.detach())
