@@ -64,14 +64,15 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def cold(backend: str, index_dir: Path) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of one `qa ask` process: its own plus its largest model worker's."""
+    """Seconds and peak RSS (MB) of one `qa ask` process: its own plus its model workers'."""
     env = {**os.environ, "QA_READER_BACKEND": backend}
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the (large) parent through fork and exec.
     code = (f"import runpy, sys; sys.argv = ['qa', 'ask', {QUESTIONS[0]!r}, '--index', {str(index_dir)!r}]\n"
             "try:\n    runpy.run_module('qa', run_name='__main__')\nexcept SystemExit:\n    pass\n"
             "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
-            "import resource\n"  # the models' worker processes: the largest of them (they have ended by now)
-            "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+            "from qa import worker\n"  # and the models' worker processes, still running until exit
+            "kids = sum(int([l for l in open(f'/proc/{w.pid}/status') if l.startswith('VmHWM:')][0].split()[1])\n"
+            "           for w in list(worker._LIVE) if w.pid)\n"
             "print('RSS', int(hwm) + kids, file=sys.stderr)")
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT, env=env)

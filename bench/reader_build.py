@@ -11,7 +11,7 @@ Each build answers in its own long-lived process with the default settings (inde
 warm), and the two alternate question by question, so machine noise hits both alike. ``--busy`` repeats the rounds
 with one core kept busy by a third process, as a user's machine usually is. Prints warm p50/p95 per build and the
 ratio, and each build's `llama_print_system_info`. ``--cold N`` also times N fresh `qa ask` processes per variant,
-alternating, with their peak RSS (the process's own plus its largest worker's).
+alternating, with their peak RSS (the process's own plus its model workers', added up).
 """
 
 from __future__ import annotations
@@ -111,8 +111,9 @@ def main() -> None:
                   f"{statistics.median(times[names[0]]) / statistics.median(times[names[1]]):.2f}")
             return times
 
-        rounds("idle machine")
-        if args.busy:
+        if args.runs:
+            rounds("idle machine")
+        if args.runs and args.busy:
             hog = multiprocessing.Process(target=spin, daemon=True)
             hog.start()
             try:
@@ -128,9 +129,10 @@ def main() -> None:
 
 COLD = ("import runpy, sys; sys.argv = ['qa', 'ask', sys.argv[1], '--index', sys.argv[2]]\n"
         "try:\n    runpy.run_module('qa', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-        "import resource\n"
-        "hwm = int([l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1])\n"
-        "print('RSS', hwm + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)")
+        "from qa import worker\n"
+        "def hwm(pid):\n"
+        "    return int([l for l in open(f'/proc/{pid}/status') if l.startswith('VmHWM:')][0].split()[1])\n"
+        "print('RSS', hwm('self') + sum(hwm(w.pid) for w in list(worker._LIVE) if w.pid), file=sys.stderr)")
 
 
 def cold(envs: dict[str, dict], index_dir: Path, n: int) -> None:
