@@ -484,17 +484,18 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
             return None
 
     # -- chat ----------------------------------------------------------------------------------------------------
-    # Sending a question only puts it in line (at once, outside the queue); `answer_waiting` then answers the
-    # session's questions in order, one at a time, through the one reader. A question sent while another is being
-    # answered shows as waiting and is answered next: none is dropped, and the box is free for the next one.
+    # Sending a question only puts it in line (at once, outside the queue); the `answer_waiting` event that each
+    # send queues then answers the session's oldest waiting question through the one reader. A question sent while
+    # another is being answered shows as waiting and is answered next: none is dropped, and the box is free for
+    # the next one. One question per event, so other sessions' questions take their turns in between.
     def ask_chat(question: str, outbox: str, conv: Conversation, show_scores: bool) -> tuple:
         conv.offer(outbox)
         return render_conversation(conv), gr.skip()
 
     def answer_waiting(conv: Conversation, k: float, model: str, show_scores: bool) -> Iterator[tuple]:
+        question = conv.take()
         yield render_conversation(conv), gr.skip()
-        while (question := conv.take()) is not None:
-            yield render_conversation(conv), gr.skip()
+        if question is not None:
             history = [t.answer for t in conv.turns if not t.error]
             final: Answer | None = None
             message = "The answer was cut short; ask again."  # if the stream ends without its final answer
@@ -616,7 +617,7 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
             trigger(ask_chat, [question, outbox, conv, show_scores], [chat, sources], queue=False, js=SEND_JS,
                     trigger_mode="multiple", show_progress="hidden", **private
                     ).then(answer_waiting, [conv, k, model, show_scores], [chat, sources], concurrency_id="reader",
-                           show_progress="hidden", **private)
+                           trigger_mode="multiple", show_progress="hidden", **private)
         new_btn.click(clear, [conv, show_scores], [chat, sources], queue=False, **private)
         show_scores.change(rescore, [conv, show_scores], sources, queue=False, **private)
         demo.load(library, None, lib, **private)
