@@ -26,14 +26,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from answer_latency import QUESTIONS  # the same five seed questions
+
 ROOT = Path(__file__).resolve().parents[1]
-QUESTIONS = [
-    "How many soldiers would European countries contribute?",
-    "How many US troops did Trump order to withdraw?",
-    "What does Turkey consider the YPG to be part of?",
-    "How deep is the safe zone Erdogan wants?",
-    "Who won the 2018 FIFA World Cup?",
-]
 
 # One build's process: reads questions on stdin, answers each, prints {"seconds", "text"} per line.
 CHILD = """
