@@ -240,7 +240,9 @@ def render_sources(turns: list[Turn], show_scores: bool = False) -> str:
     if not turns:
         return "<div class='qa-sources qa-empty'><p>Sources of the answers appear here.</p></div>"
     out = ["<div class='qa-sources'>"]
-    # Newest first and open; older turns folded (a click on their [n] unfolds them).
+    # Newest first and open; older turns folded (a click on their [n] unfolds them). Errors have no sources, so the
+    # newest turn that does is the one open.
+    newest = max((i for i, t in enumerate(turns, 1) if not t.error), default=0)
     for i in range(len(turns), 0, -1):
         t = turns[i - 1]
         a = t.answer
@@ -253,7 +255,7 @@ def render_sources(turns: list[Turn], show_scores: bool = False) -> str:
         if not cards:
             cards = ["<p class='qa-note'>No passage to show.</p>"]
         title = f"Q{i}: {esc(a.question)}"
-        out.append(f"<details class='qa-turn' id='qa-turn-{i}'{' open' if i == len(turns) else ''}>"
+        out.append(f"<details class='qa-turn' id='qa-turn-{i}'{' open' if i == newest else ''}>"
                    f"<summary>{title}{' (not in the articles: related passages)' if a.abstained else ''}"
                    f"</summary>{''.join(cards)}</details>")
     out.append("</div>")

@@ -379,3 +379,13 @@ def test_python_app_py_listens_where_gradio_variables_or_flags_say(tmp_path, how
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_newest_turn_with_sources_stays_open_after_an_error(built, docs, s):
+    ask, answer_waiting, _ = fakes.chat_fns(ui.build_ui(built, docs, s))
+    conv = ui.Conversation()
+    for q in (Q, "x" * 5000):  # an answer, then an error
+        ask(q, conv, False)
+        list(answer_waiting(conv, 5, "fake-reader", False))
+    html = ui.render_sources(conv.turns)
+    assert "id='qa-turn-1' open" in html and conv.turns[1].error
