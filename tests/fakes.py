@@ -138,3 +138,19 @@ def chat(demo, question: str, show_scores: bool = False):
     conv = ui.Conversation()
     updates = [ask(question, conv, show_scores), *answer_waiting(conv, 5, "fake-reader", show_scores)]
     return updates[-1][0], conv
+
+
+class CrashingEmbedder(HashEmbedder):
+    """The hashing embedder, built in the embedder's worker process from its settings (``register_embedder(
+    "crashy-embedder", CrashingEmbedder)``); it kills its own process when asked to embed a text with "crash" in it."""
+
+    def __init__(self, settings):
+        super().__init__(name=settings.embedder)
+
+    def encode(self, texts):
+        import os
+        import signal
+
+        if any("crash" in t.lower() for t in texts):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super().encode(texts)

@@ -43,6 +43,19 @@ def test_a_reader_crash_is_an_error_and_the_next_question_is_answered(built, cra
     assert qa.answer(Q, built, settings=crashy).text == "1,500 [1]"
 
 
+def test_an_embedder_crash_is_an_error_and_the_next_search_works(docs, tmp_path):
+    from qa.embeddings import get_embedder
+
+    qa.register_embedder("crashy-embedder", fakes.CrashingEmbedder)
+    s = Settings(embedder="crashy-embedder", progress=False)
+    qa.build_index(docs, tmp_path / "index", settings=s)  # embedded in the worker, over the pipe
+    assert get_embedder(s).worker.pid is not None
+    assert qa.search(Q, index_dir=tmp_path / "index", settings=s)[0].source == "002_0761b27352c754ab.txt"
+    with pytest.raises(qa.ModelCrashedError, match="embedder stopped unexpectedly \\(SIGSEGV.*try again"):
+        qa.search("What about the crash?", index_dir=tmp_path / "index", settings=s)
+    assert qa.search(Q, index_dir=tmp_path / "index", settings=s)[0].source == "002_0761b27352c754ab.txt"
+
+
 def test_a_worker_that_died_between_questions_is_replaced_quietly(built, crashy):
     from qa.generation import get_generator
 
