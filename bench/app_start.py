@@ -6,7 +6,8 @@ Each start spawns `python app.py` on a free port (the default index, already bui
 `/ask` endpoint returns an answer to the seed question (through gradio_client, whose own connection set-up is
 counted too, so the figure is an upper bound). The first start of each backend is a warm-up and not counted (it may
 build the index, export the embedder or convert the reader); the median of the others is reported. After the last
-start, five more questions are asked and the app's peak RSS (VmHWM from /proc) is read.
+start, five more questions are asked and the app's peak RSS (VmHWM from /proc, the app's plus its model workers')
+is read.
 """
 
 from __future__ import annotations
@@ -38,10 +39,15 @@ def free_port() -> int:
 
 
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
+    """Peak RSS of the app and of its child processes (the models' workers), added up."""
+    def hwm(p: int) -> float:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM")
+
+    kids = [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
+    return hwm(pid) + sum(hwm(k) for k in kids)
 
 
 def start(backend: str, extra_questions: bool) -> tuple[float, float | None, str]:
