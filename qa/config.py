@@ -102,6 +102,10 @@ class Settings:
         "onnxruntime is reported and the worker restarted instead of ending this process (False: in this process; "
         "models registered with a lambda or closure always run in this process)"
     )
+    model_timeout_s: float = _f(
+        600.0, "a model worker that gives no reply to one call for this long is taken as hung, stopped and restarted "
+        "(0: wait for ever); generous, since a first load may convert or export a model"
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

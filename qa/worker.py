@@ -94,17 +94,23 @@ class ModelWorker:
         with self._lock:
             conn = self._ensure()
             self._warm_settings = (key, settings)
+            timeout = float(getattr(settings, "model_timeout_s", 0) or 0) or None
             try:
                 conn.send((key, settings, method, args, kwargs, on_event is not None))
                 while True:
+                    if timeout is not None and not conn.poll(timeout):  # hung, not crashed: end it all the same
+                        self._proc.kill()  # type: ignore[union-attr]
+                        raise TimeoutError(f"no reply within {timeout:g} s")
                     kind, value, stats = conn.recv()
                     if kind != "event":
                         break
                     on_event(value)  # type: ignore[misc]
             except (EOFError, OSError) as e:
-                cause = self._reap()
-                log.error("The %s worker (pid %s) died during %s: %s (%s). Restarting it.", self.role,
-                          self.pid, method, cause, type(e).__name__)
+                pid, cause = self.pid, self._reap()
+                if isinstance(e, TimeoutError):
+                    cause = f"it gave no reply within {timeout:g} s and was stopped"
+                log.error("The %s worker (pid %s) died during %s: %s (%s). Restarting it.", self.role, pid,
+                          method, cause, type(e).__name__)
                 self.restarts += 1
                 self._restart(warm=rewarm)
                 again = "ask again" if self.role == "reader" else "try again"
@@ -182,6 +188,7 @@ class ModelWorker:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+            self._proc = None
         return death_cause(code)
 
     def _restart(self, warm: bool) -> None:

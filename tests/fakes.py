@@ -92,7 +92,7 @@ class CrashingReader(FakeReader):
     """A FakeReader that a worker process builds from its settings (a module-level class, so it can be sent
     there: ``qa.register_generator("crashy", CrashingReader)``). Asked a question with "crash" in it, it kills its
     own process the way a native runtime dies: "crash" alone is a segmentation fault, "crash SIGABRT" an abort,
-    "crash SIGKILL" what the out-of-memory killer does. ``QA_FAKE_DELAY`` (seconds) makes each answer take time."""
+    "crash SIGKILL" what the out-of-memory killer does; "hang" never replies, as a deadlocked runtime. ``QA_FAKE_DELAY`` (seconds) makes each answer take time."""
 
     def __init__(self, settings):
         import os
@@ -109,6 +109,8 @@ class CrashingReader(FakeReader):
         if "crash" in question.lower():
             name = next((m.group() for m in re.finditer(r"SIG[A-Z]+", question)), "SIGSEGV")
             os.kill(os.getpid(), getattr(signal, name))
+        if re.search(r"\bhang\b", question.lower()):  # a native deadlock: no reply, ever
+            signal.pause()
         return super().extract(question, contexts, on_text=on_text)
 
     def generate(self, prompt, max_tokens=48):

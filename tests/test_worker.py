@@ -56,6 +56,16 @@ def test_an_embedder_crash_is_an_error_and_the_next_search_works(docs, tmp_path)
     assert qa.search(Q, index_dir=tmp_path / "index", settings=s)[0].source == "002_0761b27352c754ab.txt"
 
 
+def test_a_reader_that_hangs_is_stopped_after_the_timeout_and_restarted(built, crashy):
+    from dataclasses import replace
+
+    s = replace(crashy, model_timeout_s=1.5)
+    assert qa.answer(Q, built, settings=s).text == "1,500 [1]"
+    with pytest.raises(qa.ModelCrashedError, match="no reply within 1.5 s and was stopped\\) and was restarted"):
+        qa.answer("Why does it hang?", built, settings=s)
+    assert qa.answer(Q, built, settings=s).text == "1,500 [1]"
+
+
 def test_a_worker_that_died_between_questions_is_replaced_quietly(built, crashy):
     from qa.generation import get_generator
 
