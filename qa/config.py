@@ -174,10 +174,10 @@ class Registry:
             if ck not in self._cache:
                 factory = self._factories.get(name, self._default)
                 if self._remote is not None and settings.model_process:
-                    from .worker import picklable, worker_for
+                    from .worker import importable_name, worker_for
 
-                    if picklable(factory):
-                        worker = worker_for(self.role, factory, self._warm)
+                    if (factory_name := importable_name(factory)) is not None:
+                        worker = worker_for(self.role, factory_name, self._warm)
                         self._cache[ck] = self._remote(worker, (name, key), settings)
                         worker.preload((name, key), settings)
                         return self._cache[ck]

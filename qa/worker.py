@@ -9,17 +9,16 @@ child is started at once and loads its model again, and the next call is answere
 
 The child is started with ``subprocess`` (not ``multiprocessing``), so it never re-imports the caller's main
 module: a plain script that calls ``qa.answer()`` at the top, without an ``if __name__ == "__main__"`` guard,
-works. Calls and results travel over a socket pair as pickles; this is an in-memory channel between two processes
-of the same program, nothing is written to disk.
+works. The factory is named (``module:qualname``) and imported there. Calls and results travel over a socket pair
+through ``multiprocessing.connection``, which pickles them: an in-memory channel between two processes of this
+program whose ends only they hold; nothing is written to disk or read from anyone else.
 """
 
 from __future__ import annotations
 
 import atexit
-import hashlib
 import logging
 import os
-import pickle
 import signal
 import socket
 import subprocess
@@ -39,14 +38,27 @@ _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ATTR = "__getattr__"  # the method name that reads an attribute of the hosted model instead of calling it
 
 
-def picklable(obj: Any) -> bool:
-    """Whether ``obj`` can be sent to a worker: module-level functions and classes can; lambdas and closures,
-    which live only in this process (most test fakes), cannot, and those models then run in this process."""
-    try:
-        pickle.dumps(obj)
-        return True
-    except Exception:
-        return False
+def importable_name(factory: Any) -> str | None:
+    """``"module:qualname"`` by which a worker can import ``factory``, or None: module-level functions and classes
+    have one; lambdas and closures, which live only in this process (most test fakes), do not, and those models
+    then run in this process."""
+    module, qualname = getattr(factory, "__module__", None), getattr(factory, "__qualname__", "")
+    if not module or not qualname or "<" in qualname or module == "__main__":
+        return None
+    obj = sys.modules.get(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return f"{module}:{qualname}" if obj is factory else None
+
+
+def _resolve(name: str) -> Callable[[Any], Any]:
+    import importlib
+
+    module, qualname = name.split(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def death_cause(returncode: int | None) -> str:
@@ -71,8 +83,8 @@ class ModelWorker:
     in-process registry keeps them). Calls are forwarded one at a time; the child may call ``on_event`` back
     (the reader's streamed text) before it returns."""
 
-    def __init__(self, role: str, factory: Callable[[Any], Any], warm: str | None = None):
-        self.role, self.factory, self.warm = role, factory, warm
+    def __init__(self, role: str, factory: str, warm: str | None = None):
+        self.role, self.factory, self.warm = role, factory, warm  # factory: its importable_name
         self.restarts = 0  # how often the child died and was replaced
         self._lock = threading.RLock()
         self._proc: subprocess.Popen | None = None
@@ -173,7 +185,7 @@ class ModelWorker:
         finally:
             theirs.close()
         conn = Connection(ours.detach())
-        # The child must import the factory the way this process does (a test's fakes module, a user's plugin).
+        # The child must find the factory's module the way this process does (a test's fakes, a user's plugin).
         conn.send((list(sys.path), self.factory))
         return conn
 
@@ -201,13 +213,13 @@ class ModelWorker:
 
 
 _LIVE: weakref.WeakSet[ModelWorker] = weakref.WeakSet()
-_WORKERS: dict[tuple[str, bytes], ModelWorker] = {}
+_WORKERS: dict[tuple[str, str], ModelWorker] = {}
 _WORKERS_LOCK = threading.Lock()
 
 
-def worker_for(role: str, factory: Callable[[Any], Any], warm: str | None = None) -> ModelWorker:
-    """The one worker of this process for ``role`` and ``factory`` (started on its first call)."""
-    key = (role, hashlib.sha256(pickle.dumps(factory)).digest())
+def worker_for(role: str, factory: str, warm: str | None = None) -> ModelWorker:
+    """The one worker of this process for ``role`` and ``factory`` (an importable_name; started on first use)."""
+    key = (role, factory)
     with _WORKERS_LOCK:
         if key not in _WORKERS:
             _WORKERS[key] = ModelWorker(role, factory, warm)
@@ -291,19 +303,11 @@ def _takes(fn: Callable, name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def _sendable(e: BaseException) -> BaseException:
-    """The exception itself if it survives the trip, else a RuntimeError that says what it was."""
-    try:
-        pickle.loads(pickle.dumps(e))
-        return e
-    except Exception:
-        return RuntimeError(f"{type(e).__name__}: {e}")
-
-
 def serve(conn: Connection) -> None:
     """Answer calls until the parent closes its end."""
-    sys_path, factory = conn.recv()
+    sys_path, factory_name = conn.recv()
     sys.path[:] = sys_path
+    factory = _resolve(factory_name)
     instances: dict[Any, Any] = {}
     while True:
         try:
@@ -330,13 +334,14 @@ def serve(conn: Connection) -> None:
                         result = None
             reply = ("ok", result, getattr(model, "stats", None))
         except Exception as e:
-            reply = ("error", _sendable(e), None)
+            reply = ("error", e, None)
         try:
             conn.send(reply)
         except (EOFError, OSError):
             return
-        except Exception as e:  # a result that cannot be pickled
-            conn.send(("error", RuntimeError(f"The {method} result could not be sent back: {e}"), None))
+        except Exception as e:  # a result or an exception that cannot travel: say what it was
+            what = f"{type(reply[1]).__name__}: {reply[1]}" if reply[0] == "error" else f"the {method} result"
+            conn.send(("error", RuntimeError(f"{what} (could not be sent back: {e})"), None))
 
 
 def main() -> None:
