@@ -77,10 +77,6 @@ class Conversation:
     def __deepcopy__(self, memo) -> Conversation:  # Gradio copies the initial value per session: start empty
         return Conversation()
 
-    def ask(self, question: str) -> None:
-        with self._lock:
-            self.waiting.append(question)
-
     def offer(self, outbox: str) -> None:
         """Put in line the questions of ``outbox`` (SEND_JS's JSON list of [number, question], every question this
         page sent) not seen before, in the order they were sent. The browser may deliver two quick sends together
