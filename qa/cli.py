@@ -61,10 +61,18 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from .evaluation import format_report, run_eval
+    from .evaluation import format_dialogue_report, format_report, run_dialogue_eval, run_eval
 
+    if args.dialogues:
+        report = run_dialogue_eval(args.dialogues, settings, workdir=args.workdir, later=args.later,
+                                   first=args.first, seed=7 if args.seed is None else args.seed,
+                                   progress=not args.json)
+        print(json.dumps(report, indent=2) if args.json else format_dialogue_report(report))
+        return 0
+    if not args.file:
+        raise QAError("qa eval needs a SQuAD-format JSON file, or --dialogues DIR for a doc2dial-format folder.")
     report = run_eval(args.file, settings, workdir=args.workdir, answers=args.answers, impossible=args.impossible,
-                      seed=args.seed, progress=not args.json)
+                      seed=13 if args.seed is None else args.seed, progress=not args.json)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
@@ -115,13 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the answer object as JSON")
     p.set_defaults(func=_cmd_ask)
 
-    p = sub.add_parser("eval", help="score retrieval on a SQuAD v1.1/v2.0 JSON file")
-    p.add_argument("file")
+    p = sub.add_parser("eval", help="score retrieval (and answers) on a SQuAD v1.1/v2.0 JSON file, or on "
+                                    "doc2dial-format dialogues (--dialogues DIR)")
+    p.add_argument("file", nargs="?", help="SQuAD-format JSON file")
+    p.add_argument("--dialogues", metavar="DIR", help="a doc2dial-format folder: documents/*.txt and turns.jsonl")
+    p.add_argument("--later", type=int, default=120, help="with --dialogues: later turns sampled (default 120)")
+    p.add_argument("--first", type=int, default=40, help="with --dialogues: first turns sampled (default 40)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--workdir", help="keep the written articles and index here (default: a temporary folder)")
     p.add_argument("--answers", type=int, default=0, help="also answer N sampled answerable questions")
     p.add_argument("--impossible", type=int, default=0, help="also answer M sampled unanswerable questions")
-    p.add_argument("--seed", type=int, default=13, help="sampling seed (default 13)")
+    p.add_argument("--seed", type=int, default=None, help="sampling seed (default 13; 7 with --dialogues)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("serve", help="start the browser UI on http://127.0.0.1:7860 (same as python app.py)",

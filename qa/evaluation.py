@@ -258,3 +258,120 @@ def format_report(report: dict[str, Any]) -> str:
             f"  latency p50 {a['latency_p50_s']:.2f} s   p95 {a['latency_p95_s']:.2f} s",
         ]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dialogues: doc2dial-format folders (documents/*.txt and turns.jsonl), scored as ../shared/README.md says.
+
+
+@dataclass(frozen=True)
+class DialogueTurn:
+    id: str
+    question: str
+    history: tuple[tuple[str, str], ...]  # (role "user" | "agent", text), oldest first
+    source: str  # the page's file name under documents/
+    golds: tuple[tuple[int, int], ...]  # grounding spans [start, end) in that page
+
+
+def load_turns(folder: str | Path) -> list[DialogueTurn]:
+    path = Path(folder) / "turns.jsonl"
+    if not (Path(folder) / "documents").is_dir() or not path.is_file():
+        raise QAError(f"{folder} is not a doc2dial-format folder: it needs documents/*.txt and turns.jsonl.")
+    turns = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            t = json.loads(line)
+            turns.append(DialogueTurn(t["id"], t["question"], tuple((h["role"], h["text"]) for h in t["history"]),
+                              t["doc_file"], tuple((a["answer_start"], a["answer_start"] + len(a["text"]))
+                                                   for a in t["answers"])))
+    return turns
+
+
+def sample_turns(turns: list[DialogueTurn], later: int, first: int, seed: int) -> tuple[list[DialogueTurn], list[DialogueTurn]]:
+    """``random.Random(seed).sample(later_turns, later)``, then ``.sample(first_turns, first)`` from the same draw."""
+    import random
+
+    rng = random.Random(seed)
+    late = [t for t in turns if t.history]
+    firsts = [t for t in turns if not t.history]
+    return rng.sample(late, min(later, len(late))), rng.sample(firsts, min(first, len(firsts)))
+
+
+def _overlap(p: Passage, start: int, end: int) -> int:
+    return max(0, min(p.end, end) - max(p.start, start))
+
+
+def dialogue_hit(p: Passage, t: DialogueTurn) -> bool:
+    """A passage of the right page that covers at least half of a gold span's characters."""
+    return p.source == t.source and any(2 * _overlap(p, s, e) >= e - s > 0 for s, e in t.golds)
+
+
+def cites_gold(citations, t: DialogueTurn) -> bool:
+    return any(c.source == t.source and _overlap(c, s, e) > 0 for c in citations for s, e in t.golds)
+
+
+def chat_history(t: DialogueTurn) -> list[dict[str, str]]:
+    return [{"role": "user" if role == "user" else "assistant", "content": text} for role, text in t.history]
+
+
+def evaluate_dialogues(later: list[DialogueTurn], first: list[DialogueTurn], index_dir: str | Path, settings: Settings,
+                       progress: bool = False) -> dict[str, Any]:
+    from .answering import answer
+    from .search import search
+
+    def found(question: str, t: DialogueTurn) -> bool:
+        return any(dialogue_hit(p, t) for p in search(question, k=5, index_dir=index_dir, settings=settings))
+
+    n_first = sum(found(t.question, t) for t in first)
+    alone = followup = answered = cited = 0
+    lat: list[float] = []
+    for i, t in enumerate(later, 1):
+        alone += found(t.question, t)
+        t0 = time.perf_counter()
+        a = answer(t.question, index_dir, history=chat_history(t), settings=settings)
+        lat.append(time.perf_counter() - t0)
+        followup += found(a.searched_for, t)
+        if not a.abstained:
+            answered += 1
+            cited += cites_gold(a.citations, t)
+        if progress and i % 20 == 0:
+            import sys
+
+            print(f"  {i}/{len(later)} later turns", file=sys.stderr, flush=True)
+    lat.sort()
+    return {
+        "first_turns": len(first), "later_turns": len(later),
+        "first@5": n_first / max(1, len(first)),
+        "alone@5": alone / max(1, len(later)),
+        "followup@5": followup / max(1, len(later)),
+        "answered": answered / max(1, len(later)),
+        "cited": cited / max(1, answered),
+        "latency_p50_s": statistics.median(lat) if lat else 0.0,
+    }
+
+
+def run_dialogue_eval(folder: str | Path, settings: Settings, workdir: str | Path | None = None, later: int = 120,
+                      first: int = 40, seed: int = 7, progress: bool = False) -> dict[str, Any]:
+    """Index the folder's documents and score search and answers on sampled turns. Returns a JSON-able report."""
+    turns = load_turns(folder)
+    late, firsts = sample_turns(turns, later, first, seed)
+    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+        index_dir = (Path(workdir) if workdir else Path(tmp)) / "index"
+        t0 = time.perf_counter()
+        stats = build_index(Path(folder) / "documents", index_dir, settings=settings)
+        return {"folder": str(folder), "pages": stats.documents, "chunks": stats.chunks,
+                "index_seconds": time.perf_counter() - t0, "embedder": embedder_name(settings), "seed": seed,
+                "dialogues": evaluate_dialogues(late, firsts, index_dir, settings, progress)}
+
+
+def format_dialogue_report(report: dict[str, Any]) -> str:
+    d = report["dialogues"]
+    return "\n".join([
+        f"{report['folder']}: {report['pages']} pages, {report['chunks']} chunks, indexed in "
+        f"{report['index_seconds']:.1f} s with {report['embedder']}",
+        f"{d['later_turns']} later + {d['first_turns']} first turns (seed {report['seed']}); a hit covers half a gold span:",
+        f"  search top 5: first turns {d['first@5']:.3f}   later turns alone {d['alone@5']:.3f}   "
+        f"later turns as searched for after the follow-up rewrite {d['followup@5']:.3f}",
+        f"  later turns answered {d['answered']:.3f}   of those, citing the gold span {d['cited']:.3f}",
+        f"  latency p50 {d['latency_p50_s']:.2f} s",
+    ])
