@@ -1,10 +1,10 @@
-"""`python app.py` to a page that answers, and the running app's peak memory, per reader backend.
+"""`python app.py` to a page that answers, and the running app's peak memory, per reader.
 
-    python bench/app_start.py [--starts 3] [--backends llama-cpp,transformers]
+    python bench/app_start.py [--starts 3] [--readers qa-reader,PATH.onnx]
 
 Each start spawns `python app.py` on a free port (the default index, already built) and polls until the app's own
 `/ask` endpoint returns an answer to the seed question (through gradio_client, whose own connection set-up is
-counted too, so the figure is an upper bound). The first start of each backend is a warm-up and not counted (it may
+counted too, so the figure is an upper bound). The first start of each reader is a warm-up and not counted (it may
 build the index, export the embedder or convert the reader); the median of the others is reported. After the last
 start, five more questions are asked and the app's peak RSS (VmHWM from /proc, the app's plus its model workers')
 is read.
@@ -54,7 +54,7 @@ def start(backend: str, extra_questions: bool) -> tuple[float, float | None, str
     from gradio_client import Client
 
     port = free_port()
-    env = {**os.environ, "QA_READER_BACKEND": backend, "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "QA_READER": backend, "GRADIO_ANALYTICS_ENABLED": "False"}
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -83,10 +83,10 @@ def start(backend: str, extra_questions: bool) -> tuple[float, float | None, str
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--starts", type=int, default=3, help="counted starts per backend (after one warm-up start)")
-    ap.add_argument("--backends", default="llama-cpp,transformers")
+    ap.add_argument("--starts", type=int, default=3, help="counted starts per reader (after one warm-up start)")
+    ap.add_argument("--readers", default="qa-reader", help="comma-separated QA_READER values")
     args = ap.parse_args()
-    backends = args.backends.split(",")
+    backends = args.readers.split(",")
     for b in backends:
         start(b, False)  # warm-up: caches, exports, page cache
     times = {b: [] for b in backends}

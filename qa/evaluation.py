@@ -20,7 +20,7 @@ from .config import Settings
 from .embeddings import embedder_name, get_embedder
 from .errors import QAError
 from .index import build_index, load_index
-from .search import Passage, merge, rank_many
+from .search import Passage, merge, rank_many, reranker, search_many
 
 KS = (1, 5, 10)
 
@@ -91,13 +91,19 @@ def evaluate_retrieval(questions: list[Question], index_dir: str | Path, setting
     loaded = load_index(index_dir)
     embedder = get_embedder(settings)
     t0 = time.perf_counter()
-    rankings = rank_many(loaded, embedder, [q.question for q in answerable], max(KS), settings)
+    reader = reranker(settings)
+    if reader is None:
+        rankings = rank_many(loaded, embedder, [q.question for q in answerable], max(KS), settings)
+        lists = [{k: merge(loaded, r, k) for k in KS} for r in rankings]
+    else:  # as qa.search does: the reranked top 10, whose first k are the top k
+        found = search_many(loaded, embedder, [q.question for q in answerable], max(KS), settings, reader=reader)
+        lists = [{k: ps[:k] for k in KS} for ps in found]
     per_query_ms = 1000 * (time.perf_counter() - t0) / max(1, len(answerable))
     hits = {k: 0 for k in KS}
     rr = 0.0
-    for q, r in zip(answerable, rankings):
+    for q, by_k in zip(answerable, lists):
         for k in KS:
-            passages = merge(loaded, r, k)
+            passages = by_k[k]
             if any(hit(p, q) for p in passages):
                 hits[k] += 1
             if k == max(KS):
@@ -108,6 +114,7 @@ def evaluate_retrieval(questions: list[Question], index_dir: str | Path, setting
         **{f"recall@{k}": hits[k] / n for k in KS},
         f"mrr@{max(KS)}": rr / n,
         "search_ms_per_question_batched": per_query_ms,
+        "reranked": reader is not None,
     }
 
 

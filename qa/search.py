@@ -62,15 +62,45 @@ def search(
     loaded = ensure_index(index_dir, settings)
     embedder = get_embedder(settings)
     check_embedder(loaded, embedder, index_dir)
-    return search_many(loaded, embedder, [q], k, settings)[0]
+    return search_many(loaded, embedder, [q], k, settings, reader=reranker(settings))[0]
+
+
+def reranker(settings: Settings):
+    """The reader that reranks search results, or None when ``Settings.rerank`` is 0."""
+    if settings.rerank <= 0:
+        return None
+    from .reading import get_reader
+
+    return get_reader(settings)
 
 
 def search_many(
     loaded: LoadedIndex, embedder: Embedder, questions: Sequence[str], k: int, settings: Settings,
-    qvecs: np.ndarray | None = None,
+    qvecs: np.ndarray | None = None, reader=None,
 ) -> list[list[Passage]]:
-    """Batch form of :func:`search` over an already loaded index; ``qvecs``: the questions' embeddings, if known."""
-    return [merge(loaded, r, k) for r in rank_many(loaded, embedder, questions, max(k, 1), settings, qvecs)]
+    """Batch form of :func:`search` over an already loaded index; ``qvecs``: the questions' embeddings, if known.
+    With ``reader``, the best ``Settings.rerank`` fused passages are reranked by it (see :func:`rerank`)."""
+    rankings = rank_many(loaded, embedder, questions, max(k, 1, settings.rerank if reader else 0), settings, qvecs)
+    if reader is None:
+        return [merge(loaded, r, k) for r in rankings]
+    return [rerank(q, merge(loaded, r, max(k, settings.rerank)), reader, settings)[0][:k]
+            for q, r in zip(questions, rankings)]
+
+
+def rerank(question: str, passages: Sequence[Passage], reader, settings: Settings):
+    """``(passages, readings)`` reordered by the reader: each passage scores the reciprocal rank of its fused
+    retrieval rank plus that of its rank by the reader's margin (its best span over "no answer"), weighted by
+    ``Settings.rerank_weight``. The reader sees what matters inside a long document that word and vector
+    similarity blur; fusing keeps retrieval's view when the reader is unsure."""
+    from dataclasses import replace
+
+    readings = reader.read(question, [p.text for p in passages])
+    by_reader = sorted(range(len(passages)), key=lambda i: -readings[i].margin)
+    score = [1.0 / (settings.rrf_k + i + 1) for i in range(len(passages))]
+    for rank, i in enumerate(by_reader):
+        score[i] += settings.rerank_weight / (settings.rrf_k + rank + 1)
+    order = sorted(range(len(passages)), key=lambda i: (-score[i], i))
+    return [replace(passages[i], score=score[i]) for i in order], [readings[i] for i in order]
 
 
 @dataclass(frozen=True)

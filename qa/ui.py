@@ -168,11 +168,23 @@ def _answer_html(text: str, turn_no: int) -> str:
     return "".join(parts)
 
 
+def _in_sentence(a: Answer, turn_no: int) -> str:
+    """A short answer shown inside the verbatim sentence it came from, the answer marked."""
+    if a.shape != "short" or not a.citations:
+        return ""
+    c = a.citations[0]
+    i, j = c.answer_start - c.start, c.answer_end - c.start
+    if not (0 <= i < j <= len(c.text)):
+        return ""
+    return (f"<blockquote class='qa-context'>“{esc(c.text[:i])}<mark>{esc(c.text[i:j])}</mark>{esc(c.text[j:])}” "
+            f"{_answer_html(f'[{c.n}]', turn_no)}</blockquote>")
+
+
 def render_chat(turns: list[Turn], pending: Answer | None = None, pending_question: str = "",
                 status: str = "", waiting: list[str] | tuple[str, ...] = ()) -> str:
     if not turns and pending is None and not pending_question and not waiting:
         return ("<div class='qa-chat qa-empty'><p>Ask a question about the articles. Every answer is copied from "
-                "an article sentence and cites it; when the articles don't say, you are told so.</p></div>")
+                "article sentences and cites them; when the articles don't say, you are told so.</p></div>")
     out = ["<div class='qa-chat'>"]
     for i, t in enumerate(turns, 1):
         a = t.answer
@@ -194,7 +206,7 @@ def render_chat(turns: list[Turn], pending: Answer | None = None, pending_questi
         else:
             out.append(
                 f"<div class='qa-msg qa-bot qa-answer' data-turn='{i}'>{searched}"
-                f"<p class='qa-text'>{_answer_html(a.text, i)}</p>"
+                f"<p class='qa-text'>{_answer_html(a.text, i)}</p>{_in_sentence(a, i)}"
                 f"<div class='qa-meta'>{len(a.citations)} source{'s' if len(a.citations) != 1 else ''} · "
                 f"confidence {a.confidence:.0%} · {a.seconds:.1f} s</div></div>")
     if pending_question:
@@ -388,6 +400,9 @@ CSS = """
 .qa-searched { font-size: .85rem; color: #4b5563; margin-bottom: .3rem; }
 .qa-meta, .qa-note, .qa-file, .qa-scores { font-size: .8rem; color: #6b7280; }
 .qa-text { margin: 0; font-size: 1.05rem; }
+.qa-context { margin: .4rem 0 0; padding: .2rem .6rem; border-left: 3px solid #d1d5db; color: #374151;
+  font-family: Georgia, serif; font-size: .95rem; }
+.qa-context mark { background: #fef08a; color: #111827; padding: 0 .1rem; }
 .qa-cite { font-weight: 600; color: var(--qa-accent); text-decoration: none; cursor: pointer; padding: 0 .1rem; }
 .qa-cite:hover { text-decoration: underline; }
 .qa-caret { animation: qa-blink 1s steps(1) infinite; color: #9ca3af; }
@@ -450,7 +465,7 @@ JS = """
 def model_choices(settings: Settings) -> list[str]:
     """The reader models offered in Settings: the configured one, then `QA_UI_MODELS` (comma-separated)."""
     extra = [m.strip() for m in os.environ.get("QA_UI_MODELS", "").split(",") if m.strip()]
-    return list(dict.fromkeys([settings.generator, *extra]))
+    return list(dict.fromkeys([settings.reader, *extra]))
 
 
 def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | None = None,
@@ -472,8 +487,8 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
         return default_docs_dir()
 
     def settings_for(k: float, model: str) -> Settings:
-        model = model if model in model_choices(settings) else settings.generator  # only what was configured
-        return replace(settings, answer_passages=max(1, min(20, int(k))), generator=model)
+        model = model if model in model_choices(settings) else settings.reader  # only what was configured
+        return replace(settings, answer_passages=max(1, min(20, int(k))), reader=model)
 
     def loaded_or_none() -> LoadedIndex | None:
         try:
@@ -502,7 +517,7 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
                     if a.complete:
                         final = a
                         break
-                    conv.partial, conv.status = a, "copying the answer from the best sentence…"
+                    conv.partial, conv.status = a, "reading the best passages…"
                     yield render_conversation(conv), gr.skip()
             except Exception as e:  # shown in the page, never as a traceback; unexpected ones go to the log too
                 if not isinstance(e, QAError):
@@ -557,8 +572,9 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
 
     # -- API: same objects as the Python API ---------------------------------------------------------------------
     def api_ask(question: str, history: list[str] | None = None) -> dict[str, Any]:
-        """Answer a question from the articles. Returns qa.Answer as a dict: text with [n] markers, citations
-        (source, title, start, end, text, score, n), abstained, searched_for, support, related, confidence,
+        """Answer a question from the articles. Returns qa.Answer as a dict: text with [n] markers, shape ("short":
+        a span, also in `short`; "quotes": 1-3 verbatim sentences; "abstained"), citations (source, title, start,
+        end, text, score, n, answer_start, answer_end), abstained, searched_for, support, related, confidence,
         index_version."""
         with api_errors():
             return qa_answer(question, index_dir, history=history or None, settings=settings).to_dict()
@@ -604,8 +620,8 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
             with gr.Tab("Settings", id="settings", elem_id="qa-tab-settings"):
                 k = gr.Slider(1, 20, value=settings.answer_passages, step=1, label="Passages searched for evidence",
                               elem_id="qa-k")
-                model = gr.Dropdown(model_choices(settings), value=settings.generator, label="Reader model",
-                                    info="Configured models only (QA_GENERATOR, QA_UI_MODELS).", elem_id="qa-model")
+                model = gr.Dropdown(model_choices(settings), value=settings.reader, label="Reader model",
+                                    info="Configured models only (QA_READER, QA_UI_MODELS).", elem_id="qa-model")
                 show_scores = gr.Checkbox(False, label="Show retrieval scores in Sources", elem_id="qa-scores")
 
         private: dict[str, Any] = dict(api_visibility="private")
@@ -632,13 +648,13 @@ def warm_up(index_dir: str | Path, settings: Settings) -> None:
     import time
 
     from .embeddings import get_embedder
-    from .generation import get_generator
+    from .reading import get_reader
 
     t0 = time.perf_counter()
     try:
         ensure_index(index_dir, settings)
         get_embedder(settings).encode(["warm up"])
-        reader = get_generator(settings)
+        reader = get_reader(settings)
         if hasattr(reader, "load"):
             reader.load()
         log.info("Ready: index and models loaded in %.1f s.", time.perf_counter() - t0)

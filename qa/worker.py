@@ -237,25 +237,27 @@ def _close_all() -> None:
 
 
 class RemoteReader:
-    """The Generator seam, answered by a reader in a worker process."""
+    """The Reader seam, answered by a reader in a worker process."""
 
     def __init__(self, worker: ModelWorker, key: Any, settings: Any):
         self.worker, self.key, self.settings = worker, key, settings
-        self.name = settings.generator
-        self.stats = None  # the worker's ReadStats of the last extract
+        self.name = settings.reader
 
     def load(self) -> None:
-        self._call("load")
+        self.worker.call(self.key, self.settings, "load")
 
-    def extract(self, question, contexts, on_text=None, prior=None):
-        return self._call("extract", question, list(contexts), on_event=on_text, prior=prior)
+    def read(self, question, texts):
+        return self.worker.call(self.key, self.settings, "read", question, list(texts))[0]
+
+
+class RemoteGenerator:
+    """The Generator seam, answered by a generator in a worker process."""
+
+    def __init__(self, worker: ModelWorker, key: Any, settings: Any):
+        self.worker, self.key, self.settings = worker, key, settings
 
     def generate(self, prompt: str, max_tokens: int = 48) -> str:
-        return self._call("generate", prompt, max_tokens)
-
-    def _call(self, method: str, *args, **kwargs):
-        result, self.stats = self.worker.call(self.key, self.settings, method, *args, **kwargs)
-        return result
+        return self.worker.call(self.key, self.settings, "generate", prompt, max_tokens)[0]
 
 
 class RemoteEmbedder:

@@ -24,7 +24,8 @@ def embedder():
 
 @pytest.fixture
 def settings(embedder) -> Settings:
-    return Settings(embedder="fake", progress=False)
+    # rerank=0: search with the fake embedder alone (tests that rerank register a fake reader)
+    return Settings(embedder="fake", progress=False, rerank=0)
 
 
 @pytest.fixture

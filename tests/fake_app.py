@@ -17,8 +17,8 @@ from . import fakes
 def main() -> None:
     docs, index_dir, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     fakes.register("fake")
-    qa.register_generator("crashy", fakes.CrashingReader)
-    settings = Settings(embedder="fake", generator="crashy", progress=False)
+    qa.register_reader("crashy", fakes.CrashingReader)
+    settings = Settings(embedder="fake", reader="crashy", progress=False)
     qa.build_index(docs, index_dir, settings=settings)
     demo = ui.build_ui(index_dir, docs, settings)
     ui.launch(demo, port=port, settings=settings, index_dir=index_dir, docs_dir=docs, quiet=True)

@@ -43,37 +43,45 @@ def register(name: str = "fake", **kw) -> HashEmbedder:
 
 
 class FakeReader:
-    """A reader through the real Generator seam: picks the context sharing most words with the question and
-    copies its first number (or else its first capitalised word the question lacks). ``lie`` makes it return
-    text that is in no context, to prove the pipeline refuses to cite it."""
+    """A reader through the real Reader seam: in each text it finds the first number (or else the first
+    capitalised word the question lacks) of the sentence sharing most words with the question. Its margin over
+    "no answer" is +10 when that sentence shares two or more of the question's longer words, else -10 (far from
+    any fitted threshold). ``lie`` makes it return a span outside the text, to prove the pipeline refuses it."""
 
-    def __init__(self, name: str = "fake-reader", rewrite: str = "", lie: str = "", delay: float = 0.0):
-        self.name, self.rewrite, self.lie, self.delay = name, rewrite, lie, delay
-        self.prompts: list[str] = []
+    def __init__(self, name: str = "fake-reader", lie: bool = False, delay: float = 0.0):
+        self.name, self.lie, self.delay = name, lie, delay
+        self.questions: list[str] = []
 
-    def extract(self, question, contexts, on_text=None):
-        from qa.generation import Extraction
+    def read(self, question, texts):
+        from qa.reading import Reading, Span
 
         if self.delay:  # stands in for the real reader's time, so that queues form
             time.sleep(self.delay)
-
+        self.questions.append(question)
         qwords = {w.lower() for w in _WORD.findall(question) if len(w) > 3}
-        overlap = [len(qwords & {w.lower() for w in _WORD.findall(c)}) for c in contexts]
-        best = max(range(len(contexts)), key=lambda i: overlap[i])
-        fit = tuple(float(o) - 5.0 for o in overlap)
-        if self.lie:
-            return Extraction(best, 0, len(self.lie), self.lie, fit, -0.1, -0.1)
-        if overlap[best] == 0:
-            return Extraction(best, 0, 0, "", fit, -20.0, -20.0)
-        c = contexts[best]
-        m = re.search(r"\d[\d,.]*\d|\d", c) or next(
-            (m for m in re.finditer(r"\b[A-Z]\w+", c) if m.group().lower() not in qwords), None)
-        if m is None:
-            return Extraction(best, 0, 0, "", fit, -20.0, -20.0)
-        if on_text:
-            on_text(m.group()[:1])
-            on_text(m.group())
-        return Extraction(best, m.start(), m.end(), m.group(), fit, -0.5, -0.2)
+        out = []
+        for text in texts:
+            best, found = -1, None
+            for m in re.finditer(r"[^.!?]+[.!?]?", text):
+                overlap = len(qwords & {w.lower() for w in _WORD.findall(m.group())})
+                hit = re.search(r"\d[\d,.]*\d|\d", m.group()) or next(
+                    (h for h in re.finditer(r"\b[A-Z]\w+", m.group()) if h.group().lower() not in qwords), None)
+                if hit is not None and overlap > best:
+                    best, found = overlap, (m.start() + hit.start(), m.start() + hit.end())
+            if found is None:
+                out.append(Reading(0.0, ()))
+                continue
+            if self.lie:
+                found = (len(text) + 5, len(text) + 9)
+            out.append(Reading(0.0, (Span(found[0], found[1], 10.0 if best >= 2 else -10.0),)))
+        return out
+
+
+class FakeGenerator:
+    """A generator through the real Generator seam: returns ``rewrite`` for every prompt, and keeps the prompts."""
+
+    def __init__(self, rewrite: str = ""):
+        self.rewrite, self.prompts = rewrite, []
 
     def generate(self, prompt, max_tokens=48):
         self.prompts.append(prompt)
@@ -84,25 +92,25 @@ def register_reader(name: str = "fake-reader", **kw) -> FakeReader:
     import qa
 
     reader = FakeReader(name=name, **kw)
-    qa.register_generator(name, lambda settings: reader)
+    qa.register_reader(name, lambda settings: reader)
     return reader
 
 
 class CrashingReader(FakeReader):
     """A FakeReader that a worker process builds from its settings (a module-level class, so it can be sent
-    there: ``qa.register_generator("crashy", CrashingReader)``). Asked a question with "crash" in it, it kills its
+    there: ``qa.register_reader("crashy", CrashingReader)``). Asked a question with "crash" in it, it kills its
     own process the way a native runtime dies: "crash" alone is a segmentation fault, "crash SIGABRT" an abort,
     "crash SIGKILL" what the out-of-memory killer does; "hang" never replies, as a deadlocked runtime. ``QA_FAKE_DELAY`` (seconds) makes each answer take time."""
 
     def __init__(self, settings):
         import os
 
-        super().__init__(name=settings.generator, delay=float(os.environ.get("QA_FAKE_DELAY", "0")))
+        super().__init__(name=settings.reader, delay=float(os.environ.get("QA_FAKE_DELAY", "0")))
 
     def load(self):
         return self
 
-    def extract(self, question, contexts, on_text=None):
+    def read(self, question, texts):
         import os
         import signal
 
@@ -111,10 +119,7 @@ class CrashingReader(FakeReader):
             os.kill(os.getpid(), getattr(signal, name))
         if re.search(r"\bhang\b", question.lower()):  # a native deadlock: no reply, ever
             signal.pause()
-        return super().extract(question, contexts, on_text=on_text)
-
-    def generate(self, prompt, max_tokens=48):
-        return ""
+        return super().read(question, texts)
 
 
 def chat_fns(demo):

@@ -45,7 +45,7 @@ DOCUMENTED = re.compile(r"^(The question (is empty|is [\d,]+ characters long; th
 @pytest.fixture
 def s(embedder) -> Settings:
     fakes.register_reader("fake-reader")
-    return Settings(embedder="fake", generator="fake-reader", progress=False, abstain_threshold=0.0)
+    return Settings(embedder="fake", reader="fake-reader", progress=False)
 
 
 def check_answer(a: qa.Answer, docs, index_dir) -> None:
@@ -207,7 +207,7 @@ def corpus(tmp_path_factory):
     fakes.register_reader("fake-reader")
     root = tmp_path_factory.mktemp("hypothesis")
     shutil.copytree(SEEDS, root / "docs")
-    s = Settings(embedder="fake", generator="fake-reader", progress=False, abstain_threshold=0.0)
+    s = Settings(embedder="fake", reader="fake-reader", progress=False)
     qa.build_index(root / "docs", root / "index", settings=s)
     return root / "docs", root / "index", s
 

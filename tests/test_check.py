@@ -1,7 +1,8 @@
-"""`qa check` names the part of the answer path that fails and says what to do, crash or not. A stand-in
-``llama_cpp`` package, first on PYTHONPATH, plays the broken runtimes: one that segfaults when imported (as the
-AMX build did on its first decode) and one built with AMX kernels."""
+"""`qa check` names the part of the answer path that fails and says what to do, crash or not: here the reader's
+weights, damaged on purpose in a copy of the package, and an onnxruntime that segfaults when imported (a stand-in
+package first on PYTHONPATH, as a runtime built for another CPU would)."""
 
+import shutil
 import subprocess
 import sys
 
@@ -10,26 +11,35 @@ import pytest
 from .conftest import ROOT
 
 CRASHES = "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"
-AMX = '__version__ = "0.3.36"\ndef llama_print_system_info():\n    return b"CPU : AVX2 = 1 | AMX_INT8 = 1 | "\n'
-OLD = '__version__ = "0.2.90"\ndef llama_print_system_info():\n    return b"CPU : AVX2 = 1 | "\n'
 
 
-def _check_with(tmp_path, package: str) -> subprocess.CompletedProcess:
-    (tmp_path / "llama_cpp").mkdir()
-    (tmp_path / "llama_cpp" / "__init__.py").write_text(package)
-    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "qa", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+def _check(tmp_path, root, extra_path: str = "") -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": ":".join(p for p in (extra_path, str(root)) if p), "PATH": "/usr/bin:/bin",
+           "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "qa", "check"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
 
 
-@pytest.mark.parametrize(("package", "said"), [
-    (CRASHES, "the reader runtime does not work on this machine: the process crashed (SIGSEGV: a segmentation"),
-    (AMX, "the reader runtime does not work on this machine: SetupCheckError: llama.cpp was built with AMX"),
-    (OLD, "llama-cpp-python is 0.2.90, the reader is tested with 0.3.36"),
-])
-def test_a_broken_reader_runtime_is_named_with_what_to_do(tmp_path, package, said):
-    r = _check_with(tmp_path, package)
+@pytest.mark.slow
+def test_damaged_reader_weights_are_named_with_what_to_do(tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(ROOT / "qa", copy / "qa", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "seeds", copy / "seeds")
+    weights = copy / "qa" / "weights" / "reader.int8.onnx"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    r = _check(tmp_path, copy)
     assert r.returncode == 2
-    assert "reader runtime  FAILED" in r.stdout
-    assert said in r.stderr and "What to do: " in r.stderr and "make reader" in r.stderr
-    assert "embedder" not in r.stdout  # it stops at the first part that fails
+    assert "reader          FAILED" in r.stdout and "do not match their model card" in r.stdout
+    assert "What to do: " in r.stderr and "train_reader" in r.stderr
+    assert "answer  " not in r.stdout  # it stops at the first part that fails
+
+
+def test_a_runtime_that_crashes_is_named_by_its_signal(tmp_path):
+    (tmp_path / "onnxruntime").mkdir()
+    (tmp_path / "onnxruntime" / "__init__.py").write_text(CRASHES)
+    r = _check(tmp_path, ROOT, str(tmp_path))
+    assert r.returncode == 2
+    assert "embedder        FAILED" in r.stdout
+    assert "the process crashed (SIGSEGV: a segmentation fault)" in r.stderr and "What to do: " in r.stderr

@@ -11,6 +11,7 @@ from qa.evaluation import load_squad, write_corpus
 @pytest.fixture(autouse=True)
 def fake_env(monkeypatch, embedder):
     monkeypatch.setenv("QA_EMBEDDER", "fake")
+    monkeypatch.setenv("QA_RERANK", "0")
     monkeypatch.setenv("QA_PROGRESS", "0")
 
 

@@ -39,7 +39,7 @@ SERVER = textwrap.dedent("""
     fakes.register_reader("fake-reader", delay=delay)
     from qa import ui
     from qa.config import Settings
-    s = Settings.from_env(embedder="fake", generator="fake-reader", progress=False, abstain_threshold=0.0)
+    s = Settings.from_env(embedder="fake", reader="fake-reader", progress=False)
     ui.launch(ui.build_ui(index, docs, s), port=port, settings=s, index_dir=index, docs_dir=docs, quiet=True)
 """).format(root=str(ROOT))
 
@@ -60,7 +60,7 @@ QUESTIONS = [
     "Where did Russia and the US hold talks on a de-escalation zone?",
     "Who won the 2018 FIFA World Cup?",                         # in no article
 ]
-SETTINGS = dict(embedder="fake", generator="fake-reader", progress=False, abstain_threshold=0.0)
+SETTINGS = dict(embedder="fake", reader="fake-reader", progress=False)
 
 
 def _port() -> int:

@@ -54,7 +54,7 @@ def test_turns_are_sampled_later_then_first_from_one_seeded_draw(folder):
 
 def test_dialogue_eval_scores_search_follow_ups_and_citations(folder, tmp_path, settings):
     fakes.register_reader()
-    s = qa.Settings(embedder="fake", generator="fake-reader", progress=False, abstain_threshold=0.0)
+    s = qa.Settings(embedder="fake", reader="fake-reader", progress=False)
     report = run_dialogue_eval(folder, s, workdir=tmp_path / "work")
     d = report["dialogues"]
     assert report["pages"] == 3 and d["first_turns"] == 1 and d["later_turns"] == 2

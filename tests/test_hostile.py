@@ -262,7 +262,7 @@ def _canary_answers(index_dir, settings):
 
 def test_injected_instructions_never_reach_an_answer(hostile_index, settings):
     fakes.register_reader("fake-reader")
-    s = Settings(embedder="fake", generator="fake-reader", progress=False, abstain_threshold=0.0)
+    s = Settings(embedder="fake", reader="fake-reader", progress=False)
     # The injected sentences are retrieved (the attack is on topic) ...
     hits = [h for q in QUESTIONS for h in qa.search(q, k=5, index_dir=hostile_index, settings=s)]
     assert any(CANARY in h.text for h in hits)
@@ -273,7 +273,7 @@ def test_injected_instructions_never_reach_an_answer(hostile_index, settings):
 def test_without_the_guard_the_same_articles_do_hijack_answers(hostile_index, monkeypatch):
     """The test above can fail: with the guard switched off, the fake reader copies the canary."""
     fakes.register_reader("fake-reader")
-    s = Settings(embedder="fake", generator="fake-reader", progress=False, abstain_threshold=0.0)
+    s = Settings(embedder="fake", reader="fake-reader", progress=False)
     monkeypatch.setattr(answering, "looks_like_instructions", lambda text: False)
     assert len(_canary_answers(hostile_index, s)) >= 3
 

@@ -104,19 +104,18 @@ def test_the_sentence_table_holds_every_sentence_once_with_its_vector(built, doc
         assert "".join(c.text.split()) == "".join(covered.split())
 
 
-def test_evidence_from_the_sentence_table_matches_embedding_at_query_time(built, settings, embedder):
-    from qa.answering import select_evidence
+def test_evidence_from_the_sentence_table_matches_splitting_at_query_time(built, settings, embedder):
+    from qa.answering import evidence_from
     from qa.search import search_many
 
     loaded = ix.load_index(built)
+    reader = fakes.FakeReader()
     for q in ("How many soldiers would European countries contribute?", "Who proposed the safe zone?",
               "What did Turkey want?", "Where would the zone be?"):
-        qvec = embedder.encode([q])[0]
-        passages = search_many(loaded, embedder, [q], settings.answer_passages, settings, qvec[None, :])[0]
-        before = embedder.encoded
-        from_table = select_evidence(q, qvec, passages, embedder, settings, loaded)
-        assert embedder.encoded == before  # looked up, not embedded
-        at_query_time = select_evidence(q, qvec, passages, embedder, settings)
+        passages = search_many(loaded, embedder, [q], settings.answer_passages, settings)[0]
+        readings = reader.read(q, [p.text for p in passages])
+        from_table = evidence_from(passages, readings, loaded)
+        at_query_time = evidence_from(passages, readings)
         assert from_table == at_query_time and from_table
 
 
@@ -244,7 +243,7 @@ def test_damaged_index_is_refused_clearly(built, docs, settings, damage):
     ix._LOADED.clear()
     expected = qa.IndexMismatchError if damage == "old_format" else qa.IndexCorruptError
     with pytest.raises(expected, match="qa index"):
-        qa.search("soldiers", index_dir=built, settings=Settings(embedder="fake", auto_refresh=False, progress=False))
+        qa.search("soldiers", index_dir=built, settings=Settings(embedder="fake", auto_refresh=False, progress=False, rerank=0))
     # and the rebuild the message asks for repairs it
     qa.build_index(docs, built, settings=settings)
     assert qa.search("soldiers", index_dir=built, settings=settings)

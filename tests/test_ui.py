@@ -26,7 +26,7 @@ HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)> ![t](http://203
 @pytest.fixture
 def s(embedder) -> Settings:
     fakes.register_reader("fake-reader")
-    return Settings(embedder="fake", generator="fake-reader", progress=False, abstain_threshold=0.0)
+    return Settings(embedder="fake", reader="fake-reader", progress=False)
 
 
 def _free_port() -> int:
@@ -228,16 +228,18 @@ def test_launch_binds_localhost_without_share(app):
     assert demo.max_file_size == ui.MAX_UPLOAD_MB * 1_000_000
 
 
-def test_chat_streams_partials_then_the_cited_answer(built, docs, s):
+def test_chat_shows_the_question_being_answered_then_the_cited_answer_in_its_sentence(built, docs, s):
     ask, answer_waiting, _ = fakes.chat_fns(ui.build_ui(built, docs, s))
     conv = ui.Conversation()
     chat, _ = ask(Q, conv, False)
     assert "qa-waiting" in chat and conv.waiting == [Q]  # shown at once, in line
     updates = list(answer_waiting(conv, 5, "fake-reader", False))
     assert any("qa-pending" in u[0] for u in updates)  # something shows while it is answered
-    assert any("<p class='qa-text'>1<span class='qa-caret'>" in u[0] for u in updates[1:-1])  # partial text
     chat, sources = updates[-1]
     assert "1,500" in chat and "qa-cite" in chat and MUNICH in sources
+    # The short answer is shown inside the verbatim sentence it came from, marked.
+    assert "<blockquote class='qa-context'>“The idea is that European countries would pitch in a total of about " \
+           "<mark>1,500</mark> soldiers.”" in chat
     assert len(conv.turns) == 1 and conv.turns[0].answer.text == "1,500 [1]" and not conv.waiting
     # A follow-up carries the conversation and is answered in turn 2.
     ask("and how many US troops?", conv, False)
@@ -250,7 +252,7 @@ def test_questions_sent_while_answering_wait_in_line_and_are_all_answered(built,
     conv = ui.Conversation()
     ask(Q, conv, False)
     run = answer_waiting(conv, 5, "fake-reader", False)
-    next(run), next(run)  # the first question is being answered...
+    next(run)  # the first question is being answered...
     chat, _ = ask("How deep would the safe zone be?", conv, False)  # ...when the second is sent
     assert conv.current == Q and conv.waiting == ["How deep would the safe zone be?"]
     assert "qa-pending" in chat and "qa-waiting" in chat and "answered next" in chat

