@@ -70,7 +70,7 @@ class Settings:
         0, "threads for the reader and the onnx embedder (0: each library's default; onnx embedder: one "
         "single-threaded run per core; set 1 if other work keeps a core busy)"
     )
-    rerank: int = _f(20, "fused search results the trained reader reads and reranks (0: retrieval order only)")
+    rerank: int = _f(10, "fused search results the trained reader reads and reranks (0: retrieval order only)")
     rerank_weight: float = _f(2.0, "weight of the reader's ranking against the fused retrieval ranking in reranking")
     answer_passages: int = _f(5, "passages the reader reads before answering")
     max_quotes: int = _f(3, "most sentences a why / how / describe answer quotes")
