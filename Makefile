@@ -12,7 +12,7 @@ setup: .venv/.installed
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,milvus]"
 	# Set-up proves it works: every model on the answer path loads, each in a process of its own, and answers.
 	$(PY) -m qa check
 	touch $@

@@ -4,6 +4,8 @@
     qa.build_index(docs_dir="seeds", index_dir="index")   # (re)build, incremental; returns BuildStats
     qa.search("How many soldiers?", k=5)                   # -> list[qa.Passage], best first
     qa.answer("How many soldiers?", history=None)          # -> qa.Answer: text with [n], citations, abstained
+
+The index lives in files (the default) or in Milvus: QA_STORE=milvus.db (Milvus Lite) or http://HOST:19530.
 """
 
 from .answering import Answer, Citation, Support, answer, stream
@@ -21,6 +23,7 @@ from .errors import (
     ModelCrashedError,
     QAError,
     ReaderWeightsError,
+    StoreUnavailableError,
 )
 from .generation import Generator, register_generator
 from .index import BuildStats, build_index
@@ -37,4 +40,5 @@ __all__ = [
     # errors
     "QAError", "InvalidQuestionError", "DocsDirError", "EmptyCorpusError", "IndexMissingError",
     "IndexMismatchError", "IndexCorruptError", "IndexBusyError", "ModelCrashedError", "ReaderWeightsError",
+    "StoreUnavailableError",
 ]

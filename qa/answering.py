@@ -207,7 +207,7 @@ def evidence_from(passages: Sequence[Passage], readings: Sequence[Reading], load
     once. A span that crosses a sentence boundary cites the sentences it spans."""
     best: dict[tuple[str, int], Evidence] = {}
     for rank, (p, reading) in enumerate(zip(passages, readings)):
-        if loaded is not None and loaded.sentences is not None:
+        if loaded is not None and loaded.has_sentences:
             bounds = [(int(a) - p.start, int(b) - p.start) for _, a, b in loaded.sentences_in(p.source, p.start, p.end)]
         else:
             bounds = []

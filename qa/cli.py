@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from dataclasses import asdict
 
 from .config import Settings, default_docs_dir
@@ -17,9 +18,45 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from .index import build_index
 
     docs = args.docs or str(default_docs_dir())
-    stats = build_index(docs, args.index, settings=settings)
+    progress = None if args.quiet or args.json or not settings.progress else stage_printer()
+    stats = build_index(docs, args.index, settings=settings, progress=progress)
+    if progress:
+        progress.finish()
     print(json.dumps(stats.as_dict(), indent=2, ensure_ascii=False) if args.json else stats)
     return 0
+
+
+def stage_printer():
+    """Progress of a build on stderr: a bar per stage (rate, ETA) on a terminal, else one line per stage."""
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    state: dict = {"stage": None, "bar": None, "t0": 0.0}
+
+    def close():
+        if state["bar"] is not None:
+            state["bar"].close()
+        elif state["stage"] is not None:
+            print(f"{state['stage']}: done in {time.monotonic() - state['t0']:.1f} s", file=sys.stderr, flush=True)
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage != state["stage"]:
+            close()
+            state.update(stage=stage, bar=None, t0=time.monotonic())
+            unit = "file" if stage.startswith("reading") else "chunk"
+            if tty:
+                state["bar"] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, leave=True)
+            else:
+                print(f"{stage}: {total} {unit}s", file=sys.stderr, flush=True)
+        if state["bar"] is not None:
+            state["bar"].n = done
+            state["bar"].refresh()
+        if stage == "writing" and done >= total:
+            close()
+            state.update(stage=None, bar=None)
+
+    report.finish = close
+    return report
 
 
 def _cmd_search(args: argparse.Namespace, settings: Settings) -> int:
@@ -103,6 +140,10 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+STORE_HELP = ("where the index lives: local (default; $QA_STORE), a Milvus Lite file such as milvus.db, or a "
+              "Milvus server http://HOST:19530")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description="Ask questions about a folder of articles, offline.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -112,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", help="folder of articles (default: seeds/)")
     p.add_argument("--index", default=DEFAULT_INDEX_DIR, help="index folder (default: index/)")
     p.add_argument("--json", action="store_true", help="print the build summary as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--store", help=STORE_HELP)
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("search", help="show the passages that best match a question")
@@ -119,12 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
     p.add_argument("--index", default=DEFAULT_INDEX_DIR, help="index folder (default: index/)")
     p.add_argument("--json", action="store_true", help="print passages as JSON")
+    p.add_argument("--store", help=STORE_HELP)
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("ask", help="answer a question with cited sentences (or say the articles don't)")
     p.add_argument("question")
     p.add_argument("--index", default=DEFAULT_INDEX_DIR, help="index folder (default: index/)")
     p.add_argument("--json", action="store_true", help="print the answer object as JSON")
+    p.add_argument("--store", help=STORE_HELP)
     p.set_defaults(func=_cmd_ask)
 
     p = sub.add_parser("eval", help="score retrieval (and answers) on a SQuAD v1.1/v2.0 JSON file, or on "
@@ -138,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answers", type=int, default=0, help="also answer N sampled answerable questions")
     p.add_argument("--impossible", type=int, default=0, help="also answer M sampled unanswerable questions")
     p.add_argument("--seed", type=int, default=None, help="sampling seed (default 13; 7 with --dialogues)")
+    p.add_argument("--store", help=STORE_HELP)
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("serve", help="start the browser UI on http://127.0.0.1:7860 (same as python app.py)",
@@ -161,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
-        settings = Settings.from_env()
+        store = getattr(args, "store", None)
+        settings = Settings.from_env(**({"store": store} if store else {}))
         return args.func(args, settings)
     except QAError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -42,6 +42,17 @@ class Settings:
     onnx_batch_size: int = _f(1, "texts per embedding batch (onnx backends; length-sorted, one text per run measured fastest)")
     chunk_tokens: int = _f(200, "largest chunk in embedder word pieces (capped at the model's own limit)")
     chunk_overlap_tokens: int = _f(48, "word pieces of trailing sentences repeated at the start of the next chunk")
+    store: str = _f(
+        "local",
+        "where the index lives: 'local' (files in the index folder), a Milvus Lite file ('milvus.db', embedded, "
+        "no server), or a Milvus server or cluster ('http://HOST:19530', token in QA_MILVUS_TOKEN); with Milvus, "
+        "the index folder's last part names the collection",
+    )
+    milvus_token: str = _f("", "token (or user:password) for a Milvus server; unused by Milvus Lite")
+    milvus_bm25: str = _f(
+        "qa", "BM25 in a Milvus store: 'qa' (sparse vectors from the local store's tokenizer and English stemmer) "
+        "or 'engine' (Milvus's own BM25 function: standard tokenizer, English stop words, no stemming)",
+    )
     max_file_mb: float = _f(20.0, "files larger than this are skipped and reported")
     ann_min_chunks: int = _f(
         20_000, "from this many chunks on, dense search uses an approximate (IVF) index instead of an exact one"

@@ -45,3 +45,7 @@ class SetupCheckError(QAError):
 
 class ReaderWeightsError(QAError):
     """The trained reader's weights are missing, or do not match their model card's checksum."""
+
+
+class StoreUnavailableError(QAError):
+    """The Milvus store named by QA_STORE cannot be reached, opened or used."""

@@ -19,7 +19,7 @@ from typing import Any
 from .config import Settings
 from .embeddings import embedder_name, get_embedder
 from .errors import QAError
-from .index import build_index, load_index
+from .index import build_index, open_store
 from .search import Passage, merge, rank_many, reranker, search_many
 
 KS = (1, 5, 10)
@@ -81,6 +81,10 @@ def write_corpus(articles: list[dict[str, Any]], folder: str | Path) -> list[Que
     return questions
 
 
+def _all_chunks(loaded) -> list:
+    return list(loaded.fetch(list(range(loaded.size))).values())
+
+
 def hit(passage: Passage, q: Question) -> bool:
     return passage.source == q.source and any(passage.start <= s and e <= passage.end for s, e, _ in q.golds)
 
@@ -88,7 +92,7 @@ def hit(passage: Passage, q: Question) -> bool:
 def evaluate_retrieval(questions: list[Question], index_dir: str | Path, settings: Settings) -> dict[str, Any]:
     """Recall@1/5/10 and MRR@10 over the answerable questions."""
     answerable = [q for q in questions if not q.impossible]
-    loaded = load_index(index_dir)
+    loaded = open_store(index_dir, settings).load()
     embedder = get_embedder(settings)
     t0 = time.perf_counter()
     reader = reranker(settings)
@@ -217,7 +221,8 @@ def run_eval(path: str | Path, settings: Settings, workdir: str | Path | None = 
     articles = load_squad(path)
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
         root = Path(workdir) if workdir else Path(tmp)
-        docs, index_dir = root / "docs", root / "index"
+        # "eval-index": in a Milvus store the folder's name names the collection, apart from the user's "index"
+        docs, index_dir = root / "docs", root / "eval-index"
         questions = write_corpus(articles, docs)
         t0 = time.perf_counter()
         stats = build_index(docs, index_dir, settings=settings)
@@ -230,7 +235,7 @@ def run_eval(path: str | Path, settings: Settings, workdir: str | Path | None = 
             "unanswerable": sum(q.impossible for q in questions),
             "chunks": stats.chunks,
             "chunk_chars_median": statistics.median(
-                [c.end - c.start for c in load_index(index_dir).chunks]
+                [c.end - c.start for c in _all_chunks(open_store(index_dir, settings).load())]
             ) if stats.chunks else 0,
             "index_seconds": build_s,
             "embedder": embedder_name(settings),
@@ -363,7 +368,7 @@ def run_dialogue_eval(folder: str | Path, settings: Settings, workdir: str | Pat
     turns = load_turns(folder)
     late, firsts = sample_turns(turns, later, first, seed)
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
-        index_dir = (Path(workdir) if workdir else Path(tmp)) / "index"
+        index_dir = (Path(workdir) if workdir else Path(tmp)) / "eval-dialogues"
         t0 = time.perf_counter()
         stats = build_index(Path(folder) / "documents", index_dir, settings=settings)
         return {"folder": str(folder), "pages": stats.documents, "chunks": stats.chunks,

@@ -6,13 +6,14 @@ Layout of an index folder::
     v000003/             one complete, immutable generation
       manifest.json      format version, embedder and dimension, chunking parameters, per-file hashes, counts
       chunks.jsonl       one chunk a line: id, source, title, start, end, text, sha256 of the text
+      chunk_offsets.npy  int64, n + 1 byte offsets of the lines of chunks.jsonl, which is memory-mapped and read
+                         a line at a time (a million chunks are not a million Python objects)
+      chunk_spans.npy    int64 (n, 3): the chunk's source (its rank in the manifest's sorted file names), start, end
       vectors.faiss      faiss index over the chunk embeddings, row i = chunk i (exact below
                          ``ann_min_chunks``, IVF with 4-bit PQ fast scan and 8-bit refinement above)
       embeddings.npy     the float32 embeddings themselves, read only by the next incremental build
       sentences.npy      the sentence table: one row (chunk id, start, end) per sentence of the corpus, each
                          sentence once, in the first chunk that holds it (evidence is chosen among these)
-      sentence_embeddings.npy  float32, row i = sentence i, embedded at build time so that answering only
-                         has to look them up (memory-mapped; older generations without it embed at query time)
       bm25/              bm25s arrays (.npy, loaded without pickle) and vocabulary JSON
     .lock                held by the one build running at a time
 
@@ -22,6 +23,7 @@ it. A build killed at any moment leaves CURRENT naming the previous, complete ge
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -89,7 +91,6 @@ class BuildStats:
     chunks_embedded: int = 0
     chunks_reused: int = 0
     sentences: int = 0
-    sentences_embedded: int = 0
     seconds: float = 0.0
     wrote: bool = True  # False when nothing changed and the live generation was kept
 
@@ -114,35 +115,142 @@ class BuildStats:
         lines.append(
             f"  chunks: {self.chunks} total, {self.chunks_embedded} embedded, {self.chunks_reused} reused"
         )
-        lines.append(f"  sentences: {self.sentences} total, {self.sentences_embedded} embedded")
+        lines.append(f"  sentences: {self.sentences}")
         lines.append(f"  seconds: {self.seconds:.2f}")
         return "\n".join(lines)
 
 
+class ChunkTable:
+    """The chunks of a generation as a read-only sequence over the memory-mapped chunks.jsonl: ``table[i]`` parses
+    line i. ``spans`` holds (source number, start, end) per chunk for vectorised lookups."""
+
+    def __init__(self, path: Path, offsets: np.ndarray, spans: np.ndarray, sources: list[str]):
+        import mmap
+
+        self.sources, self.offsets, self.spans = sources, offsets, spans
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if len(offsets) != len(spans) + 1 or (len(offsets) and int(offsets[-1]) != size):
+                raise IndexCorruptError(f"{path} does not match its offsets ({size} bytes). Rebuild with `qa index`.")
+            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self.spans)
+        if not 0 <= i < len(self.spans):
+            raise IndexError(i)
+        d = json.loads(self._mm[int(self.offsets[i]) : int(self.offsets[i + 1])])
+        return Chunk(d["id"], d["source"], d["title"], d["start"], d["end"], d["text"], d["sha256"])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def rows_of(self, source: str) -> np.ndarray:
+        """Chunk ids of one source (chunks are stored grouped by source, in file-name order)."""
+        import bisect
+
+        s = bisect.bisect_left(self.sources, source)
+        if s == len(self.sources) or self.sources[s] != source:
+            return np.zeros(0, dtype=np.int64)
+        col = self.spans[:, 0]
+        return np.arange(int(np.searchsorted(col, s, "left")), int(np.searchsorted(col, s, "right")))
+
+
+def chunk_table_from_jsonl(path: Path) -> ChunkTable:
+    """A generation written before chunk_offsets.npy: find the line offsets once, at load."""
+    offsets, spans, names = [0], [], []
+    with open(path, "rb") as f:
+        for line in f:
+            d = json.loads(line)
+            offsets.append(offsets[-1] + len(line))
+            names.append(d["source"])
+            spans.append((d["start"], d["end"]))
+    sources = sorted(set(names))
+    rank = {s: i for i, s in enumerate(sources)}
+    table = np.array([(rank[n], a, b) for n, (a, b) in zip(names, spans)], dtype=np.int64).reshape(-1, 3)
+    return ChunkTable(path, np.array(offsets, dtype=np.int64), table, sources)
+
+
+@dataclass(frozen=True)
+class Hits:
+    """One question's candidates from one store, best first: dense (cosine) and BM25, as (chunk id, score)."""
+
+    dense: list[tuple[int, float]]
+    bm25: list[tuple[int, float]]
+
+
 @dataclass
 class LoadedIndex:
-    """A generation in memory: what search needs."""
+    """A local generation in memory. What search and answers use of it is the store seam, which the Milvus store
+    (qa/milvus.py) implements too: ``generation``, ``manifest``, ``size``, ``hits``, ``fetch``, ``chunks_of``,
+    ``sentences_in`` and ``has_sentences``."""
 
     path: Path
     generation: str
     manifest: dict[str, Any]
-    chunks: list[Chunk]
+    chunks: ChunkTable | list[Chunk]
     faiss_index: Any
     bm25: Any
     sentences: np.ndarray | None = None  # (n, 3) int64: chunk id, start, end; None in generations written before it
-    sentence_vectors: np.ndarray | None = None  # (n, dimension) float32, memory-mapped
 
     _by_source: dict[str, list[Chunk]] | None = field(default=None, repr=False, compare=False)
     _sentences_by_source: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def size(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def has_sentences(self) -> bool:
+        return self.sentences is not None
+
+    def fetch(self, ids: list[int]) -> dict[int, Chunk]:
+        return {i: self.chunks[i] for i in ids}
+
+    def hits(self, qvecs: np.ndarray, questions: list[str], depth: int) -> list[Hits]:
+        n = len(self.chunks)
+        depth = min(n, depth)
+        if n == 0 or not questions:
+            return [Hits([], []) for _ in questions]
+        scores, ids = self.faiss_index.search(np.ascontiguousarray(qvecs, dtype=np.float32), depth)
+        out = []
+        for qi, tokens in enumerate(bm25_tokenize(list(questions))):
+            dense = [(int(c), float(s)) for c, s in zip(ids[qi], scores[qi]) if c >= 0]
+            bm: list[tuple[int, float]] = []
+            if tokens:
+                all_scores = self.bm25.get_scores(tokens)
+                top = np.argpartition(-all_scores, depth - 1)[:depth] if depth < n else np.arange(n)
+                top = top[np.lexsort((top, -all_scores[top]))]
+                bm = [(int(c), float(all_scores[c])) for c in top if all_scores[c] > 0]
+            out.append(Hits(dense, bm))
+        return out
+
     def chunks_of(self, source: str) -> list[Chunk]:
-        """The chunks of one article in text order (grouped once per loaded generation, not per call)."""
+        """The chunks of one article in text order."""
         if self._by_source is None:
-            by: dict[str, list[Chunk]] = {}
-            for c in self.chunks:
-                by.setdefault(c.source, []).append(c)
-            self._by_source = {k: sorted(v, key=lambda c: c.start) for k, v in by.items()}
-        return self._by_source.get(source, [])
+            self._by_source = {}
+        if source not in self._by_source:
+            if len(self._by_source) > 64:
+                self._by_source.clear()
+            if isinstance(self.chunks, ChunkTable):
+                found = [self.chunks[int(i)] for i in self.chunks.rows_of(source)]
+            else:
+                found = [c for c in self.chunks if c.source == source]
+            self._by_source[source] = sorted(found, key=lambda c: c.start)
+        return self._by_source[source]
+
+    def _chunk_sources(self) -> tuple[list[str], np.ndarray]:
+        if isinstance(self.chunks, ChunkTable):
+            return self.chunks.sources, self.chunks.spans[:, 0]
+        names = sorted({c.source for c in self.chunks})
+        number = {n: i for i, n in enumerate(names)}
+        return names, np.array([number[c.source] for c in self.chunks], dtype=np.int64)
 
     def sentences_in(self, source: str, start: int, end: int) -> np.ndarray:
         """Rows (sentence row, start, end) of the sentence table lying within ``[start, end)`` of ``source``, in
@@ -150,9 +258,7 @@ class LoadedIndex:
         if self.sentences is None:
             return np.zeros((0, 3), dtype=np.int64)
         if self._sentences_by_source is None:  # once per loaded generation, vectorised (millions of rows)
-            names = sorted({c.source for c in self.chunks})
-            number = {n: i for i, n in enumerate(names)}
-            chunk_source = np.array([number[c.source] for c in self.chunks], dtype=np.int64)
+            names, chunk_source = self._chunk_sources()
             src = chunk_source[self.sentences[:, 0]]
             order = np.lexsort((self.sentences[:, 1], src))
             t = np.column_stack([order, self.sentences[order, 1], self.sentences[order, 2]])
@@ -320,20 +426,19 @@ def _load_generation(root: Path, gen: str) -> LoadedIndex:
     folder = root / gen
     manifest = read_manifest(root, gen)
     try:
-        chunks = []
-        with open(folder / "chunks.jsonl", encoding="utf-8") as f:
-            for line in f:
-                d = json.loads(line)
-                chunks.append(Chunk(d["id"], d["source"], d["title"], d["start"], d["end"], d["text"], d["sha256"]))
+        if (folder / "chunk_offsets.npy").exists():
+            chunks = ChunkTable(folder / "chunks.jsonl", np.load(folder / "chunk_offsets.npy", allow_pickle=False),
+                                np.load(folder / "chunk_spans.npy", allow_pickle=False), sorted(manifest["files"]))
+        else:
+            chunks = chunk_table_from_jsonl(folder / "chunks.jsonl")
         raw = np.fromfile(folder / "vectors.faiss", dtype=np.uint8)
         faiss_index = faiss.deserialize_index(raw)
         del raw
         tune_dense_index(faiss_index, manifest.get("faiss", {}))
         bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=False, allow_pickle=False)
-        sentences = sentence_vectors = None
+        sentences = None
         if "sentences" in manifest["counts"]:
             sentences = np.load(folder / "sentences.npy", allow_pickle=False)
-            sentence_vectors = np.load(folder / "sentence_embeddings.npy", mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         if not folder.exists():
             raise
@@ -350,10 +455,10 @@ def _load_generation(root: Path, gen: str) -> LoadedIndex:
                                 f"{manifest['embedder']['dimension']}. Rebuild with `qa index`.")
     if sentences is not None:
         m = manifest["counts"]["sentences"]
-        if (sentences.ndim != 2 or sentences.shape != (m, 3) or sentence_vectors.shape != (m, faiss_index.d)
+        if (sentences.ndim != 2 or sentences.shape != (m, 3)
                 or (m and not (0 <= sentences[:, 0].min() and sentences[:, 0].max() < n))):
             raise IndexCorruptError(f"The sentence table of {folder} is inconsistent. Rebuild with `qa index`.")
-    return LoadedIndex(folder, gen, manifest, chunks, faiss_index, bm25, sentences, sentence_vectors)
+    return LoadedIndex(folder, gen, manifest, chunks, faiss_index, bm25, sentences)
 
 
 # A fixed sentence whose vector the manifest records: a model with the same name and dimension but other weights
@@ -417,51 +522,100 @@ def build_index(
 ) -> BuildStats:
     """(Re)build the index of ``docs_dir`` in ``index_dir``, re-embedding only what changed.
 
-    Only one build runs per index folder at a time; a second one waits for it (up to ``lock_timeout_s``)
-    and then finds little or nothing left to do. With ``wait=False`` it raises IndexBusyError at once instead.
+    ``index_dir`` is a folder with the local store, and names the collection with a Milvus store
+    (``Settings.store``; see qa/milvus.py). Only one build runs per index at a time; a second one waits for it
+    (up to ``lock_timeout_s``) and then finds little or nothing left to do. With ``wait=False`` it raises
+    IndexBusyError at once instead.
     """
-    from filelock import FileLock, Timeout
-
     settings = settings or Settings.from_env()
     t0 = time.perf_counter()
-    index_dir = Path(index_dir)
-    files, skipped = documents.scan(docs_dir)  # fails early, before any lock, on a missing folder
-    index_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(index_dir / ".lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        if not wait:
-            raise IndexBusyError(f"Another build of {index_dir} is running; try again when it has finished.") from None
-        log.warning("Another build of %s is running; waiting for it to finish...", index_dir)
-        if progress:
-            progress("waiting for another build", 0, 1)
-        try:
-            lock.acquire(timeout=settings.lock_timeout_s)
-        except Timeout:
-            raise IndexBusyError(
-                f"Another build of {index_dir} has held the lock for over {settings.lock_timeout_s:.0f} s. "
-                f"Wait for it to finish, or raise QA_LOCK_TIMEOUT_S."
-            ) from None
-    try:
+    store = open_store(index_dir, settings)
+    documents.scan(docs_dir)  # fails early, before any lock, on a missing folder
+    with store.lock(settings, wait, progress):
         files, skipped = documents.scan(docs_dir)  # again: the folder may have changed while we waited
-        return _build_locked(Path(docs_dir), index_dir, files, skipped, settings, progress, t0)
-    finally:
-        lock.release()
+        return _build_locked(Path(docs_dir), store, files, skipped, settings, progress, t0)
 
 
-def _old_state(index_dir: Path, settings: Settings):
-    """The live generation, if its chunks and vectors can be reused under the current settings.
+def open_store(index_dir: str | Path, settings: Settings):
+    """The store ``Settings.store`` names, for ``index_dir``: LocalStore (files) or MilvusStore."""
+    if settings.store in ("", "local"):
+        return LocalStore(Path(index_dir))
+    from .milvus import MilvusStore
+
+    return MilvusStore(settings.store, index_dir, settings)
+
+
+class LocalStore:
+    """The files of one index folder (see the module docstring): what a build reads, writes and locks."""
+
+    def __init__(self, index_dir: Path):
+        self.index_dir = index_dir
+        self.label = str(index_dir)
+
+    @contextlib.contextmanager
+    def lock(self, settings: Settings, wait: bool, progress: Progress | None):
+        from filelock import FileLock, Timeout
+
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.index_dir / ".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if not wait:
+                raise IndexBusyError(f"Another build of {self.index_dir} is running; try again when it has "
+                                     f"finished.") from None
+            log.warning("Another build of %s is running; waiting for it to finish...", self.index_dir)
+            if progress:
+                progress("waiting for another build", 0, 1)
+            try:
+                lock.acquire(timeout=settings.lock_timeout_s)
+            except Timeout:
+                raise IndexBusyError(
+                    f"Another build of {self.index_dir} has held the lock for over {settings.lock_timeout_s:.0f} s. "
+                    f"Wait for it to finish, or raise QA_LOCK_TIMEOUT_S."
+                ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def current(self) -> str | None:
+        return current_generation(self.index_dir)
+
+    def manifest(self) -> dict[str, Any]:
+        return read_manifest(self.index_dir)
+
+    def load(self) -> LoadedIndex:
+        return load_index(self.index_dir)
+
+    def previous(self) -> LoadedIndex | None:
+        gen = current_generation(self.index_dir)
+        return None if gen is None else _load_generation(self.index_dir.resolve(), gen)
+
+    def old_vectors(self, old: LoadedIndex) -> np.ndarray:
+        return _old_vectors(old)
+
+    def keep(self, old: LoadedIndex) -> None:
+        """Nothing changed: keep the live generation, and clear what killed builds left."""
+        d = self.index_dir
+        _cleanup(d, keep={p.name for p in d.glob("v[0-9]*")} - _orphans(d, old.generation))
+
+    def write(self, docs_dir: Path, chunks: list[Chunk], vectors: np.ndarray, core: dict,
+              sentences: np.ndarray, progress: Progress | None = None) -> str:
+        return _write_generation(self.index_dir, docs_dir, chunks, vectors, core, sentences)
+
+
+def _old_state(store, settings: Settings):
+    """The live index, if its chunks and vectors can be reused under the current settings.
 
     Decided from the manifest alone, so that an unchanged rebuild never loads the embedding model.
     """
     try:
-        gen = current_generation(index_dir)
-        if gen is None:
+        old = store.previous()
+        if old is None:
             return None
-        old = _load_generation(index_dir.resolve(), gen)
     except Exception as e:  # a broken old index is simply not reused
-        log.warning("Not reusing the existing index at %s: %s", index_dir, e)
+        log.warning("Not reusing the existing index at %s: %s", store.label, e)
         return None
     m = old.manifest
     same = m["embedder"]["name"] == embedder_name(settings) and m["chunking"] == _chunking_params(
@@ -474,24 +628,21 @@ def _chunking_params(settings: Settings, max_tokens: int) -> dict[str, Any]:
     return {**settings.chunking_params(), "max_tokens": max_tokens, "splitter": "pysbd"}
 
 
-def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -> BuildStats:
+def _build_locked(docs_dir, store, files, skipped, settings, progress, t0) -> BuildStats:
     embedder = get_embedder(settings)  # a lazy wrapper: the model loads only if something needs chunking
-    old = _old_state(index_dir, settings)
+    old = _old_state(store, settings)
     old_files: dict[str, dict] = old.manifest["files"] if old else {}
     old_by_source: dict[str, list[Chunk]] = {}
     old_vectors_by_hash: dict[str, np.ndarray] = {}
     old_sentences_by_source: dict[str, list[tuple[int, int]]] = {}
-    old_sentence_vectors: dict[str, np.ndarray] = {}  # sentence text hash -> vector
     if old is not None:
-        vecs = _old_vectors(old)
+        vecs = store.old_vectors(old)
         for c in old.chunks:
             old_by_source.setdefault(c.source, []).append(c)
             old_vectors_by_hash[c.sha256] = vecs[c.id]
         if old.sentences is not None:
-            for row, (cid, a, b) in enumerate(old.sentences.tolist()):
-                c = old.chunks[cid]
-                old_sentences_by_source.setdefault(c.source, []).append((a, b))
-                old_sentence_vectors[_sha256(c.text[a - c.start : b - c.start])] = old.sentence_vectors[row]
+            for cid, a, b in old.sentences.tolist():
+                old_sentences_by_source.setdefault(old.chunks[cid].source, []).append((a, b))
 
     # Read (hash) every file; extract and chunk only the new or changed ones.
     skipped = list(skipped)
@@ -506,7 +657,7 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
     scanned = {f.source: [f.size, f.mtime_ns] for f in files}
     for i, info in enumerate(files):
         if progress:
-            progress("reading", i, len(files))
+            progress("reading and chunking", i, len(files))
         if info.size > max_bytes:
             skipped.append(documents.Skipped(info.source, f"too large ({info.size / 1e6:.1f} MB > {settings.max_file_mb:g} MB; raise QA_MAX_FILE_MB)"))
             continue
@@ -554,6 +705,8 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
             "chars": len(doc.text), "chunks": len(spans),
             "indexed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+    if progress:
+        progress("reading and chunking", len(files), len(files))
     removed = sorted(s for s in old_files if s not in file_entries)
     if not file_entries:
         reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5]) or "the folder is empty"
@@ -570,12 +723,8 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
     todo = [c for c in chunks if c.sha256 not in old_vectors_by_hash]
     todo_hashes = list(dict.fromkeys(c.sha256 for c in todo))
     text_of = {c.sha256: c.text for c in todo}
-    sentences, row_hashes, sentence_hashes = _sentence_table(chunks, sentence_spans)
-    for h, text in sentence_hashes.items():
-        if h not in old_sentence_vectors:
-            text_of[h] = text
-    sentence_todo = [h for h in sentence_hashes if h not in old_sentence_vectors]
-    new_vectors = _embed(embedder, list(dict.fromkeys(todo_hashes + sentence_todo)), text_of, settings, progress)
+    sentences = _sentence_table(chunks, sentence_spans)
+    new_vectors = _embed(embedder, todo_hashes, text_of, settings, progress)
 
     if old is not None and not todo_hashes:
         embedder_info = old.manifest["embedder"]
@@ -593,37 +742,31 @@ def _build_locked(docs_dir, index_dir, files, skipped, settings, progress, t0) -
         "scanned": scanned,
     }
     stats_kw = dict(
-        index_dir=str(index_dir), docs_dir=str(docs_dir), added=added, changed=changed, removed=removed,
+        index_dir=store.label, docs_dir=str(docs_dir), added=added, changed=changed, removed=removed,
         unchanged=unchanged, skipped=skipped, documents=len(file_entries), chunks=len(chunks),
         chunks_embedded=len(todo_hashes), chunks_reused=len(chunks) - len(todo),
-        sentences=len(sentences), sentences_embedded=len(sentence_todo),
+        sentences=len(sentences),
     )
     if old is not None and not (added or changed or removed) and all(
         old.manifest.get(k) == v for k, v in manifest_core.items()
     ):
-        _cleanup(index_dir, keep={p.name for p in index_dir.glob("v[0-9]*")} - _orphans(index_dir, old.generation))
+        store.keep(old)
         return BuildStats(generation=old.generation, seconds=time.perf_counter() - t0, wrote=False, **stats_kw)
 
     vectors = np.zeros((len(chunks), embedder_info["dimension"]), dtype=np.float32)
     for c in chunks:
         vectors[c.id] = new_vectors[c.sha256] if c.sha256 in new_vectors else old_vectors_by_hash[c.sha256]
-    sentence_vectors = np.zeros((len(sentences), embedder_info["dimension"]), dtype=np.float32)
-    for row, h in enumerate(row_hashes):
-        sentence_vectors[row] = new_vectors[h] if h in new_vectors else old_sentence_vectors[h]
     if progress:
-        progress("writing", 0, 1)
-    gen = _write_generation(index_dir, docs_dir, chunks, vectors, manifest_core, sentences, sentence_vectors)
+        progress("writing", 0, len(chunks))
+    gen = store.write(docs_dir, chunks, vectors, manifest_core, sentences, progress)
     if progress:
-        progress("writing", 1, 1)
+        progress("writing", len(chunks), len(chunks))
     return BuildStats(generation=gen, seconds=time.perf_counter() - t0, **stats_kw)
 
 
-def _sentence_table(chunks: list[Chunk], spans: dict[str, list[tuple[int, int]]]
-                    ) -> tuple[np.ndarray, list[str], dict[str, str]]:
-    """Each sentence once, as (id of the first chunk that holds it, start, end); each row's text hash; and
-    {text hash: text}."""
-    rows: list[tuple[int, int, int, str]] = []
-    texts: dict[str, str] = {}
+def _sentence_table(chunks: list[Chunk], spans: dict[str, list[tuple[int, int]]]) -> np.ndarray:
+    """Each sentence once, as (id of the first chunk that holds it, start, end)."""
+    rows: list[tuple[int, int, int]] = []
     by_source: dict[str, list[Chunk]] = {}
     for c in chunks:
         by_source.setdefault(c.source, []).append(c)
@@ -634,39 +777,28 @@ def _sentence_table(chunks: list[Chunk], spans: dict[str, list[tuple[int, int]]]
             while i < len(cs) and cs[i].end < b:  # chunks are sorted by start and by end alike
                 i += 1
             if i < len(cs) and cs[i].start <= a:
-                c = cs[i]
-                text = c.text[a - c.start : b - c.start]
-                h = _sha256(text)
-                rows.append((c.id, a, b, h))
-                texts.setdefault(h, text)
+                rows.append((cs[i].id, a, b))
     rows.sort()
-    table = np.array([r[:3] for r in rows], dtype=np.int64).reshape(-1, 3)
-    return table, [r[3] for r in rows], texts
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
 def _embed(embedder: Embedder, hashes: list[str], text_of: dict[str, str], settings: Settings,
            progress: Progress | None) -> dict[str, np.ndarray]:
-    """Vectors for the given texts (chunks and sentences alike), by text hash, with a progress bar."""
-    from tqdm.auto import tqdm
-
+    """Vectors for the given texts, by text hash, reported batch by batch to ``progress``."""
     out: dict[str, np.ndarray] = {}
     batch = max(1, settings.embed_batch_size * 8)
-    # disable=None: a bar on a terminal, silence in logs and pipes.
-    with tqdm(total=len(hashes), desc="embedding", unit="text",
-              disable=None if settings.progress and hashes else True) as bar:
-        for i in range(0, len(hashes), batch):
-            if progress:
-                progress("embedding", i, len(hashes))
-            hs = hashes[i : i + batch]
-            out.update(zip(hs, embedder.encode([text_of[h] for h in hs])))
-            bar.update(len(hs))
+    for i in range(0, len(hashes), batch):
+        if progress:
+            progress("embedding", i, len(hashes))
+        hs = hashes[i : i + batch]
+        out.update(zip(hs, embedder.encode([text_of[h] for h in hs])))
     if progress:
         progress("embedding", len(hashes), len(hashes))
     return out
 
 
 def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vectors: np.ndarray, core: dict,
-                      sentences: np.ndarray, sentence_vectors: np.ndarray) -> str:
+                      sentences: np.ndarray) -> str:
     bm25s = quiet_bm25s()
     import faiss
 
@@ -678,14 +810,19 @@ def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vect
         shutil.rmtree(tmp)
     tmp.mkdir()
 
-    lines = "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in chunks)
-    _write_bytes(tmp / "chunks.jsonl", lines.encode("utf-8", "surrogatepass"))
+    lines = [(json.dumps(asdict(c), ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass") for c in chunks]
+    _write_bytes(tmp / "chunks.jsonl", b"".join(lines))
+    offsets = np.zeros(len(lines) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in lines], out=offsets[1:])
+    del lines
+    rank = {s: i for i, s in enumerate(sorted(core["files"]))}
+    spans = np.array([(rank[c.source], c.start, c.end) for c in chunks], dtype=np.int64).reshape(-1, 3)
 
     index = make_dense_index(vectors, core["faiss"])
     _write_bytes(tmp / "vectors.faiss", faiss.serialize_index(index).tobytes())
     del index
-    for name, array in (("embeddings.npy", vectors), ("sentences.npy", sentences),
-                        ("sentence_embeddings.npy", sentence_vectors)):
+    for name, array in (("embeddings.npy", vectors), ("sentences.npy", sentences), ("chunk_offsets.npy", offsets),
+                        ("chunk_spans.npy", spans)):
         with open(tmp / name, "wb") as f:
             np.save(f, array, allow_pickle=False)
             f.flush()
@@ -797,9 +934,9 @@ def is_default_index(index_dir: str | Path) -> bool:
     return p.resolve() in {Path(DEFAULT_INDEX_DIR).resolve(), (PROJECT_ROOT / DEFAULT_INDEX_DIR).resolve()}
 
 
-def is_stale(index_dir: str | Path) -> bool:
+def is_stale(index_dir: str | Path, settings: Settings | None = None) -> bool:
     """True when the documents folder recorded in the manifest no longer matches what was indexed (by stat)."""
-    manifest = read_manifest(index_dir)
+    manifest = open_store(index_dir, settings or Settings.from_env()).manifest()
     docs = Path(manifest.get("docs_dir", ""))
     if not docs.is_dir():
         return False
@@ -807,33 +944,43 @@ def is_stale(index_dir: str | Path) -> bool:
     return {f.source: [f.size, f.mtime_ns] for f in files} != manifest.get("scanned")
 
 
+def has_index(index_dir: str | Path, settings: Settings | None = None) -> bool:
+    return open_store(index_dir, settings or Settings.from_env()).current() is not None
+
+
+def live_manifest(index_dir: str | Path, settings: Settings | None = None) -> dict[str, Any]:
+    """The live index's manifest (files, embedder, counts) in whichever store ``settings`` names."""
+    return open_store(index_dir, settings or Settings.from_env()).manifest()
+
+
 def ensure_index(index_dir: str | Path = DEFAULT_INDEX_DIR, settings: Settings | None = None) -> LoadedIndex:
     """Load the index, building the default one from the seeds when missing and refreshing a stale one."""
     settings = settings or Settings.from_env()
-    if current_generation(index_dir) is None:
+    store = open_store(index_dir, settings)
+    if store.current() is None:
         if not is_default_index(index_dir):
             raise IndexMissingError(_missing_message(index_dir))
         docs = default_docs_dir()
-        log.warning("No index at %s yet: building it from %s (once).", index_dir, docs)
+        log.warning("No index at %s yet: building it from %s (once).", store.label, docs)
         build_index(docs, index_dir, settings=settings)
-    elif is_default_index(index_dir) and read_manifest(index_dir)["embedder"]["name"] != embedder_name(settings):
+    elif is_default_index(index_dir) and store.manifest()["embedder"]["name"] != embedder_name(settings):
         # Our own default index follows the configured embedder; any other index is refused with a message.
-        docs = read_manifest(index_dir).get("docs_dir") or default_docs_dir()
-        log.warning("The index at %s was built with another embedder: rebuilding it from %s.", index_dir, docs)
+        docs = store.manifest().get("docs_dir") or default_docs_dir()
+        log.warning("The index at %s was built with another embedder: rebuilding it from %s.", store.label, docs)
         build_index(docs, index_dir, settings=settings)
     elif settings.auto_refresh:
-        key = str(Path(index_dir).resolve())
+        key = f"{settings.store}|{Path(index_dir).resolve()}"
         now = time.monotonic()
         if now - _LAST_CHECK.get(key, -1e9) >= FRESHNESS_CHECK_EVERY_S:
             _LAST_CHECK[key] = now
             try:
-                if is_stale(index_dir):
-                    docs = read_manifest(index_dir)["docs_dir"]
-                    log.warning("Documents in %s changed: updating the index at %s.", docs, index_dir)
+                if is_stale(index_dir, settings):
+                    docs = store.manifest()["docs_dir"]
+                    log.warning("Documents in %s changed: updating the index at %s.", docs, store.label)
                     build_index(docs, index_dir, settings=settings, wait=False)
             except IndexBusyError:
                 # Someone else is rebuilding: answer from the live generation rather than make the question wait.
                 _LAST_CHECK[key] = now - FRESHNESS_CHECK_EVERY_S / 2  # and look again soon
             except EmptyCorpusError as e:
                 log.warning("Keeping the existing index: %s", e)
-    return load_index(index_dir)
+    return store.load()

@@ -1,4 +1,4 @@
-"""Hybrid search: dense (faiss) and BM25 (bm25s) rankings fused by reciprocal rank, overlaps merged."""
+"""Hybrid search: dense and BM25 rankings from the store, fused by reciprocal rank, overlaps merged."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from .config import Settings
 from .embeddings import Embedder, get_embedder
 from .errors import InvalidQuestionError
-from .index import DEFAULT_INDEX_DIR, LoadedIndex, bm25_tokenize, check_embedder, ensure_index
+from .index import DEFAULT_INDEX_DIR, LoadedIndex, check_embedder, ensure_index
 
 
 @dataclass(frozen=True)
@@ -109,43 +109,34 @@ class Ranking:
 
     order: list[tuple[int, float]]  # (chunk id, fused score), best first
     dense: dict[int, float]
-    bm25: np.ndarray
+    bm25: dict[int, float]
 
 
 def rank_many(
     loaded: LoadedIndex, embedder: Embedder, questions: Sequence[str], k: int, settings: Settings,
     qvecs: np.ndarray | None = None,
 ) -> list[Ranking]:
-    n = len(loaded.chunks)
-    if n == 0 or not questions:
-        return [Ranking([], {}, np.zeros(n, dtype=np.float32)) for _ in questions]
-    depth = min(n, max(settings.candidates, k))
+    if loaded.size == 0 or not questions:
+        return [Ranking([], {}, {}) for _ in questions]
     if qvecs is None:
         qvecs = embedder.encode(list(questions))
-    dense_scores, dense_ids = loaded.faiss_index.search(np.ascontiguousarray(qvecs, dtype=np.float32), depth)
-    tokens = bm25_tokenize(list(questions))
     out = []
-    for qi in range(len(questions)):
-        bm = loaded.bm25.get_scores(tokens[qi]) if tokens[qi] else np.zeros(n, dtype=np.float32)
-        bm_ids = np.argsort(-bm, kind="stable")[:depth]
+    for hits in loaded.hits(qvecs, list(questions), max(settings.candidates, k)):
         fused: dict[int, float] = {}
-        for rank, cid in enumerate(dense_ids[qi]):
-            if cid >= 0:
-                fused[int(cid)] = fused.get(int(cid), 0.0) + settings.dense_weight / (settings.rrf_k + rank + 1)
-        for rank, cid in enumerate(bm_ids):
-            if bm[cid] > 0:
-                fused[int(cid)] = fused.get(int(cid), 0.0) + settings.bm25_weight / (settings.rrf_k + rank + 1)
-        dense_of = {int(c): float(s) for c, s in zip(dense_ids[qi], dense_scores[qi]) if c >= 0}
-        out.append(Ranking(sorted(fused.items(), key=lambda kv: (-kv[1], kv[0])), dense_of, bm))
+        for weight, ranked in ((settings.dense_weight, hits.dense), (settings.bm25_weight, hits.bm25)):
+            for rank, (cid, _) in enumerate(ranked):
+                fused[cid] = fused.get(cid, 0.0) + weight / (settings.rrf_k + rank + 1)
+        out.append(Ranking(sorted(fused.items(), key=lambda kv: (-kv[1], kv[0])), dict(hits.dense), dict(hits.bm25)))
     return out
 
 
 def merge(loaded: LoadedIndex, ranking: Ranking, k: int) -> list[Passage]:
     """Walk the fused ranking; a chunk overlapping an already chosen passage widens it instead of repeating it."""
     picked: list[dict] = []
+    chunks = loaded.fetch([cid for cid, _ in ranking.order[: max(4 * k, 40)]])  # one round trip for a remote store
     for cid, score in ranking.order:
-        c = loaded.chunks[cid]
-        dense, bm25 = ranking.dense.get(cid, 0.0), float(ranking.bm25[cid])
+        c = chunks[cid] if cid in chunks else loaded.fetch([cid])[cid]
+        dense, bm25 = ranking.dense.get(cid, 0.0), ranking.bm25.get(cid, 0.0)
         for p in picked:
             if p["source"] == c.source and c.start < p["end"] and p["start"] < c.end:
                 _widen(p, c.start, c.end, c.text)

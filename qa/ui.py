@@ -34,7 +34,7 @@ from .answering import answer as qa_answer
 from .config import Settings, default_docs_dir
 from .documents import SUFFIXES as SUPPORTED_SUFFIXES
 from .errors import QAError
-from .index import DEFAULT_INDEX_DIR, LoadedIndex, build_index, current_generation, ensure_index, read_manifest
+from .index import DEFAULT_INDEX_DIR, LoadedIndex, build_index, ensure_index, has_index, live_manifest
 from .search import Passage
 from .search import search as qa_search
 
@@ -270,9 +270,9 @@ def render_sources(turns: list[Turn], show_scores: bool = False) -> str:
     return "".join(out)
 
 
-def render_library(index_dir: str | Path) -> str:
+def render_library(index_dir: str | Path, settings: Settings | None = None) -> str:
     try:
-        m = read_manifest(index_dir)
+        m = live_manifest(index_dir, settings)
     except QAError as e:
         return f"<div class='qa-error' role='alert'>{esc(str(e))}</div>"
     rows = []
@@ -305,8 +305,7 @@ def render_stats(stats) -> str:
 
     lines = [f"<strong>{'Index updated' if stats.wrote else 'Nothing changed'}</strong> "
              f"({esc(stats.generation)}, {stats.seconds:.1f} s): {stats.documents} articles, {stats.chunks} chunks, "
-             f"{stats.chunks_embedded} embedded, {stats.chunks_reused} reused; {stats.sentences} sentences, "
-             f"{stats.sentences_embedded} embedded."]
+             f"{stats.chunks_embedded} embedded, {stats.chunks_reused} reused; {stats.sentences} sentences."]
     for label, items in (("Added", stats.added), ("Changed", stats.changed), ("Removed", stats.removed)):
         if items:
             lines.append(f"{label} ({len(items)}): {names(items)}")
@@ -480,8 +479,8 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
     def docs_folder() -> Path:
         if docs_dir is not None:
             return Path(docs_dir)
-        if current_generation(index_dir) is not None:
-            recorded = read_manifest(index_dir).get("docs_dir")
+        if has_index(index_dir, settings):
+            recorded = live_manifest(index_dir, settings).get("docs_dir")
             if recorded:
                 return Path(recorded)
         return default_docs_dir()
@@ -543,7 +542,7 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
     # -- library -------------------------------------------------------------------------------------------------
     def library() -> str:
         loaded_or_none()  # builds the default index on first visit
-        return render_library(index_dir)
+        return render_library(index_dir, settings)
 
     def upload(files: list[str] | None) -> tuple[str, None]:
         if not files:
@@ -559,16 +558,16 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
 
     def rebuild(progress=gr.Progress()) -> tuple[str, str]:  # noqa: B008 (how Gradio injects its progress bar)
         def report(stage: str, i: int, n: int) -> None:
-            progress((i, max(n, 1)), desc=stage, unit="files" if stage == "reading" else "chunks")
+            progress((i, max(n, 1)), desc=stage, unit="files" if stage.startswith("reading") else "chunks")
 
         try:
             stats = build_index(docs_folder(), index_dir, settings=settings, progress=report)
         except QAError as e:
-            return error_html(e), render_library(index_dir)
+            return error_html(e), render_library(index_dir, settings)
         except Exception as e:
             log.exception("rebuild failed")
-            return error_html(RuntimeError(f"Unexpected error while rebuilding: {e}")), render_library(index_dir)
-        return render_stats(stats), render_library(index_dir)
+            return error_html(RuntimeError(f"Unexpected error while rebuilding: {e}")), render_library(index_dir, settings)
+        return render_stats(stats), render_library(index_dir, settings)
 
     # -- API: same objects as the Python API ---------------------------------------------------------------------
     def api_ask(question: str, history: list[str] | None = None) -> dict[str, Any]:
@@ -690,13 +689,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=None, help="port (default: $QA_PORT, else $GRADIO_SERVER_PORT, else "
                                                           "7860 or the next free one)")
     p.add_argument("--share", action="store_true", help="also make a public gradio.live link (off by default)")
+    p.add_argument("--store", default=None, help="index store: local (default, $QA_STORE), a Milvus Lite file "
+                                                 "(milvus.db) or a Milvus URI (http://HOST:19530)")
     args = p.parse_args(argv)
     host, port = server_address(args.host, args.port, os.environ)
     if port is not None and not 0 < port < 65536:
         p.error(f"port {port} is out of range (1-65535)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("qa").setLevel(logging.INFO)  # our progress lines, not every library's chatter
-    settings = Settings.from_env()
+    settings = Settings.from_env(**({"store": args.store} if args.store else {}))
     import threading
 
     # Models load while gradio imports and builds the page: the two overlap on two cores.

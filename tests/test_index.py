@@ -22,8 +22,8 @@ def _gen_dir(index_dir: Path) -> Path:
 
 def test_build_writes_plain_versioned_files(built):
     g = _gen_dir(built)
-    assert sorted(p.name for p in g.iterdir()) == ["bm25", "chunks.jsonl", "embeddings.npy", "manifest.json",
-                                                   "sentence_embeddings.npy", "sentences.npy", "vectors.faiss"]
+    assert sorted(p.name for p in g.iterdir()) == ["bm25", "chunk_offsets.npy", "chunk_spans.npy", "chunks.jsonl",
+                                                   "embeddings.npy", "manifest.json", "sentences.npy", "vectors.faiss"]
     m = json.loads((g / "manifest.json").read_text())
     assert m["format"] == "qa-index" and m["format_version"] == ix.FORMAT_VERSION
     probe = m["embedder"].pop("probe")
@@ -38,7 +38,15 @@ def test_build_writes_plain_versioned_files(built):
     assert m["faiss"]["type"] == "IndexFlatIP"  # a small corpus is searched exactly
     assert np.load(g / "embeddings.npy", allow_pickle=False).shape == (m["counts"]["chunks"], 64)
     assert np.load(g / "sentences.npy", allow_pickle=False).shape == (m["counts"]["sentences"], 3)
-    assert np.load(g / "sentence_embeddings.npy", allow_pickle=False).shape == (m["counts"]["sentences"], 64)
+    offsets = np.load(g / "chunk_offsets.npy", allow_pickle=False)
+    raw = (g / "chunks.jsonl").read_bytes()
+    assert offsets[0] == 0 and offsets[-1] == len(raw) and len(offsets) == len(lines) + 1
+    assert all(raw[offsets[i]:offsets[i + 1]].decode() == lines[i] + "\n" for i in range(len(lines)))
+    spans = np.load(g / "chunk_spans.npy", allow_pickle=False)
+    names = sorted(m["files"])
+    for line, (s, a, b) in zip(lines, spans.tolist()):
+        d = json.loads(line)
+        assert (d["source"], d["start"], d["end"]) == (names[s], a, b)
     for npy in (g / "bm25").glob("*.npy"):
         np.load(npy, allow_pickle=False)  # raises if anything needed pickle
     for js in (g / "bm25").glob("*.json"):
@@ -74,9 +82,8 @@ def test_incremental_changes(docs, tmp_path, settings, embedder):
     assert st.changed == [munich] and st.removed == ["000_39ea33fba12f0460.txt"] and st.added == ["new.md"]
     # Only chunks whose text changed are embedded (plus the manifest's one probe sentence): the edited file's
     # unchanged chunks are reused.
-    # The sentence table is reused the same way: only the changed and new files' sentences are embedded.
-    assert 0 < st.chunks_embedded < first.chunks / 2 and 0 < st.sentences_embedded < first.sentences / 2
-    assert embedder.encoded - before - 1 <= st.chunks_embedded + st.sentences_embedded  # a chunk may be one sentence
+    assert 0 < st.chunks_embedded < first.chunks / 2
+    assert embedder.encoded - before - 1 <= st.chunks_embedded
     assert st.generation != first.generation
     hits = qa.search("zebra crossing Qamishli", k=3, index_dir=idx, settings=settings)
     assert hits[0].source == munich and "zebra" in hits[0].text
@@ -85,7 +92,7 @@ def test_incremental_changes(docs, tmp_path, settings, embedder):
     assert "000_39ea33fba12f0460.txt" not in sources
 
 
-def test_the_sentence_table_holds_every_sentence_once_with_its_vector(built, docs, embedder):
+def test_the_sentence_table_holds_every_sentence_once(built, docs):
     loaded = ix.load_index(built)
     table = loaded.sentences
     assert table is not None and len(table) > len(loaded.chunks)
@@ -96,7 +103,6 @@ def test_the_sentence_table_holds_every_sentence_once_with_its_vector(built, doc
         assert c.start <= a < b <= c.end  # inside the chunk it names
         texts.append((docs / c.source).read_text(encoding="utf-8")[a:b])
         assert texts[-1] == c.text[a - c.start : b - c.start] and texts[-1] == texts[-1].strip()
-    np.testing.assert_array_equal(np.asarray(loaded.sentence_vectors), embedder.encode(texts))
     # Together the sentences cover every chunk's words: evidence can come from anywhere in the corpus.
     for c in loaded.chunks:
         inside = loaded.sentences_in(c.source, c.start, c.end)
@@ -122,7 +128,6 @@ def test_evidence_from_the_sentence_table_matches_splitting_at_query_time(built,
 def test_an_index_from_before_the_sentence_table_still_answers_and_gains_it_on_rebuild(built, docs, settings, embedder):
     g = _gen_dir(built)
     (g / "sentences.npy").unlink()
-    (g / "sentence_embeddings.npy").unlink()
     m = json.loads((g / "manifest.json").read_text())
     del m["counts"]["sentences"], m["sentence_table"]
     (g / "manifest.json").write_text(json.dumps(m))
@@ -132,7 +137,7 @@ def test_an_index_from_before_the_sentence_table_still_answers_and_gains_it_on_r
     a = qa.answer("How many soldiers would European countries contribute?", index_dir=built, settings=settings)
     assert a.citations or a.abstained  # the query-time path still works
     st = qa.build_index(docs, built, settings=settings)
-    assert st.wrote and st.chunks_embedded == 0 and 0.9 * st.sentences < st.sentences_embedded <= st.sentences  # repeats once
+    assert st.wrote and st.chunks_embedded == 0 and st.sentences > st.chunks
     assert ix.load_index(built).sentences is not None
 
 
@@ -220,7 +225,7 @@ def test_changed_chunking_settings_rebuild_everything(docs, tmp_path, settings, 
 
 
 @pytest.mark.parametrize("damage", ["truncate_chunks", "drop_vectors", "garbage_current", "bad_manifest", "old_format",
-                                    "truncate_sentences", "drop_sentence_vectors"])
+                                    "truncate_sentences"])
 def test_damaged_index_is_refused_clearly(built, docs, settings, damage):
     g = _gen_dir(built)
     if damage == "truncate_chunks":
@@ -234,8 +239,6 @@ def test_damaged_index_is_refused_clearly(built, docs, settings, damage):
         (g / "manifest.json").write_text("{not json")
     elif damage == "truncate_sentences":
         np.save(g / "sentences.npy", np.load(g / "sentences.npy")[:-3], allow_pickle=False)
-    elif damage == "drop_sentence_vectors":
-        (g / "sentence_embeddings.npy").unlink()
     elif damage == "old_format":
         m = json.loads((g / "manifest.json").read_text())
         m["format_version"] = 0

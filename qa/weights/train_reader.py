@@ -44,6 +44,15 @@ STRIDE = 32
 #: No-answer windows of answerable questions kept (the other windows of the same paragraph: hard negatives).
 KEEP_EMPTY_WINDOWS = 0.4
 TRAIN_TUNING_ARTICLES = 10
+#: Stage 2 starts from stage 1's weights with new SQuAD questions, more hard negatives and synthetic unanswerable
+#: questions (a word of the question swapped for another; see ``swapped``), at a lower learning rate.
+STAGE2 = {"squad_questions": 15_000, "negative_share": 0.25, "swap_share": 0.35, "lr": 5e-5}
+_CAPITAL = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w'-]+(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'-]+)*")
+_NAME = re.compile(r"[A-Z][\w'-]+(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'-]+)*")
+_NUMBER = re.compile(r"\b\d[\d,.]*\b")
+_KEEP = set("many much must could would should will can may might also there their they have has had some most "
+            "more less first last other such year years time".split())
+_CONTENT = re.compile(r"\b[a-z][a-z-]{3,}\b")
 _WORD = re.compile(r"\w+")
 _STOP = set("the a an of in on at to for by with from and or is are was were be been what which who whom whose when "
             "where why how did does do that this these those it its as into than".split())
@@ -63,20 +72,66 @@ def _load(name: str) -> list[dict]:
     return json.loads((DATA / name).read_text(encoding="utf-8"))["data"]
 
 
-def examples(seed: int, squad_questions: int, negative_share: float) -> tuple[list[dict], list[dict]]:
-    """(train, held_out) as dicts {question, context, answer_start, answer_text} (answer_text '' = no answer)."""
+def swapped(question: str, context: str, entities: list[str], rng: random.Random) -> str | None:
+    """A question the paragraph no longer answers, in the manner of SQuAD 2.0's written ones: a name, number or
+    content word of the question that the paragraph contains is replaced by one it does not contain (a name from
+    another article, a nearby number) or by another content word of the same paragraph (the "wrong concept" kind).
+    None when the question has nothing to swap."""
+    low = context.lower()
+    names = [m for m in _CAPITAL.finditer(question) if m.group(0).lower() in low]
+    numbers = [m for m in _NUMBER.finditer(question) if m.group(0) in context]
+    words = [m for m in _CONTENT.finditer(question) if m.group(0) not in _STOP | _KEEP and m.group(0) in low]
+    kinds = [k for k, found in (("name", names), ("number", numbers), ("word", words)) if found]
+    if not kinds:
+        return None
+    kind = rng.choice(kinds)
+    if kind == "name":
+        m = rng.choice(names)
+        new = next((e for e in rng.sample(entities, 20) if e.lower() not in low), None)
+    elif kind == "number":
+        m = rng.choice(numbers)
+        digits = m.group(0).replace(",", "")
+        if not digits.isdigit():
+            return None
+        new = next((str(int(digits) + d) for d in rng.sample([-3, -2, -1, 1, 2, 3, 10, -10], 8)
+                    if str(int(digits) + d) not in context), None)
+    else:
+        # Same ending (theory -> history, prices -> taxes), so that the swap keeps the question's grammar.
+        m = rng.choice(words)
+        q_words = _words(question)
+        others = sorted({w for w in _CONTENT.findall(low) if w not in _STOP and w not in q_words
+                         and w[-2:] == m.group(0)[-2:]})
+        new = rng.choice(others) if others else None
+    if not new:
+        return None
+    return question[:m.start()] + new + question[m.end():]
+
+
+def examples(seed: int, squad_questions: int, negative_share: float, swap_share: float = 0.0,
+             exclude: set[str] = frozenset()) -> tuple[list[dict], list[dict]]:
+    """(train, held_out) as dicts {question, context, answer_start, answer_text, id} (answer_text '' = no answer).
+    SQuAD 1.1 questions whose id is in ``exclude`` are not drawn (stage 2 draws questions stage 1 never saw)."""
     rng = random.Random(seed)
     train: list[dict] = []
     pool = []
+    entities = []
     for article in _load("squad1.1-train.json"):
         paragraphs = [p["context"] for p in article["paragraphs"]]
         for i, p in enumerate(article["paragraphs"]):
             for qa in p["qas"]:
-                pool.append((paragraphs, i, qa))
+                text = qa["answers"][0]["text"]
+                if _NAME.fullmatch(text) and len(text.split()) <= 4:
+                    entities.append(text)
+                if qa["id"] not in exclude:
+                    pool.append((paragraphs, i, qa))
     for paragraphs, i, qa in rng.sample(pool, min(squad_questions, len(pool))):
         a = qa["answers"][0]
         train.append({"question": qa["question"], "context": paragraphs[i], "answer_start": a["answer_start"],
-                      "answer_text": a["text"]})
+                      "answer_text": a["text"], "id": qa["id"]})
+        if swap_share and rng.random() < swap_share:
+            q2 = swapped(qa["question"], paragraphs[i], entities, rng)
+            if q2:
+                train.append({"question": q2, "context": paragraphs[i], "answer_start": -1, "answer_text": ""})
         if rng.random() < negative_share and len(paragraphs) > 1:
             q = _words(qa["question"])
             others = [j for j in range(len(paragraphs)) if j != i and a["text"] not in paragraphs[j]]
@@ -128,7 +183,19 @@ def features(tokenizer, batch: list[dict], rng: random.Random | None = None) -> 
     return out
 
 
-def train(args) -> Path:
+def stage_data(args, stage: int) -> list[dict]:
+    """Stage 1: ``--squad-questions`` SQuAD questions (with ``--negative-share`` hard negatives) and the real
+    unanswerable ones. Stage 2: STAGE2's share of questions stage 1 never drew, with synthetic unanswerable ones."""
+    first, _ = examples(args.seed, args.squad_questions, args.negative_share)
+    if stage == 1:
+        return first
+    seen = {ex["id"] for ex in first if "id" in ex}
+    data, _ = examples(args.seed + 1, STAGE2["squad_questions"], STAGE2["negative_share"], STAGE2["swap_share"],
+                       exclude=seen)
+    return data
+
+
+def train(args, stage: int = 1) -> Path:
     import torch
     from transformers import (
         AutoModelForQuestionAnswering,
@@ -142,17 +209,19 @@ def train(args) -> Path:
     torch.set_num_threads(args.threads)
     base = base_model_path()
     tokenizer = AutoTokenizer.from_pretrained(base)
-    data, _ = examples(args.seed, args.squad_questions, args.negative_share)
+    data = stage_data(args, stage)
     feats: list[dict] = []
-    rng = random.Random(args.seed)
+    rng = random.Random(args.seed + stage - 1)
     for i in range(0, len(data), 1000):
         feats.extend(features(tokenizer, data[i:i + 1000], rng))
     no_answer = sum(f["start_positions"] == 0 for f in feats)
-    print(f"{len(data)} examples -> {len(feats)} windows, {no_answer} without an answer", flush=True)
-    model = AutoModelForQuestionAnswering.from_pretrained(base)
-    work = Path(args.work_dir)
+    print(f"stage {stage}: {len(data)} examples -> {len(feats)} windows, {no_answer} without an answer", flush=True)
+    root = Path(args.work_dir)
+    work = root if stage == 1 else root / "stage2"
+    model = AutoModelForQuestionAnswering.from_pretrained(base if stage == 1 else root / "final")
     targs = TrainingArguments(
-        output_dir=str(work), per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
+        output_dir=str(work), per_device_train_batch_size=args.batch_size,
+        learning_rate=args.lr if stage == 1 else STAGE2["lr"],
         num_train_epochs=args.epochs, max_steps=args.max_steps, warmup_steps=0.06, weight_decay=0.01,
         lr_scheduler_type="linear", logging_steps=50, save_strategy="steps", save_steps=args.save_steps,
         save_total_limit=2, seed=args.seed, data_seed=args.seed, use_cpu=True, bf16=args.bf16,
@@ -276,14 +345,19 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--save-steps", type=int, default=100)
     ap.add_argument("--work-dir", default=str(Path.home() / ".cache" / "qa" / "train_reader"))
+    ap.add_argument("--stages", type=int, default=2, choices=(1, 2), help="2: continue with STAGE2 (the default)")
     ap.add_argument("--export", action="store_true", help="only export and score the last finished training")
     ap.add_argument("--checkpoint", help="with --export: this checkpoint folder instead of the finished training")
     ap.add_argument("--out", help="with --export: write NAME.int8.onnx and NAME.json here instead of beside this "
                                   "script (to try a checkpoint without touching the shipped weights)")
     args = ap.parse_args(argv)
-    final = Path(args.checkpoint) if args.checkpoint else Path(args.work_dir) / "final"
+    root = Path(args.work_dir)
+    final = Path(args.checkpoint) if args.checkpoint else root / ("stage2" if args.stages == 2 else "") / "final"
     if not args.export:
-        final = train(args)
+        stage1 = Path(args.work_dir) / "final"
+        final = stage1 if (stage1 / "train_state.json").is_file() else train(args, 1)
+        if args.stages >= 2:
+            final = train(args, 2)
     out = Path(args.out) if args.out else HERE
     out.mkdir(parents=True, exist_ok=True)
     export(final, args, out / WEIGHTS.name, out / CARD.name)
