@@ -23,7 +23,9 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -96,7 +98,6 @@ def client_for(uri: str, token: str = ""):
 def _locked_elsewhere(db: Path) -> bool:
     """Whether another process holds Milvus Lite's own lock on ``db`` (its error says only "open failed")."""
     import fcntl
-    import os
 
     lock = db / "LOCK"
     if not lock.exists():
@@ -110,6 +111,19 @@ def _locked_elsewhere(db: Path) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def _abandoned(lock: dict, timeout_s: float) -> bool:
+    """A lock collection whose build is gone: its process on this machine has died, or it is older than the
+    timeout (a build on another machine that died without unlocking)."""
+    if lock.get("qa.host") == socket.gethostname():
+        try:
+            os.kill(int(lock.get("qa.pid", 0)), 0)
+        except ProcessLookupError:
+            return True
+        except (OSError, ValueError):
+            pass
+    return time.time() - float(lock.get("qa.started", 0) or 0) > timeout_s
 
 
 def close_clients() -> None:
@@ -347,20 +361,22 @@ class MilvusStore:
             name = f"{self.alias}_lock"
             deadline = time.monotonic() + (settings.lock_timeout_s if wait else 0)
             while self.client.has_collection(name):
-                started = float(self.client.describe_collection(name).get("properties", {}).get("qa.started", 0))
-                if time.time() - started > settings.lock_timeout_s:  # a build that died without unlocking
+                if _abandoned(self.client.describe_collection(name).get("properties", {}), settings.lock_timeout_s):
                     self.client.drop_collection(name)
                     break
                 if time.monotonic() >= deadline:
-                    raise IndexBusyError(f"Another build of {self.label} is running; try again when it has finished.")
+                    raise IndexBusyError(f"Another build of {self.label} is running; try again when it has finished"
+                                         f"{'' if not wait else ' (or raise QA_LOCK_TIMEOUT_S)'}.")
                 if progress:
                     progress("waiting for another build", 0, 1)
-                time.sleep(1.0)
-            self.client.create_collection(name, dimension=2, properties={"qa.started": str(time.time())})
+                time.sleep(0.5)
+            self.client.create_collection(name, dimension=2, properties={
+                "qa.started": str(time.time()), "qa.host": socket.gethostname(), "qa.pid": str(os.getpid())})
             try:
                 yield
             finally:
-                self.client.drop_collection(name)
+                with contextlib.suppress(Exception):
+                    self.client.drop_collection(name)
         finally:
             _BUILD_LOCK.release()
 

@@ -92,3 +92,31 @@ def test_write_corpus_offsets_point_at_the_answers(tmp_path):
     for q in questions:
         for s, e, t in q.golds:
             assert texts[q.source][s:e] == t
+
+
+def test_index_reports_each_stage_on_stderr_unless_quiet(docs, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("QA_PROGRESS", "1")
+    assert cli.main(["index", "--docs", str(docs), "--index", str(tmp_path / "i")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    # Not a terminal: one line as each stage starts and one as it ends, with its size and its time.
+    assert [line.split(":")[0] for line in err] == ["reading and chunking", "reading and chunking", "embedding",
+                                                    "embedding", "writing", "writing"], err
+    assert err[0] == "reading and chunking: 3 files" and err[1].endswith(" s") and "done in" in err[1]
+    assert cli.main(["index", "--docs", str(docs), "--index", str(tmp_path / "j"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_store_flag_builds_and_searches_in_milvus_lite(docs, tmp_path, capsys):
+    pytest.importorskip("milvus_lite")
+    from qa import milvus
+
+    db = str(tmp_path / "m.db")
+    try:
+        assert cli.main(["index", "--docs", str(docs), "--index", "idx", "--store", db, "--quiet"]) == 0
+        assert "qa_idx_v000001" in capsys.readouterr().out
+        assert cli.main(["search", "How many soldiers would European countries contribute?", "--index", "idx",
+                         "--store", db, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["source"] == "002_0761b27352c754ab.txt"
+        assert not (tmp_path / "idx").exists()
+    finally:
+        milvus.close_clients()

@@ -330,3 +330,13 @@ def test_an_approximate_index_is_built_loaded_and_searched(tmp_path, settings):
     for c in ix.load_index(tmp_path / "i").chunks:
         if c.sha256 in kept:
             assert np.array_equal(vecs2[c.id], vecs[kept[c.sha256]])
+
+
+def test_a_generation_without_the_chunk_offsets_still_loads(built):
+    g = _gen_dir(built)
+    before = list(ix.load_index(built).chunks)
+    (g / "chunk_offsets.npy").unlink()
+    (g / "chunk_spans.npy").unlink()
+    ix._LOADED.clear()
+    loaded = ix.load_index(built)
+    assert list(loaded.chunks) == before and loaded.chunks_of(before[0].source)[0] == before[0]

@@ -1,8 +1,9 @@
 """The Milvus store (Milvus Lite, embedded): the same index, searches and guarantees as the local store."""
 
+import os
 import random
-import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -25,10 +26,36 @@ QUESTIONS = ["How many soldiers would European countries contribute?", "Why does
              "What did Graham ask European allies to do?"]
 
 
-@pytest.fixture
-def lite(tmp_path, settings):
-    yield replace(settings, store=str(tmp_path / "milvus.db"))
-    milvus.close_clients()
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(params=["lite", "server"])
+def lite(request, tmp_path, settings):
+    """The Milvus store two ways: Milvus Lite embedded in this process (a .db file), and a Milvus server at a URI.
+    The server is Milvus Lite's own gRPC server (`milvus-lite server`) in another process, which speaks the Milvus
+    protocol as a Milvus standalone server does; no Docker here to run the real one."""
+    if request.param == "lite":
+        yield replace(settings, store=str(tmp_path / "milvus.db"))
+        milvus.close_clients()
+        return
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(tmp_path / "server"),
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield replace(settings, store=uri)
+    finally:
+        milvus.close_clients()
+        server.kill()
+        server.wait()
 
 
 def _view(passages):
@@ -64,6 +91,7 @@ def test_answers_and_the_manifest_come_from_milvus(docs, tmp_path, lite):
     m = ix.live_manifest(tmp_path / "index", s)
     assert set(m["files"]) == {p.name for p in docs.iterdir()} and m["milvus"]["bm25"] == "qa"
     assert not (tmp_path / "index").exists()  # nothing local was written
+    assert m["milvus"]["uri"] == s.store
 
 
 def test_incremental_builds_reuse_vectors_and_drop_old_generations(docs, tmp_path, lite, embedder):
@@ -113,6 +141,8 @@ HOLDER = textwrap.dedent("""
 
 
 def test_a_milvus_lite_file_open_elsewhere_is_refused_with_a_message(docs, tmp_path, lite):
+    if not milvus.is_lite(lite.store):
+        pytest.skip("Milvus Lite's file lock")
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, lite.store], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
@@ -156,32 +186,52 @@ def _state(docs, lite) -> str:
 
 @pytest.mark.slow
 def test_a_build_killed_at_any_moment_leaves_a_whole_index(docs, tmp_path, lite):
-    """30 builds killed after a random time, from before the first write to after the alias switch: the alias
-    always names a whole generation, old or new, never a half-built or mixed one; the next build cleans up."""
+    """30 builds killed after a random time, from before the first write to after the alias switch, each adding or
+    removing an article: the alias always names a whole generation, the one before the build or the one after,
+    never a half-built or mixed one; the next build finishes and cleans up what the killed ones left."""
     index = str(tmp_path / "index")
     qa.build_index(docs, index, settings=lite)
     milvus.close_clients()
-    shutil.copytree(lite.store, tmp_path / "start.db")
-    (docs / "new.txt").write_text("A new article about wombats in the safe zone. " * 300, encoding="utf-8")
+    new = docs / "new.txt"
+    wombats = "A new article about wombats in the safe zone. " * 300
+    new.write_text(wombats, encoding="utf-8")
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-c", CHILD, str(docs), index, lite.store, "0.002"], capture_output=True,
                        text=True, timeout=120)
     whole = time.monotonic() - t0
     assert p.returncode == 0, p.stderr
     rng = random.Random(7)
-    seen = {"old": 0, "new": 0}
+    seen = {"kept": 0, "switched": 0}
     for _ in range(30):
-        shutil.rmtree(lite.store)
-        shutil.copytree(tmp_path / "start.db", lite.store)
+        before = _state(docs, lite)
+        new.unlink() if new.exists() else new.write_text(wombats, encoding="utf-8")
         p = subprocess.Popen([sys.executable, "-c", CHILD, str(docs), index, lite.store, "0.002"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert p.stdout.readline().strip() == "started"
-        time.sleep(rng.uniform(0.0, whole))
+        time.sleep(rng.uniform(0.2 * whole, 1.3 * whole))
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=60)
-        seen[_state(docs, lite)] += 1
-    assert seen["old"] > 3 and seen["new"] > 0, seen  # the kills fell on both sides of the switch
+        after = _state(docs, lite)  # raises on a half-built or mixed generation
+        seen["kept" if after == before else "switched"] += 1
+    print(seen)
+    assert seen["kept"] > 3 and seen["switched"] > 0, seen  # the kills fell on both sides of the switch
     qa.build_index(docs, index, settings=lite)
-    assert _state(docs, lite) == "new"
+    assert _state(docs, lite) == ("new" if new.exists() else "old")
     store = milvus.MilvusStore(lite.store, index, lite)
     assert len(store._generations()) <= 2 and not store.client.has_collection("qa_index_lock")
+
+
+def test_a_second_build_against_a_server_waits_or_is_refused_and_a_dead_ones_lock_is_taken_over(docs, tmp_path, lite):
+    if milvus.is_lite(lite.store):
+        pytest.skip("a server's lock collection (Milvus Lite refuses a second process outright)")
+    store = milvus.MilvusStore(lite.store, "index", lite)
+    held = {"qa.started": str(time.time()), "qa.host": socket.gethostname(), "qa.pid": str(os.getpid())}
+    store.client.create_collection("qa_index_lock", dimension=2, properties=held)
+    with pytest.raises(qa.IndexBusyError, match="Another build"):
+        qa.build_index(docs, tmp_path / "index", settings=lite, wait=False)
+    store.client.drop_collection("qa_index_lock")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store.client.create_collection("qa_index_lock", dimension=2, properties={**held, "qa.pid": str(dead.pid)})
+    st = qa.build_index(docs, tmp_path / "index", settings=replace(lite, lock_timeout_s=30))
+    assert st.generation == "qa_index_v000001" and not store.client.has_collection("qa_index_lock")
