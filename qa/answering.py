@@ -139,6 +139,7 @@ _DESCRIPTIVE = re.compile(
       | (?:what|which)\s+(?:are|were)\s+the\s+(?:different|various|main|key|major|possible|other)\b
       | what\s+(?:is|are|was|were)\s+(?:(?:a|an|the)\s+)?[\w-]+(?:\s+[\w-]+)?\s*\??\s*$
       | what\s+(?:do|does|did|should|can|could|would|will)\s+(?:i|we|you|one)\b
+      | what\s+(?:happens|if)\b
       | (?:can|could|do|does|did|is|are|was|were|should|will|would|may|must|has|have)\s+(?:i|we|you|my|one)\b
     )""", re.IGNORECASE | re.VERBOSE)
 
@@ -160,9 +161,19 @@ def content_words(text: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(text)} - _FUNCTION_WORDS
 
 
+# Words a conversational turn opens with before its question ("and how...", "Great. So what if...").
+_OPENER = re.compile(r"^\W*(?:(?:and|but|so|ok|okay|yes|no|great|thanks|thank\s+you|well|oh|also|then|right)\b\W*)+",
+                     re.IGNORECASE)
+_FACTOID = re.compile(r"\b(?:who|whom|whose|when|where|which|what|how\s+(?:many|much|long|old|far|big|large|often|"
+                      r"tall|high|soon|deep|wide|fast|early|late))\b", re.IGNORECASE)
+
+
 def descriptive(question: str) -> bool:
-    """A why / how / what-is / describe / summarize / do-I question: answered with sentences, not a phrase."""
-    return bool(_DESCRIPTIVE.search(question.strip()))
+    """A question answered with sentences, not a phrase: why / how / what-is / describe / summarize / do-I, and
+    any question with no factoid wh-word at all (a yes/no question, "Is there a fee?", or a statement in a
+    conversation, "yes I did"), whose answer is the sentence that settles it rather than a phrase."""
+    q = _OPENER.sub("", question.strip())
+    return bool(_DESCRIPTIVE.search(q)) or not _FACTOID.search(q)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Evidence

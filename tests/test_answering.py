@@ -103,7 +103,9 @@ def test_a_why_question_gets_verbatim_sentences_each_with_its_own_citation(built
 @pytest.mark.parametrize("q", ["Why does Turkey oppose the YPG?", "How would the buffer zone work?",
                                "What is the post-caliphate strategy?", "Summarize what the articles say about Al Tanf.",
                                "What are the different safe zone proposals for Syria?", "Can I renew it online?",
-                               "Describe the plan.", "What do I need to bring?"])
+                               "Describe the plan.", "What do I need to bring?", "Is there assistance with mental care?",
+                               "yes I did", "and how would the pension be?", "Great. So what if I do have insurance?",
+                               "What happens if my insurance is cancelled?"])
 def test_descriptive_questions_are_answered_with_sentences(q):
     from qa.answering import descriptive
 
@@ -112,7 +114,8 @@ def test_descriptive_questions_are_answered_with_sentences(q):
 
 @pytest.mark.parametrize("q", [Q, "How many US troops would stay?", "What is the capital of France?",
                                "What did Graham ask European allies to do?", "Who won the 2018 FIFA World Cup?",
-                               "How long is the border?", "When did Trump decide to withdraw troops?"])
+                               "How long is the border?", "When did Trump decide to withdraw troops?",
+                               "The NASDAQ is located on what street in NYC?", "and how many would stay?"])
 def test_factoid_questions_get_the_short_answer(q):
     from qa.answering import descriptive
 
