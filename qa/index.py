@@ -185,8 +185,22 @@ class Hits:
     bm25: list[tuple[int, float]]
 
 
+class ManifestFacts:
+    """What a loaded index of either store reads off its manifest."""
+
+    manifest: dict[str, Any]
+
+    @property
+    def embedder_name(self) -> str:
+        return self.manifest["embedder"]["name"]
+
+    @property
+    def dimension(self) -> int:
+        return int(self.manifest["embedder"]["dimension"])
+
+
 @dataclass
-class LoadedIndex:
+class LoadedIndex(ManifestFacts):
     """A local generation in memory. What search and answers use of it is the store seam, which the Milvus store
     (qa/milvus.py) implements too: ``generation``, ``manifest``, ``size``, ``hits``, ``fetch``, ``chunks_of``,
     ``sentences_in`` and ``has_sentences``."""
@@ -271,14 +285,6 @@ class LoadedIndex:
         hi = int(np.searchsorted(t[:, 1], end, side="left"))
         t = t[lo:hi]
         return t[t[:, 2] <= end]
-
-    @property
-    def embedder_name(self) -> str:
-        return self.manifest["embedder"]["name"]
-
-    @property
-    def dimension(self) -> int:
-        return int(self.manifest["embedder"]["dimension"])
 
 
 # ---------------------------------------------------------------------------------------------------------------

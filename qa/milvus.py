@@ -36,7 +36,7 @@ import numpy as np
 
 from .config import Settings
 from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError, StoreUnavailableError
-from .index import FORMAT, FORMAT_VERSION, Chunk, Hits, bm25_tokenize
+from .index import FORMAT, FORMAT_VERSION, Chunk, Hits, ManifestFacts, bm25_tokenize
 
 log = logging.getLogger("qa")
 
@@ -189,7 +189,7 @@ def _quote(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class MilvusIndex:
+class MilvusIndex(ManifestFacts):
     """A live generation in Milvus: the store seam search and answers use (see qa.index.LoadedIndex)."""
 
     FIELDS = ["id", "source", "title", "start", "end", "text", "sha256"]
@@ -200,14 +200,6 @@ class MilvusIndex:
         self.size = int(manifest["counts"]["chunks"])
         self.has_sentences = True
         self._chunks: dict[int, Chunk] = {}
-
-    @property
-    def embedder_name(self) -> str:
-        return self.manifest["embedder"]["name"]
-
-    @property
-    def dimension(self) -> int:
-        return int(self.manifest["embedder"]["dimension"])
 
     def _call(self, fn, *args, **kw):
         try:
