@@ -969,8 +969,10 @@ def ensure_index(index_dir: str | Path = DEFAULT_INDEX_DIR, settings: Settings |
         docs = default_docs_dir()
         log.warning("No index at %s yet: building it from %s (once).", store.label, docs)
         build_index(docs, index_dir, settings=settings)
-    elif is_default_index(index_dir) and store.manifest()["embedder"]["name"] != embedder_name(settings):
-        # Our own default index follows the configured embedder; any other index is refused with a message.
+    elif is_default_index(index_dir) and store.load().manifest["embedder"]["name"] != embedder_name(settings):
+        # Our own default index follows the configured embedder; any other index is refused with a message. (The
+        # loaded manifest, cached per generation: reading manifest.json, or querying Milvus, on every question
+        # cost a file read and a JSON parse per query.)
         docs = store.manifest().get("docs_dir") or default_docs_dir()
         log.warning("The index at %s was built with another embedder: rebuilding it from %s.", store.label, docs)
         build_index(docs, index_dir, settings=settings)
