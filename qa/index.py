@@ -969,6 +969,7 @@ def ensure_index(index_dir: str | Path = DEFAULT_INDEX_DIR, settings: Settings |
         docs = default_docs_dir()
         log.warning("No index at %s yet: building it from %s (once).", store.label, docs)
         build_index(docs, index_dir, settings=settings)
+        store = open_store(index_dir, settings)  # a fresh look at what the build published
     elif is_default_index(index_dir) and store.load().manifest["embedder"]["name"] != embedder_name(settings):
         # Our own default index follows the configured embedder; any other index is refused with a message. (The
         # loaded manifest, cached per generation: reading manifest.json, or querying Milvus, on every question
@@ -976,6 +977,7 @@ def ensure_index(index_dir: str | Path = DEFAULT_INDEX_DIR, settings: Settings |
         docs = store.manifest().get("docs_dir") or default_docs_dir()
         log.warning("The index at %s was built with another embedder: rebuilding it from %s.", store.label, docs)
         build_index(docs, index_dir, settings=settings)
+        store = open_store(index_dir, settings)
     elif settings.auto_refresh:
         key = f"{settings.store}|{Path(index_dir).resolve()}"
         now = time.monotonic()
@@ -986,6 +988,7 @@ def ensure_index(index_dir: str | Path = DEFAULT_INDEX_DIR, settings: Settings |
                     docs = store.manifest()["docs_dir"]
                     log.warning("Documents in %s changed: updating the index at %s.", docs, store.label)
                     build_index(docs, index_dir, settings=settings, wait=False)
+                    store = open_store(index_dir, settings)
             except IndexBusyError:
                 # Someone else is rebuilding: answer from the live generation rather than make the question wait.
                 _LAST_CHECK[key] = now - FRESHNESS_CHECK_EVERY_S / 2  # and look again soon

@@ -284,6 +284,7 @@ class MilvusStore:
     def __init__(self, uri: str, index_dir: str | Path, settings: Settings):
         self.uri, self.alias, self.settings = uri, alias_for(index_dir), settings
         self.label = f"{uri} (collection alias {self.alias})"
+        self._current: str | None | bool = False  # False: not asked yet (a store object lives for one call)
 
     @property
     def client(self):
@@ -292,6 +293,13 @@ class MilvusStore:
     # -- the live generation --------------------------------------------------------------------------------
 
     def current(self) -> str | None:
+        """The collection the alias names, asked once per store object: `qa.answer` opens one per question, and
+        each ask is two round trips."""
+        if self._current is False:
+            self._current = self._ask_current()
+        return self._current
+
+    def _ask_current(self) -> str | None:
         try:
             aliases = self.client.list_aliases().get("aliases", [])
             if self.alias not in aliases:
@@ -491,6 +499,7 @@ class MilvusStore:
             client.create_alias(name, self.alias)
         else:
             client.alter_alias(name, self.alias)
+        self._current = name
         self._cleanup(name, previous)
         return name
 
