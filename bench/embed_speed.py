@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import qa  # noqa: E402
 from qa.embeddings import OnnxEmbedder, SentenceTransformerEmbedder, _model_path  # noqa: E402
 from qa.evaluation import evaluate_retrieval, load_squad, write_corpus  # noqa: E402
-from qa.index import load_index  # noqa: E402
+from qa.local_store import load_index  # noqa: E402
 
 
 def main() -> None:

@@ -19,7 +19,8 @@ sys.path.insert(0, str(ROOT))
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
 from qa.evaluation import hit, load_squad, write_corpus  # noqa: E402
-from qa.index import build_index, load_index  # noqa: E402
+from qa.index import build_index  # noqa: E402
+from qa.local_store import load_index  # noqa: E402
 from qa.reading import get_reader  # noqa: E402
 from qa.search import search_many  # noqa: E402
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import qa  # noqa: E402
-from qa.index import dense_index_plan, make_dense_index, tune_dense_index  # noqa: E402
+from qa.local_store import dense_index_plan, make_dense_index, tune_dense_index  # noqa: E402
 
 PER_ARTICLE = 30
 

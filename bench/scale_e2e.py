@@ -62,7 +62,7 @@ def vocabulary(squad: str) -> tuple[list[str], np.ndarray]:
 
 
 def make_chunks(n: int, words: list[str], p: np.ndarray, seed: int = 0):
-    from qa.index import Chunk
+    from qa.chunking import Chunk
 
     rng = np.random.default_rng(seed)
     vocab = np.array(words, dtype=object)
@@ -89,7 +89,8 @@ def build(store_name: str, n: int, work: Path, squad: str, queries: int) -> dict
     from scale import real_statistics, synthetic
 
     import qa
-    from qa.index import dense_index_plan, open_store
+    from qa.index import open_store
+    from qa.local_store import dense_index_plan
 
     stats_file = work / "stats.npz"
     if stats_file.exists():

@@ -35,7 +35,8 @@ from .config import Settings
 from .embeddings import Embedder, get_embedder
 from .errors import InvalidQuestionError
 from .generation import REWRITE_PROMPT, Generator, get_generator
-from .index import DEFAULT_INDEX_DIR, LoadedIndex, check_embedder, ensure_index
+from .index import check_embedder, ensure_index
+from .local_store import DEFAULT_INDEX_DIR, LoadedIndex
 from .reading import Reader, Reading, get_reader
 from .search import Passage, clean_question, merge, rank_many, rerank
 

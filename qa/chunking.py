@@ -20,6 +20,20 @@ _WORD = re.compile(r"\S+")
 
 
 @dataclass(frozen=True)
+class Chunk:
+    """A chunk of an article as the index stores it: ``article[start:end] == text``."""
+
+    id: int
+    source: str
+    title: str
+    start: int
+    end: int
+    text: str
+    sha256: str
+
+
+
+@dataclass(frozen=True)
 class Span:
     start: int
     end: int

@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 from .config import Settings, default_docs_dir
 from .errors import QAError
-from .index import DEFAULT_INDEX_DIR
+from .local_store import DEFAULT_INDEX_DIR
 
 
 def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:

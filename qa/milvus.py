@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from .chunking import Chunk
 from .config import Settings
 from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError, StoreUnavailableError
-from .index import FORMAT, FORMAT_VERSION, Chunk, Hits, ManifestFacts, bm25_tokenize
+from .local_store import FORMAT, FORMAT_VERSION, Hits, ManifestFacts, bm25_tokenize
 
 log = logging.getLogger("qa")
 
@@ -190,7 +191,7 @@ def _quote(s: str) -> str:
 
 
 class MilvusIndex(ManifestFacts):
-    """A live generation in Milvus: the store seam search and answers use (see qa.index.LoadedIndex)."""
+    """A live generation in Milvus: the store seam search and answers use (see qa.local_store.LoadedIndex)."""
 
     FIELDS = ["id", "source", "title", "start", "end", "text", "sha256"]
 

@@ -12,7 +12,8 @@ import numpy as np
 from .config import Settings
 from .embeddings import Embedder, get_embedder
 from .errors import InvalidQuestionError
-from .index import DEFAULT_INDEX_DIR, LoadedIndex, check_embedder, ensure_index
+from .index import check_embedder, ensure_index
+from .local_store import DEFAULT_INDEX_DIR, LoadedIndex
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import qa
-from qa import cli, ui
+from qa import cli, ui, ui_html
 from qa.answering import ABSTAIN_TEXT
 from qa.config import Settings
-from qa.index import current_generation
+from qa.local_store import current_generation
 
 from . import fakes
 
@@ -120,7 +120,7 @@ def test_chat(built, docs, s, name):
     if name in ("empty", "whitespace"):  # nothing to send: the box just stays as it was
         assert turns == []
     elif error:
-        assert "qa-error" in chat and ui.esc(error) in chat and turns[-1].error
+        assert "qa-error" in chat and ui_html.esc(error) in chat and turns[-1].error
     else:
         assert "qa-error" not in chat and not turns[-1].error
         check_answer(turns[-1].answer, docs, built)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import qa
-from qa import index as ix
+from qa import local_store
 from qa.config import Settings
 
 from . import fakes
@@ -122,7 +122,7 @@ def test_twenty_clients_for_two_minutes_with_a_rebuild_in_the_middle(tmp_path):
     _change(new_docs)
     expected = {"old": _expected(tmp_path, old_docs), "new": _expected(tmp_path, new_docs)}
     assert _key(expected["old"][QUESTIONS[0]])[0] == "1,500 [1]" and _key(expected["new"][QUESTIONS[0]])[0] == "2,500 [1]"
-    old_gen = ix.current_generation(idx)
+    old_gen = local_store.current_generation(idx)
 
     server, url = _serve(idx, docs, delay=0.05)
     results: list[tuple] = []  # (client, start, end, question, answer dict)
@@ -165,7 +165,7 @@ def test_twenty_clients_for_two_minutes_with_a_rebuild_in_the_middle(tmp_path):
         out, err = cli.communicate(timeout=120)
         assert cli.returncode == 0, err
         assert "is running; waiting for it to finish" in waiting
-        new_gen = ix.current_generation(idx)
+        new_gen = local_store.current_generation(idx)
         for t in threads:
             t.join(timeout=seconds + 60)
     finally:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import qa
-from qa import index as ix
+from qa import local_store
 
 from .conftest import ROOT
 
@@ -21,7 +21,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from tests import fakes
     import qa
-    from qa import index as ix
+    from qa import local_store
     from qa.config import Settings
 
     docs, idx, mode, n, delay = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
@@ -31,7 +31,7 @@ CHILD = textwrap.dedent("""
         os.kill(os.getpid(), signal.SIGKILL)
 
     if mode == "write":  # die in the middle of the n-th file write, leaving it half written
-        real, calls = ix._write_bytes, [0]
+        real, calls = local_store._write_bytes, [0]
         def write(path, data):
             calls[0] += 1
             if calls[0] == n:
@@ -39,12 +39,12 @@ CHILD = textwrap.dedent("""
                     f.write(data[: len(data) // 2])
                 die()
             real(path, data)
-        ix._write_bytes = write
+        local_store._write_bytes = write
     elif mode == "before_current":  # the new generation is complete but not yet published
-        real_atomic = ix._atomic_write_text
-        ix._atomic_write_text = lambda path, text: die()
+        real_atomic = local_store._atomic_write_text
+        local_store._atomic_write_text = lambda path, text: die()
     elif mode == "before_cleanup":  # published, old generations not yet removed
-        ix._cleanup = lambda *a, **k: die()
+        local_store._cleanup = lambda *a, **k: die()
     print("started", flush=True)
     qa.build_index(docs, idx, settings=Settings(embedder="fake", progress=False))
 """).format(root=str(ROOT))
@@ -59,8 +59,8 @@ def _child(docs, idx, mode, n=0, delay=0.0):
 
 def _state(idx):
     """'old' or 'new', after checking the live generation loads and is internally consistent."""
-    ix._LOADED.clear()
-    loaded = ix.load_index(idx)  # raises on any inconsistency
+    local_store._LOADED.clear()
+    loaded = local_store.load_index(idx)  # raises on any inconsistency
     sources = {c.source for c in loaded.chunks}
     assert sources == set(loaded.manifest["files"])
     return "new" if "new.txt" in sources else "old"
@@ -123,8 +123,8 @@ def _cli_index(docs, idx, delay):
 
 def _snapshot(idx):
     """Everything a reader of the index sees, to compare a generation with another exactly."""
-    ix._LOADED.clear()
-    loaded = ix.load_index(idx)  # raises on any inconsistency between the files
+    local_store._LOADED.clear()
+    loaded = local_store.load_index(idx)  # raises on any inconsistency between the files
     chunks = [(c.id, c.source, c.start, c.end, c.text, c.sha256) for c in loaded.chunks]
     vectors = loaded.faiss_index.reconstruct_n(0, loaded.faiss_index.ntotal)
     docs = sorted((k, d["sha256"]) for k, d in loaded.manifest["files"].items())
@@ -199,5 +199,5 @@ def test_killed_at_random_moments(docs, tmp_path):
     assert killed >= trials * 0.4 and trials * 0.05 <= switched <= trials * 0.6
     # and a normal build afterwards cleans up what the kills left behind
     assert _cli_index(docs, idx, 0.0).wait(timeout=120) == 0
-    live = ix.current_generation(idx)
+    live = local_store.current_generation(idx)
     assert not list(idx.glob(".tmp-*")) and not [g for g in idx.glob("v*") if g.name > live]

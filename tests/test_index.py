@@ -10,6 +10,7 @@ from filelock import FileLock
 
 import qa
 from qa import index as ix
+from qa import local_store
 from qa.config import Settings
 
 from . import fakes
@@ -25,7 +26,7 @@ def test_build_writes_plain_versioned_files(built):
     assert sorted(p.name for p in g.iterdir()) == ["bm25", "chunk_offsets.npy", "chunk_spans.npy", "chunks.jsonl",
                                                    "embeddings.npy", "manifest.json", "sentences.npy", "vectors.faiss"]
     m = json.loads((g / "manifest.json").read_text())
-    assert m["format"] == "qa-index" and m["format_version"] == ix.FORMAT_VERSION
+    assert m["format"] == "qa-index" and m["format_version"] == local_store.FORMAT_VERSION
     probe = m["embedder"].pop("probe")
     assert m["embedder"] == {"name": "fake", "dimension": 64, "max_tokens": 40}
     assert len(probe) == 64 and abs(sum(x * x for x in probe) - 1.0) < 1e-3  # the model's vector of PROBE_TEXT
@@ -54,7 +55,7 @@ def test_build_writes_plain_versioned_files(built):
 
 
 def test_chunks_index_the_files_exactly(built, docs):
-    loaded = ix.load_index(built)
+    loaded = local_store.load_index(built)
     for c in loaded.chunks:
         assert (docs / c.source).read_text(encoding="utf-8")[c.start : c.end] == c.text
         assert fakes.HashEmbedder().count_tokens([c.text])[0] <= 40
@@ -88,12 +89,12 @@ def test_incremental_changes(docs, tmp_path, settings, embedder):
     hits = qa.search("zebra crossing Qamishli", k=3, index_dir=idx, settings=settings)
     assert hits[0].source == munich and "zebra" in hits[0].text
     assert qa.search("penguins guard", k=1, index_dir=idx, settings=settings)[0].source == "new.md"
-    sources = {c.source for c in ix.load_index(idx).chunks}
+    sources = {c.source for c in local_store.load_index(idx).chunks}
     assert "000_39ea33fba12f0460.txt" not in sources
 
 
 def test_the_sentence_table_holds_every_sentence_once(built, docs):
-    loaded = ix.load_index(built)
+    loaded = local_store.load_index(built)
     table = loaded.sentences
     assert table is not None and len(table) > len(loaded.chunks)
     assert len({(loaded.chunks[c].source, a) for c, a, _ in table.tolist()}) == len(table)  # each sentence once
@@ -114,7 +115,7 @@ def test_evidence_from_the_sentence_table_matches_splitting_at_query_time(built,
     from qa.answering import evidence_from
     from qa.search import search_many
 
-    loaded = ix.load_index(built)
+    loaded = local_store.load_index(built)
     reader = fakes.FakeReader()
     for q in ("How many soldiers would European countries contribute?", "Who proposed the safe zone?",
               "What did Turkey want?", "Where would the zone be?"):
@@ -131,23 +132,23 @@ def test_an_index_from_before_the_sentence_table_still_answers_and_gains_it_on_r
     m = json.loads((g / "manifest.json").read_text())
     del m["counts"]["sentences"], m["sentence_table"]
     (g / "manifest.json").write_text(json.dumps(m))
-    ix._LOADED.clear()
-    old = ix.load_index(built)
+    local_store._LOADED.clear()
+    old = local_store.load_index(built)
     assert old.sentences is None and len(old.sentences_in(old.chunks[0].source, 0, 10**9)) == 0
     a = qa.answer("How many soldiers would European countries contribute?", index_dir=built, settings=settings)
     assert a.citations or a.abstained  # the query-time path still works
     st = qa.build_index(docs, built, settings=settings)
     assert st.wrote and st.chunks_embedded == 0 and st.sentences > st.chunks
-    assert ix.load_index(built).sentences is not None
+    assert local_store.load_index(built).sentences is not None
 
 
 def test_duplicate_content_is_stored_once(docs, tmp_path, settings):
     (docs / "copy.txt").write_bytes((docs / "001_10b1e96f4f38a7ef.txt").read_bytes())
     st = qa.build_index(docs, tmp_path / "i", settings=settings)
     assert {s.source: s.reason for s in st.skipped}["copy.txt"] == "same content as 001_10b1e96f4f38a7ef.txt (indexed once)"
-    sources = [c.source for c in ix.load_index(tmp_path / "i").chunks]
+    sources = [c.source for c in local_store.load_index(tmp_path / "i").chunks]
     assert "copy.txt" not in sources
-    assert ix.read_manifest(tmp_path / "i")["duplicates"] == {"copy.txt": "001_10b1e96f4f38a7ef.txt"}
+    assert local_store.read_manifest(tmp_path / "i")["duplicates"] == {"copy.txt": "001_10b1e96f4f38a7ef.txt"}
 
 
 def test_empty_corpus_keeps_the_old_index(docs, tmp_path, settings):
@@ -160,7 +161,7 @@ def test_empty_corpus_keeps_the_old_index(docs, tmp_path, settings):
     with pytest.raises(qa.EmptyCorpusError, match="previous index was kept"):
         qa.build_index(docs, idx, settings=settings)
     assert (idx / "CURRENT").read_text() == gen
-    assert ix.load_index(idx).chunks
+    assert local_store.load_index(idx).chunks
 
 
 def test_missing_index_is_explained(tmp_path, settings):
@@ -243,7 +244,7 @@ def test_damaged_index_is_refused_clearly(built, docs, settings, damage):
         m = json.loads((g / "manifest.json").read_text())
         m["format_version"] = 0
         (g / "manifest.json").write_text(json.dumps(m))
-    ix._LOADED.clear()
+    local_store._LOADED.clear()
     expected = qa.IndexMismatchError if damage == "old_format" else qa.IndexCorruptError
     with pytest.raises(expected, match="qa index"):
         qa.search("soldiers", index_dir=built, settings=Settings(embedder="fake", auto_refresh=False, progress=False, rerank=0))
@@ -291,12 +292,12 @@ def test_old_generations_are_cleaned_up(docs, tmp_path, settings):
 
 def test_dense_index_type_is_chosen_by_size():
     s = Settings(ann_min_chunks=20_000, ann_probe_fraction=0.25)
-    assert ix.dense_index_plan(19_999, 384, s)["factory"] == "Flat"
-    big = ix.dense_index_plan(100_000, 384, s)
+    assert local_store.dense_index_plan(19_999, 384, s)["factory"] == "Flat"
+    big = local_store.dense_index_plan(100_000, 384, s)
     assert big["factory"] == "IVF1024,PQ128x4fs,Refine(SQ8)" and big["nprobe"] == 256
-    huge = ix.dense_index_plan(1_000_000, 384, s)
+    huge = local_store.dense_index_plan(1_000_000, 384, s)
     assert huge["nlist"] == 4096 and huge["nprobe"] == 1024 and huge["train_size"] == 50 * 4096
-    assert ix.dense_index_plan(100_000, 768, s)["factory"] == "IVF1024,PQ256x4fs,Refine(SQ8)"
+    assert local_store.dense_index_plan(100_000, 768, s)["factory"] == "IVF1024,PQ256x4fs,Refine(SQ8)"
 
 
 def test_an_approximate_index_is_built_loaded_and_searched(tmp_path, settings):
@@ -309,7 +310,7 @@ def test_an_approximate_index_is_built_loaded_and_searched(tmp_path, settings):
         (docs / f"a{i:02d}.txt").write_text(". ".join(" ".join(rng.choice(words, 12)) for _ in range(30)) + ".")
     s = Settings(**{**settings.__dict__, "ann_min_chunks": 50, "ann_probe_fraction": 1.0})
     stats = qa.build_index(docs, tmp_path / "i", settings=s)
-    loaded = ix.load_index(tmp_path / "i")
+    loaded = local_store.load_index(tmp_path / "i")
     plan = loaded.manifest["faiss"]
     assert stats.chunks >= 50 and plan["type"] == "IVF-PQfastscan-refine"
     import faiss
@@ -325,18 +326,18 @@ def test_an_approximate_index_is_built_loaded_and_searched(tmp_path, settings):
     (docs / "a00.txt").write_text("something new entirely. w1 w2 w3.")
     again = qa.build_index(docs, tmp_path / "i", settings=s)
     assert again.chunks_reused > 0
-    vecs2 = np.load(ix.load_index(tmp_path / "i").path / "embeddings.npy")
+    vecs2 = np.load(local_store.load_index(tmp_path / "i").path / "embeddings.npy")
     kept = {c.sha256: c.id for c in loaded.chunks}
-    for c in ix.load_index(tmp_path / "i").chunks:
+    for c in local_store.load_index(tmp_path / "i").chunks:
         if c.sha256 in kept:
             assert np.array_equal(vecs2[c.id], vecs[kept[c.sha256]])
 
 
 def test_a_generation_without_the_chunk_offsets_still_loads(built):
     g = _gen_dir(built)
-    before = list(ix.load_index(built).chunks)
+    before = list(local_store.load_index(built).chunks)
     (g / "chunk_offsets.npy").unlink()
     (g / "chunk_spans.npy").unlink()
-    ix._LOADED.clear()
-    loaded = ix.load_index(built)
+    local_store._LOADED.clear()
+    loaded = local_store.load_index(built)
     assert list(loaded.chunks) == before and loaded.chunks_of(before[0].source)[0] == before[0]

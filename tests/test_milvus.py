@@ -14,6 +14,7 @@ import pytest
 
 import qa
 from qa import index as ix
+from qa import local_store
 
 from . import fakes
 from .conftest import ROOT
@@ -74,7 +75,7 @@ def test_milvus_lite_finds_what_the_local_store_finds(docs, tmp_path, settings, 
         for p in b:  # offsets are exact in the article text
             assert (docs / p.source).read_text(encoding="utf-8")[p.start:p.end] == p.text
     loaded = milvus.MilvusStore(lite.store, "index", lite).load()
-    local_loaded = ix.load_index(tmp_path / "index")
+    local_loaded = local_store.load_index(tmp_path / "index")
     source = local_loaded.chunks[0].source
     assert loaded.chunks_of(source) == local_loaded.chunks_of(source)
     assert loaded.sentences_in(source, 0, 10**9)[:, 1:].tolist() == local_loaded.sentences_in(source, 0, 10**9)[:, 1:].tolist()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import qa
-from qa import index as ix
+from qa import local_store
 from qa.config import Settings
 from qa.embeddings import SentenceTransformerEmbedder, get_embedder
 
@@ -29,7 +29,7 @@ def seeds_index(tmp_path_factory):
 def test_no_chunk_exceeds_the_model_limit(seeds_index):
     emb = get_embedder(REAL)
     assert emb.max_tokens == 254 and emb.dimension == 384
-    chunks = ix.load_index(seeds_index).chunks
+    chunks = local_store.load_index(seeds_index).chunks
     counts = emb.count_tokens([c.text for c in chunks])
     assert max(counts) <= emb.max_tokens
     # and what we count is what the model sees: the same word pieces as sentence-transformers' own tokenizer,
@@ -41,7 +41,7 @@ def test_no_chunk_exceeds_the_model_limit(seeds_index):
 
 
 def test_onnx_int8_embeddings_match_sentence_transformers(seeds_index):
-    texts = [c.text for c in ix.load_index(seeds_index).chunks] + ["How many soldiers?", "x" * 3000]
+    texts = [c.text for c in local_store.load_index(seeds_index).chunks] + ["How many soldiers?", "x" * 3000]
     fast = get_embedder(REAL).encode(texts)
     plain = SentenceTransformerEmbedder(REAL.embedder, progress=False).encode(texts)
     cos = (fast * plain).sum(axis=1)
@@ -56,7 +56,7 @@ def test_onnx_vectors_do_not_depend_on_batch_or_threads(seeds_index):
     quantised per run, so batching texts together (as we did before) let neighbours shift a vector (cos 0.95)."""
     from qa.embeddings import OnnxEmbedder
 
-    texts = [c.text for c in ix.load_index(seeds_index).chunks][:12] + ["How many soldiers?"]
+    texts = [c.text for c in local_store.load_index(seeds_index).chunks][:12] + ["How many soldiers?"]
     here = replace(REAL, model_process=False)  # this process's embedder, to look inside it
     together = get_embedder(here).encode(texts)
     alone = np.vstack([OnnxEmbedder(REAL.embedder, "onnx-int8", REAL.cache_dir, threads=1).encode([t]) for t in texts])

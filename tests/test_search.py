@@ -23,9 +23,9 @@ def test_passages_are_exact_ranked_and_distinct(built, docs, settings):
 
 
 def test_overlapping_chunks_are_merged_into_one_passage(built, docs, settings):
-    from qa import index as ix
+    from qa import local_store
 
-    chunks = ix.load_index(built).chunks
+    chunks = local_store.load_index(built).chunks
     assert any(a.source == b.source and b.start < a.end for a, b in zip(chunks, chunks[1:])), "fixture has overlaps"
     hits = qa.search(Q, k=20, index_dir=built, settings=settings)
     widened = [h for h in hits if not any(c.start == h.start and c.end == h.end for c in chunks)]

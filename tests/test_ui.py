@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import qa
-from qa import ui
+from qa import ui, ui_html
 from qa.config import Settings
-from qa.index import load_index
+from qa.local_store import load_index
 
 from . import fakes
 
@@ -49,14 +49,14 @@ def app(built, docs, s, tmp_path):
 def test_answer_renders_with_linked_markers_and_highlighted_sentence(built, s):
     a = qa.answer(Q, index_dir=built, settings=s)
     loaded = load_index(built)
-    turn = ui.Turn(a, tuple(ui.window(loaded, c) for c in a.citations))
-    chat = ui.render_chat([turn])
+    turn = ui_html.Turn(a, tuple(ui_html.window(loaded, c) for c in a.citations))
+    chat = ui_html.render_chat([turn])
     assert "qa-answer" in chat and "qa-abstain" not in chat
     assert re.search(r"<a class='qa-cite' href='#qa-src-1-1' data-target='qa-src-1-1'[^>]*>\[1\]</a>", chat)
-    sources = ui.render_sources([turn])
+    sources = ui_html.render_sources([turn])
     assert "id='qa-src-1-1'" in sources
     cited = a.citations[0].text
-    assert f"<mark class='qa-hl'>{ui.esc(cited)}</mark>" in sources
+    assert f"<mark class='qa-hl'>{ui_html.esc(cited)}</mark>" in sources
     before, mid, after = turn.windows[0]
     assert mid == cited and len(before) > 100 and len(after) > 100  # a real window of the article around it
 
@@ -64,7 +64,7 @@ def test_answer_renders_with_linked_markers_and_highlighted_sentence(built, s):
 def test_window_text_matches_the_article_around_the_citation(built, docs, s):
     loaded = load_index(built)
     for p in qa.search("safe zone troops", k=5, index_dir=built, settings=s):
-        before, mid, after = ui.window(loaded, p, chars=200)
+        before, mid, after = ui_html.window(loaded, p, chars=200)
         article = (docs / p.source).read_text(encoding="utf-8")
         assert mid == article[p.start:p.end]
         # Whitespace between chunks may be normalised; every word around the citation is the article's own.
@@ -75,26 +75,26 @@ def test_window_text_matches_the_article_around_the_citation(built, docs, s):
 def test_abstention_looks_different_and_offers_related_passages_only(built, s):
     a = qa.answer("Who won the 2018 FIFA World Cup?", index_dir=built, settings=s)
     assert a.abstained
-    turn = ui.Turn(a, tuple(ui.window(load_index(built), p) for p in a.related))
-    chat = ui.render_chat([turn])
+    turn = ui_html.Turn(a, tuple(ui_html.window(load_index(built), p) for p in a.related))
+    chat = ui_html.render_chat([turn])
     assert "qa-abstain" in chat and "Not in the articles" in chat and "qa-cite" not in chat
-    sources = ui.render_sources([turn])
+    sources = ui_html.render_sources([turn])
     assert "qa-related" in sources and "qa-src-1-" not in sources
 
 
 def test_follow_up_shows_what_was_searched_for():
     a = qa.Answer("and the US?", "200 [1]", [], False, "How many soldiers would the US keep? and the US?")
-    assert "searched for: <q>How many soldiers would the US keep? and the US?</q>" in ui.render_chat([ui.Turn(a)])
+    assert "searched for: <q>How many soldiers would the US keep? and the US?</q>" in ui_html.render_chat([ui_html.Turn(a)])
     plain = qa.Answer("Q?", "x", [], False, "Q?")
-    assert "searched for" not in ui.render_chat([ui.Turn(plain)])
+    assert "searched for" not in ui_html.render_chat([ui_html.Turn(plain)])
 
 
 def test_article_and_model_text_is_rendered_inert():
     p = qa.Passage(HOSTILE, HOSTILE, 0, len(HOSTILE), HOSTILE, 1.0)
     c = qa.Citation(**{**p.__dict__, "n": 1})
     a = qa.Answer(HOSTILE, HOSTILE + " [1]", [c], False, HOSTILE)
-    turn = ui.Turn(a, ((HOSTILE, HOSTILE, HOSTILE),))
-    page = ui.render_chat([turn]) + ui.render_sources([turn], show_scores=True)
+    turn = ui_html.Turn(a, ((HOSTILE, HOSTILE, HOSTILE),))
+    page = ui_html.render_chat([turn]) + ui_html.render_sources([turn], show_scores=True)
     assert "<script" not in page and "<img" not in page and "onerror=alert" not in page.replace("onerror=alert(2)&gt;", "")
     assert "&lt;script&gt;" in page and "&lt;img src=x onerror=alert(2)&gt;" in page
     # Markdown is not interpreted either: the image syntax stays literal text.
@@ -107,13 +107,13 @@ def test_library_lists_articles_and_escapes_titles(tmp_path, settings):
     (docs / "a.md").write_text("<b onmouseover=alert(1)>Bold</b> title\n\nSome text about ferries.", encoding="utf-8")
     (docs / "empty.txt").write_text("", encoding="utf-8")
     qa.build_index(docs, tmp_path / "i", settings=settings)
-    page = ui.render_library(tmp_path / "i")
+    page = ui_html.render_library(tmp_path / "i")
     assert "<code>a.md</code>" in page and "&lt;b onmouseover=alert(1)&gt;Bold&lt;/b&gt; title" in page
     assert "<b " not in page and "empty.txt" in page  # skipped files are listed with their reason
 
 
 def test_library_reports_a_missing_index(tmp_path):
-    assert "qa-error" in ui.render_library(tmp_path / "nothing")
+    assert "qa-error" in ui_html.render_library(tmp_path / "nothing")
 
 
 # -- uploads --------------------------------------------------------------------------------------------------------
@@ -313,10 +313,10 @@ def test_rebuild_while_another_build_runs_waits_and_says_so(built, docs, s):
 
 def test_the_build_summary_counts_chunks_and_sentences(docs, tmp_path, s):
     first = qa.build_index(docs, tmp_path / "i", settings=s)
-    html = ui.render_stats(first)
+    html = ui_html.render_stats(first)
     assert f"{first.chunks} chunks, {first.chunks} embedded, 0 reused" in html
     assert f"{first.sentences} sentences." in html and first.sentences > first.chunks
-    again = ui.render_stats(qa.build_index(docs, tmp_path / "i", settings=s))
+    again = ui_html.render_stats(qa.build_index(docs, tmp_path / "i", settings=s))
     assert "Nothing changed" in again and "0 embedded, 92 reused".replace("92", str(first.chunks)) in again
 
 
@@ -389,5 +389,5 @@ def test_the_newest_turn_with_sources_stays_open_after_an_error(built, docs, s):
     for q in (Q, "x" * 5000):  # an answer, then an error
         ask(q, conv, False)
         list(answer_waiting(conv, 5, "fake-reader", False))
-    html = ui.render_sources(conv.turns)
+    html = ui_html.render_sources(conv.turns)
     assert "id='qa-turn-1' open" in html and conv.turns[1].error

