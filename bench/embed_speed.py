@@ -1,6 +1,6 @@
 """Embedding throughput: plain ``SentenceTransformer.encode`` vs the ONNX backends, on the same chunks, one process.
 
-    python bench/embed_speed.py [--squad ../shared/data/squad2-dev-5-articles.json] [--runs 7] [--plot bench/embed_speed.png]
+    python bench/embed_speed.py [--squad ../shared/data/squad2-dev-5-articles.json] [--runs 7] [--plot docs/embed_speed.png]
 
 Chunks are those of the shared SQuAD set (chunked once with the packaged tokenizer). Each variant embeds all of
 them `--runs` times, interleaved; the median is reported, with chunks/s and the ratio to the plain path (and the
@@ -31,7 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--squad", default=str(ROOT.parent / "shared" / "data" / "squad2-dev-5-articles.json"))
     ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--plot", default=str(ROOT / "bench" / "embed_speed.png"))
+    ap.add_argument("--plot", default=str(ROOT / "docs" / "embed_speed.png"))
     args = ap.parse_args()
 
     base = qa.Settings(progress=False, model_process=False)

@@ -1,6 +1,6 @@
 """Dense search at 100k and 1M chunks: the index `qa` chooses by size vs exact (flat) search, same vectors, one run.
 
-    python bench/scale.py [--sizes 100000,1000000] [--queries 200] [--plot bench/scale.png]
+    python bench/scale.py [--sizes 100000,1000000] [--queries 200] [--plot docs/scale.png]
 
 No corpus of a million chunks is at hand, so the vectors are synthetic but shaped like real ones. The packaged
 MiniLM embeds the shared SQuAD set's paragraphs, sentences and questions once, and that measures:
@@ -111,7 +111,7 @@ def main() -> None:
     ap.add_argument("--squad", default=str(ROOT.parent / "shared" / "data" / "squad2-dev-5-articles.json"))
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--plot", default=str(ROOT / "bench" / "scale.png"))
+    ap.add_argument("--plot", default=str(ROOT / "docs" / "scale.png"))
     args = ap.parse_args()
 
     settings = qa.Settings(progress=False, model_process=False)

@@ -104,14 +104,14 @@ class Evidence:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Thresholds: fitted by `python -m qa.weights.fit_thresholds` on held-out SQuAD 2.0 tuning articles (never the
-# public test set), for the reader shipped beside them.
-#: Margin units a sentence of the next passage down must out-score one above it by (see compose).
-RANK_PENALTY = 1.0  # on 150 + 150 held-out tuning questions: F1 0.573 -> 0.584, citation 0.735 -> 0.754 (benchmarks.md)
-#: A span longer than this many words is no short answer: its sentences are quoted instead.
-LONGEST_SHORT_ANSWER = 15
+# Thresholds: fitted by `python -m qa.weights.fit_thresholds` on held-out SQuAD 2.0 tuning articles and doc2dial
+# turns (never the public test sets), for the reader shipped beside them; each with its provenance in the file.
+#   short / quotes: the evidence relevance below which a factoid / a quoted answer is refused;
+#   extra_quote: how far below the best sentence another may be and still be quoted;
+#   rank_penalty: margin units a sentence of the next passage down must out-score one above it by;
+#   longest_short_answer: a span of more words is no short answer, and its sentences are quoted instead.
 THRESHOLDS_FILE = Path(__file__).resolve().parent / "weights" / "thresholds.json"
-DEFAULT_THRESHOLDS = {"short": 0.0, "quotes": 0.0, "extra_quote": 3.0}
+DEFAULT_THRESHOLDS = {"short": 0.0, "quotes": 0.0, "extra_quote": 3.0, "rank_penalty": 1.0, "longest_short_answer": 15}
 
 
 @functools.cache
@@ -425,13 +425,20 @@ def read_evidence(searched: str, reader_q: str, loaded: LoadedIndex, embedder: E
     return passages, readings
 
 
+def ranked_evidence(passages: Sequence[Passage], readings: Sequence[Reading], loaded: LoadedIndex | None,
+                    rank_penalty: float | None = None) -> list[Evidence]:
+    """The evidence an answer chooses from, its choice first: evidence from a lower-ranked passage must
+    out-score a higher one's by ``rank_penalty`` (thresholds.json) margin units per rank."""
+    pen = thresholds()["rank_penalty"] if rank_penalty is None else rank_penalty
+    return sorted(evidence_from(passages, readings, loaded), key=lambda e: -(e.relevance - pen * e.passage))
+
+
 def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], readings: Sequence[Reading],
             loaded: LoadedIndex | None, t0: float, most_quotes: int = 3, caution: float = 0.0,
-            rank_penalty: float = RANK_PENALTY) -> Answer:
-    """The answer the readings support: a short span, quoted sentences, or an abstention. Evidence from a
-    lower-ranked passage must out-score a higher one's by ``rank_penalty`` margin units per rank."""
+            rank_penalty: float | None = None) -> Answer:
+    """The answer the readings support: a short span, quoted sentences, or an abstention."""
     limits = thresholds()
-    evidence = sorted(evidence_from(passages, readings, loaded), key=lambda e: -(e.relevance - rank_penalty * e.passage))
+    evidence = ranked_evidence(passages, readings, loaded, rank_penalty)
     version = loaded.generation if loaded is not None else ""
     if not evidence:
         return _abstain(q, searched, passages, 0.0, t0, version)
@@ -443,7 +450,7 @@ def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], r
         return _abstain(q, searched, passages, confidence, t0, version)
     score = {e.passage: passages[e.passage].score for e in evidence}
     short = top.text[top.answer_start - top.start:top.answer_end - top.start]
-    if not wants_sentences and len(short.split()) <= LONGEST_SHORT_ANSWER:
+    if not wants_sentences and len(short.split()) <= limits["longest_short_answer"]:
         cite = Citation(top.source, top.title, top.start, top.end, top.text, score[top.passage], n=1,
                         answer_start=top.answer_start, answer_end=top.answer_end)
         if not _verified(cite, short):  # never cite a passage lacking the claim

@@ -171,7 +171,10 @@ def test_the_shipped_thresholds_were_fitted_for_the_shipped_reader():
     card = json.loads((WEIGHTS_DIR / "reader.json").read_text(encoding="utf-8"))
     assert fitted["reader_sha256"] == card["sha256"]
     assert card["sha256"] == hashlib.sha256((WEIGHTS_DIR / "reader.int8.onnx").read_bytes()).hexdigest()
-    assert set(fitted["thresholds"]) == {"short", "quotes", "extra_quote"}
+    from qa.answering import DEFAULT_THRESHOLDS
+
+    assert set(fitted["thresholds"]) == set(DEFAULT_THRESHOLDS)  # every knob the answer path reads, no stray one
+    assert set(fitted["data"]) == set(DEFAULT_THRESHOLDS)  # and each with where it came from
 
 
 def test_a_follow_up_searches_with_the_conversation_and_reads_the_question_itself(built, s, reader):

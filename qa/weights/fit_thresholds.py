@@ -12,6 +12,12 @@ Through the real answer path (index, search, reader, evidence), on held-out ques
   follow-up. doc2dial is a tuning set here; the public figures in docs/benchmarks.md report it too, so they are
   not independent of this choice (the hidden dialogue sets are).
 - ``extra_quote``: how far below the best sentence another may be and still be quoted (set by hand, recorded).
+- ``rank_penalty`` and ``longest_short_answer``: how an answer picks its sentence among the passages, and when a
+  span is too long to be a short answer. Chosen by hand and carried over from the file with their provenance;
+  ``bench/answer_choice.py`` replays variants of them on held-out readings.
+
+The relevance of a question is that of the evidence the answer path would choose (``ranked_evidence``), so a
+threshold is fitted on exactly what ``compose`` compares with it.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ OUT = HERE / "thresholds.json"
 
 
 def relevances(questions, index_dir, settings, history_of=None) -> list[float]:
-    from qa.answering import evidence_from, read_evidence, rewrite_follow_up
+    from qa.answering import ranked_evidence, read_evidence, rewrite_follow_up
     from qa.embeddings import get_embedder
     from qa.index import ensure_index
     from qa.reading import get_reader
@@ -42,7 +48,7 @@ def relevances(questions, index_dir, settings, history_of=None) -> list[float]:
     for q in questions:
         searched, reader_q = (q, q) if history_of is None else rewrite_follow_up(q, history_of(q), None)
         passages, readings = read_evidence(searched, reader_q, loaded, embedder, reader, settings)
-        ev = evidence_from(passages, readings, loaded)
+        ev = ranked_evidence(passages, readings, loaded)
         out.append(ev[0].relevance if ev else -1e9)
     return out
 
@@ -90,15 +96,18 @@ def main(argv=None) -> None:
                            history_of=lambda q: chat_history(by_question[q]))
         quotes = quantile(r_dlg, args.false_refusals)
     reader_card = json.loads((HERE / "reader.json").read_text(encoding="utf-8"))
+    before = json.loads(OUT.read_text(encoding="utf-8")) if OUT.is_file() else {}
+    hand = {k: before.get("thresholds", {}).get(k, DEFAULT_THRESHOLDS[k])
+            for k in ("extra_quote", "rank_penalty", "longest_short_answer")}
     fitted = {
-        "thresholds": {"short": round(short, 4), "quotes": round(quotes, 4),
-                       "extra_quote": DEFAULT_THRESHOLDS["extra_quote"]},
+        "thresholds": {"short": round(short, 4), "quotes": round(quotes, 4), **hand},
         "made_by": "python -m qa.weights.fit_thresholds", "false_refusal_target": args.false_refusals,
         "reader_sha256": reader_card["sha256"],
         "data": {"short": f"squad2-dev-15-tuning-articles.json, the {len(articles)} articles held out from "
                           f"training: {len(ans)} answerable, {len(imp)} unanswerable questions",
                  "quotes": f"doc2dial-dmv-va: {len(by_question)} later turns (seed {args.seed}), none of the "
-                           f"160 turns of the public figure's seed-7 sample", "extra_quote": "set by hand"},
+                           f"160 turns of the public figure's seed-7 sample",
+                 **{k: before.get("data", {}).get(k, "set by hand") for k in hand}},
         "figures": {"short_refuses_unanswerable": round(sum(r < short for r in r_imp) / len(r_imp), 4),
                     "short_refuses_answerable": round(sum(r < short for r in r_ans) / len(r_ans), 4),
                     "quotes_refuses_dialogue_turns": round(sum(r < quotes for r in r_dlg) / len(r_dlg), 4),

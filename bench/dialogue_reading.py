@@ -1,0 +1,90 @@
+"""What the reader should read for a follow-up on doc2dial: which question makes it cite the gold span.
+
+    python bench/dialogue_reading.py [../shared/data/doc2dial-dmv-va] [--turns 150]
+
+Tuning turns only: later turns (seed 5) outside the public figure's seed-7 sample. Each turn is searched as
+`qa.answer` searches it (the question with the conversation); the same passages are then read with each variant
+of the reader's question, and the sentence the answer path would choose (`ranked_evidence`) is checked against
+the gold span. Prints, per variant, how often that sentence overlaps the gold span when forced to answer, and
+among the turns that clear the shipped thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qa.answering import descriptive, ranked_evidence, rewrite_follow_up, thresholds  # noqa: E402
+from qa.config import Settings  # noqa: E402
+from qa.embeddings import get_embedder  # noqa: E402
+from qa.evaluation import chat_history, cites_gold, load_turns, sample_turns  # noqa: E402
+from qa.index import build_index, ensure_index  # noqa: E402
+from qa.reading import get_reader  # noqa: E402
+from qa.search import merge, rank_many, rerank  # noqa: E402
+
+
+def users(t):
+    return [x for r, x in t.history if r == "user"]
+
+
+def agents(t):
+    return [x for r, x in t.history if r != "user"]
+
+
+VARIANTS = {
+    "shipped (the question itself)": lambda t, searched, reader_q: reader_q,
+    "+ previous question": lambda t, s, q: f"{q} ({users(t)[-1]})" if users(t) else q,
+    "+ last agent turn": lambda t, s, q: f"{q} ({agents(t)[-1]})" if agents(t) else q,
+    "as searched (+ all)": lambda t, searched, q: searched,
+}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folder", nargs="?", default=str(ROOT.parent / "shared/data/doc2dial-dmv-va"))
+    ap.add_argument("--turns", type=int, default=150)
+    args = ap.parse_args(argv)
+    s = Settings.from_env(progress=False)
+    turns = load_turns(args.folder)
+    later, first = sample_turns(turns, 120, 40, 7)
+    public = {id(t) for t in later + first}
+    tune = random.Random(5).sample([t for t in turns if t.history and id(t) not in public], args.turns)
+    limits = thresholds()
+    forced = {v: 0 for v in VARIANTS}
+    answered = {v: 0 for v in VARIANTS}
+    cited = {v: 0 for v in VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        build_index(Path(args.folder) / "documents", Path(tmp) / "index", settings=s)
+        loaded, emb, reader = ensure_index(Path(tmp) / "index", s), get_embedder(s), get_reader(s)
+        for i, t in enumerate(tune, 1):
+            searched, reader_q = rewrite_follow_up(t.question, chat_history(t), None)
+            ranking = rank_many(loaded, emb, [searched], s.rerank, s)[0]
+            passages, _ = rerank(searched, merge(loaded, ranking, s.rerank), reader, s)
+            passages = passages[: s.answer_passages]
+            for name, make in VARIANTS.items():
+                q = make(t, searched, reader_q)
+                ev = ranked_evidence(passages, reader.read(q, [p.text for p in passages]), loaded)
+                if not ev:
+                    continue
+                hit = cites_gold([ev[0]], t)
+                forced[name] += hit
+                floor = limits["quotes"] if descriptive(reader_q) else limits["short"]
+                if ev[0].relevance >= floor:
+                    answered[name] += 1
+                    cited[name] += hit
+            if i % 50 == 0:
+                print(f"  {i}/{len(tune)} turns", file=sys.stderr, flush=True)
+    print(f"{len(tune)} tuning turns; the chosen sentence overlaps the gold span:")
+    for name in VARIANTS:
+        print(f"  {name:32} forced {forced[name] / len(tune):.3f}   answered {answered[name] / len(tune):.3f}, "
+              f"of those cited {cited[name] / max(1, answered[name]):.3f}")
+
+
+if __name__ == "__main__":
+    main()
