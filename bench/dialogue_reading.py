@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa.answering import descriptive, ranked_evidence, rewrite_follow_up, thresholds  # noqa: E402
+from qa.answering import descriptive, ranked_evidence, reader_text, rewrite_follow_up, thresholds  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
 from qa.evaluation import chat_history, cites_gold, load_turns, sample_turns  # noqa: E402
@@ -38,7 +38,8 @@ def agents(t):
 
 
 VARIANTS = {
-    "shipped (the question itself)": lambda t, searched, reader_q: reader_q,
+    "shipped (reader_text)": lambda t, searched, reader_q: reader_text(reader_q, chat_history(t)),
+    "the question itself": lambda t, searched, reader_q: reader_q,
     "+ previous question": lambda t, s, q: f"{q} ({users(t)[-1]})" if users(t) else q,
     "+ last agent turn": lambda t, s, q: f"{q} ({agents(t)[-1]})" if agents(t) else q,
     "as searched (+ all)": lambda t, searched, q: searched,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 CountTokens = Callable[[Sequence[str]], list[int]]
 
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t\f\v]*\n\s*")
+PARAGRAPH_BREAK = re.compile(r"\n[ \t\f\v]*\n\s*")
 _WORD = re.compile(r"\S+")
 
 
@@ -84,7 +84,7 @@ def sentences(text: str) -> list[tuple[int, int, bool]]:
 def _paragraphs(text: str) -> list[tuple[int, int]]:
     spans = []
     start = 0
-    for m in _PARAGRAPH_BREAK.finditer(text):
+    for m in PARAGRAPH_BREAK.finditer(text):
         spans.append((start, m.start()))
         start = m.end()
     spans.append((start, len(text)))

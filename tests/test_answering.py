@@ -138,6 +138,42 @@ def test_quotes_skip_overlaps_and_near_duplicates_and_stop_at_the_gap():
     assert choose_quotes([best, overlapping, duplicate, other, far], floor=0.0, extra=3.0, most=1) == [best]
 
 
+def test_quotes_skip_lines_too_short_to_be_statements():
+    from qa.answering import Evidence, choose_quotes
+
+    byline = Evidence(0, "a.txt", "A", 0, 16, "the media pirate", 9.0, 0, 3)
+    statement = Evidence(0, "a.txt", "A", 20, 60, "Turkey considers the YPG part of the PKK.", 8.0, 20, 26)
+    assert choose_quotes([byline, statement], floor=0.0, extra=3.0) == [statement]
+
+
+def test_an_overview_quotes_the_sentences_that_name_its_topic():
+    from qa.answering import Evidence, about_topic, overview_topic
+
+    def ev(text, rel):
+        return Evidence(0, "a.txt", "A", 0, len(text), text, rel, 0, 3)
+
+    tanf = ev("The U.S. operates a base near the Syrian town of Al Tanf.", -4.7)
+    other = ev("There is no military solution to the crisis in Syria.", -3.5)
+    assert overview_topic("Summarize what the articles say about Al Tanf.") == "Al Tanf"
+    assert about_topic([other, tanf], "Al Tanf") == [tanf]
+    assert about_topic([other, tanf], "Al Qaeda") == []
+    assert about_topic([other], "the crisis in Syria, Iraq and Jordan") == []  # 2 of 4 words: under two thirds
+    assert about_topic([other], "the crisis in Syria and Iraq") == [other]  # 2 of 3
+
+
+def test_an_answer_span_never_runs_from_one_paragraph_into_the_next():
+    from qa.answering import evidence_from
+    from qa.reading import Reading, Span
+    from qa.search import Passage
+
+    text = "U.S. in Talks With Moscow on Syria Safe Zone\n\nthe media pirate\n\nRussia proposed a zone in the south."
+    p = Passage("a.txt", "A", 0, len(text), text, 1.0)
+    across = Span(text.index("Safe"), text.index("pirate") + 6, 9.0)
+    inside = Span(text.index("a zone"), text.index(" in the south"), 5.0)
+    found = evidence_from([p], [Reading(0.0, (across, inside))])
+    assert [e.text for e in found] == ["Russia proposed a zone in the south."]
+
+
 def test_caution_shifts_the_fitted_thresholds(built, s):
     from dataclasses import replace
 
@@ -182,6 +218,16 @@ def test_a_follow_up_searches_with_the_conversation_and_reads_the_question_itsel
     assert a.question == "and how many US troops?"
     assert a.searched_for == f"and how many US troops? ({Q} 1,500)"
     assert reader.questions[-1] == "How many US troops?"
+
+
+def test_the_reader_reads_a_follow_up_with_the_last_statement_but_never_a_short_answer():
+    from qa.answering import reader_text
+
+    statement = "You can renew online if your license expired less than a year ago."
+    assert reader_text("What if it was longer?", [("Can I renew online?", statement)]) == \
+        f"What if it was longer? ({statement})"
+    assert reader_text("How many would stay?", [("How many would leave?", "2,000 [1]")]) == "How many would stay?"
+    assert reader_text("How many would stay?", None) == "How many would stay?"
 
 
 def test_a_generators_rewrite_is_read_when_it_checks_out(built, s, reader):

@@ -37,7 +37,7 @@ OUT = HERE / "thresholds.json"
 
 
 def relevances(questions, index_dir, settings, history_of=None) -> list[float]:
-    from qa.answering import ranked_evidence, read_evidence, rewrite_follow_up
+    from qa.answering import ranked_evidence, read_evidence, reader_text, rewrite_follow_up
     from qa.embeddings import get_embedder
     from qa.index import ensure_index
     from qa.reading import get_reader
@@ -46,8 +46,10 @@ def relevances(questions, index_dir, settings, history_of=None) -> list[float]:
     embedder, reader = get_embedder(settings), get_reader(settings)
     out = []
     for q in questions:
-        searched, reader_q = (q, q) if history_of is None else rewrite_follow_up(q, history_of(q), None)
-        passages, readings = read_evidence(searched, reader_q, loaded, embedder, reader, settings)
+        history = None if history_of is None else history_of(q)
+        searched, reader_q = rewrite_follow_up(q, history, None)
+        passages, readings = read_evidence(searched, reader_text(reader_q, history), loaded, embedder, reader,
+                                           settings)
         ev = ranked_evidence(passages, readings, loaded)
         out.append(ev[0].relevance if ev else -1e9)
     return out
