@@ -20,11 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa.answering import descriptive, ranked_evidence, reader_text, rewrite_follow_up, thresholds  # noqa: E402
+from qa.answering import ranked_evidence, thresholds  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
 from qa.evaluation import chat_history, cites_gold, load_turns, sample_turns  # noqa: E402
 from qa.index import build_index, ensure_index  # noqa: E402
+from qa.questions import descriptive, reader_text, rewrite_follow_up  # noqa: E402
 from qa.reading import get_reader  # noqa: E402
 from qa.search import merge, rank_many, rerank  # noqa: E402
 

@@ -16,11 +16,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa.answering import rewrite_follow_up  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
 from qa.evaluation import chat_history, dialogue_hit, load_turns, sample_turns  # noqa: E402
 from qa.index import build_index, ensure_index  # noqa: E402
+from qa.questions import rewrite_follow_up  # noqa: E402
 from qa.search import search_many  # noqa: E402
 
 

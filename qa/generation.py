@@ -1,7 +1,7 @@
 """The Generator seam: ``generate(prompt, max_tokens) -> str``, an optional generative model for rewriting follow-ups.
 
 Answers never come from here: the trained reader (qa/reading.py) finds them, and the code quotes them. A generator
-only drafts a standalone form of a follow-up question, which answering.rewrite_follow_up checks word by word
+only drafts a standalone form of a follow-up question, which questions.rewrite_follow_up checks word by word
 before using it. None is configured by default (``Settings.generator = ""``): on doc2dial, searching with the
 conversation's words found the gold passage for 0.817 of the public later turns, against 0.600 with the
 Gemma-3-270M rewrite before it (docs/benchmarks.md). Point ``QA_GENERATOR`` at a ``.gguf`` file to use one through llama.cpp

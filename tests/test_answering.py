@@ -8,8 +8,9 @@ import pytest
 
 import qa
 from qa import cli
-from qa.answering import ABSTAIN_TEXT, needs_context, previous_questions, rewrite_follow_up
+from qa.answering import ABSTAIN_TEXT
 from qa.config import Settings
+from qa.questions import needs_context, previous_questions, rewrite_follow_up
 
 from . import fakes
 
@@ -107,7 +108,7 @@ def test_a_why_question_gets_verbatim_sentences_each_with_its_own_citation(built
                                "yes I did", "and how would the pension be?", "Great. So what if I do have insurance?",
                                "What happens if my insurance is cancelled?"])
 def test_descriptive_questions_are_answered_with_sentences(q):
-    from qa.answering import descriptive
+    from qa.questions import descriptive
 
     assert descriptive(q)
 
@@ -117,7 +118,7 @@ def test_descriptive_questions_are_answered_with_sentences(q):
                                "How long is the border?", "When did Trump decide to withdraw troops?",
                                "The NASDAQ is located on what street in NYC?", "and how many would stay?"])
 def test_factoid_questions_get_the_short_answer(q):
-    from qa.answering import descriptive
+    from qa.questions import descriptive
 
     assert not descriptive(q)
 
@@ -147,7 +148,8 @@ def test_quotes_skip_lines_too_short_to_be_statements():
 
 
 def test_an_overview_quotes_the_sentences_that_name_its_topic():
-    from qa.answering import Evidence, about_topic, overview_topic
+    from qa.answering import Evidence, about_topic
+    from qa.questions import overview_topic
 
     def ev(text, rel):
         return Evidence(0, "a.txt", "A", 0, len(text), text, rel, 0, 3)
@@ -221,7 +223,7 @@ def test_a_follow_up_searches_with_the_conversation_and_reads_the_question_itsel
 
 
 def test_the_reader_reads_a_follow_up_with_the_last_statement_but_never_a_short_answer():
-    from qa.answering import reader_text
+    from qa.questions import reader_text
 
     statement = "You can renew online if your license expired less than a year ago."
     assert reader_text("What if it was longer?", [("Can I renew online?", statement)]) == \

@@ -37,9 +37,10 @@ OUT = HERE / "thresholds.json"
 
 
 def relevances(questions, index_dir, settings, history_of=None) -> list[float]:
-    from qa.answering import ranked_evidence, read_evidence, reader_text, rewrite_follow_up
+    from qa.answering import ranked_evidence, read_evidence
     from qa.embeddings import get_embedder
     from qa.index import ensure_index
+    from qa.questions import reader_text, rewrite_follow_up
     from qa.reading import get_reader
 
     loaded = ensure_index(index_dir, settings)

@@ -1,0 +1,171 @@
+"""What a question asks for, read from its words: its shape (a phrase, or sentences), an overview's topic, and
+for a follow-up, what to search and what the reader reads, given the conversation so far."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import InvalidQuestionError
+from .generation import REWRITE_PROMPT, Generator
+
+# The shape of a question
+
+WORD = re.compile(r"\w+", re.UNICODE)
+_FUNCTION_WORDS = frozenset("""a an the of in on at to for from by with about as is are was were be been being do does
+did what which who whom whose when where why how that this these those it its and or but not no if than then
+there their they them he she his her we our you your i me my can could would should will shall may might must
+has have had into onto over under up down out off so such very just also any some""".split())
+
+_DESCRIPTIVE = re.compile(
+    r"""^\W*(?:
+        why\b | explain\b | describe\b | summari[sz]e\b | tell\s+me\b | give\s+me\b | what\s+about\b
+      | how\b(?!\s+(?:many|much|long|old|far|big|large|often|tall|high|soon|deep|wide|fast|early|late)\b)
+      | (?:what|which)\s+(?:are|were)\s+the\s+(?:different|various|main|key|major|possible|other)\b
+      | what\s+(?:is|are|was|were)\s+(?:(?:a|an|the)\s+)?[\w-]+(?:\s+[\w-]+)?\s*\??\s*$
+      | what\s+(?:do|does|did|should|can|could|would|will)\s+(?:i|we|you|one)\b
+      | what\s+(?:happens|if)\b
+      | (?:can|could|do|does|did|is|are|was|were|should|will|would|may|must|has|have)\s+(?:i|we|you|my|one)\b
+    )""", re.IGNORECASE | re.VERBOSE)
+
+
+_OVERVIEW = re.compile(
+    r"""^\W*(?:please\s+)?(?:summari[sz]e|describe|explain|tell\s+me(?:\s+about)?|give\s+(?:me\s+)?an?\s+overview\s+of)
+        \s+(?:what\s+(?:the\s+)?(?:articles?|texts?|documents?|sources?)\s+(?:says?|tells?|reports?)\s+(?:about|on)\s+)?
+        (?P<topic>.+?)\W*$""", re.IGNORECASE | re.VERBOSE)
+
+
+def overview_topic(question: str) -> str | None:
+    """"Al Tanf" for "Summarize what the articles say about Al Tanf.": an overview request names a topic, and the
+    request's own words ("summarize", "articles", "say") only blur search and reading."""
+    m = _OVERVIEW.match(question.strip())
+    return m.group("topic") if m and content_words(m.group("topic")) else None
+
+
+def content_words(text: str) -> set[str]:
+    return {w.lower() for w in WORD.findall(text)} - _FUNCTION_WORDS
+
+
+# Words a conversational turn opens with before its question ("and how...", "Great. So what if...").
+_OPENER = re.compile(r"^\W*(?:(?:and|but|so|ok|okay|yes|no|great|thanks|thank\s+you|well|oh|also|then|right)\b\W*)+",
+                     re.IGNORECASE)
+_FACTOID = re.compile(r"\b(?:who|whom|whose|when|where|which|what|how\s+(?:many|much|long|old|far|big|large|often|"
+                      r"tall|high|soon|deep|wide|fast|early|late))\b", re.IGNORECASE)
+
+
+def descriptive(question: str) -> bool:
+    """A question answered with sentences, not a phrase: why / how / what-is / describe / summarize / do-I, and
+    any question with no factoid wh-word at all (a yes/no question, "Is there a fee?", or a statement in a
+    conversation, "yes I did"), whose answer is the sentence that settles it rather than a phrase."""
+    q = _OPENER.sub("", question.strip())
+    return bool(_DESCRIPTIVE.search(q)) or not _FACTOID.search(q)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Follow-ups
+
+_FOLLOW_UP_START = re.compile(r"^(and|but|also|so|then|what about|how about|and what about|what of)\b", re.I)
+_PRONOUN = re.compile(r"\b(it|its|they|them|their|theirs|that|those|these|this|he|him|his|she|her|there|then|one)\b", re.I)
+
+
+def _turns(history: Any) -> list[tuple[str, str]]:
+    """``history`` as (role, text) pairs, oldest first; role "user" or "assistant"."""
+    from .answering import ABSTAIN_TEXT, Answer  # answering builds on this module, not the other way round
+
+    if history is None:
+        return []
+    if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+        raise InvalidQuestionError(
+            f"history must be a list of earlier answers, (question, answer) pairs or chat messages, not "
+            f"{type(history).__name__}; pass None for a new conversation."
+        )
+    out: list[tuple[str, str]] = []
+    for item in history:
+        if isinstance(item, Answer):
+            out.append(("user", item.question))
+            if not item.abstained:
+                out.append(("assistant", item.text))
+        elif isinstance(item, dict):
+            if item.get("role") in ("user", "assistant") and isinstance(item.get("content"), str):
+                out.append((item["role"], item["content"]))
+        elif isinstance(item, (list, tuple)) and item and isinstance(item[0], str):
+            out.append(("user", item[0]))
+            if len(item) > 1 and isinstance(item[1], str):
+                out.append(("assistant", item[1]))
+    cleaned = [(role, " ".join(_MARKERS.sub("", text).split())) for role, text in out]
+    return [(role, text) for role, text in cleaned if text and text != ABSTAIN_TEXT]
+
+
+_MARKERS = re.compile(r"\s*\[\d+\]")
+
+
+def previous_questions(history: Any) -> list[str]:
+    """The user's earlier questions, oldest first. ``history`` may be a list of Answer objects, of (question,
+    answer) pairs, or of chat messages ``{"role": "user" | "assistant", "content": ...}`` as Gradio keeps them."""
+    return [text for role, text in _turns(history) if role == "user"]
+
+
+def needs_context(question: str) -> bool:
+    """A follow-up starts like one ("and ...", "what about ..."), is very short, or leans on a pronoun while
+    naming too little to stand alone ("when did that happen?"; not "How many visitors did the festival draw
+    on its opening night?")."""
+    words = WORD.findall(question)
+    if _FOLLOW_UP_START.match(question.strip()) or len(words) <= 3:
+        return True
+    return bool(_PRONOUN.search(question)) and len(content_words(question)) <= 3
+
+
+def rewrite_follow_up(question: str, history: Any, generator: Generator | None) -> tuple[str, str]:
+    """``(searched_for, reader_question)`` for ``question`` given earlier turns.
+
+    With no earlier turn, the question is both. Otherwise search gets the question followed, in parentheses, by
+    the user's earlier questions and the last answer: in a conversation about a document the answer is usually
+    in the same place as the earlier ones, named or not. On doc2dial later turns (200 tuning turns outside the
+    public sample) that found the gold passage in the top 5 for 0.805 of them, against 0.525 for the question
+    alone, 0.63 for the earlier rule (previous question only, and only for questions that look like follow-ups)
+    and 0.715 for the previous question alone (docs/benchmarks.md). The reader reads the question itself, minus
+    a leading "and"/"what about", so that the earlier words cannot pull the old answer back.
+
+    An optional generator (``Settings.generator``) may draft a standalone form of a question that looks like a
+    follow-up; the draft is used for reading only if it keeps every content word of the follow-up and adds none
+    found in neither the follow-up nor the previous question.
+    """
+    turns = _turns(history)
+    users = [text for role, text in turns if role == "user"]
+    if not users:
+        return question, question
+    answers = [text for role, text in turns if role == "assistant"]
+    context = " ".join([*dict.fromkeys(users), *answers[-1:]])
+    core = _FOLLOW_UP_START.sub("", question.strip()).strip(" ,") or question
+    core = core[0].upper() + core[1:]
+    reader_q = core if needs_context(question) else question
+    if generator is not None and needs_context(question):
+        try:
+            draft = generator.generate(REWRITE_PROMPT.format(previous=users[-1], question=question), max_tokens=40)
+        except Exception:  # a failing rewrite must not lose the question
+            draft = ""
+        draft = draft.strip().split("\n")[0].strip()
+        allowed = content_words(users[-1]) | content_words(question)
+        if (draft.endswith("?") and draft.lower() != question.lower()
+                and len(draft) <= 2 * (len(users[-1]) + len(question))
+                and content_words(question) <= content_words(draft) and content_words(draft) <= allowed):
+            reader_q = draft
+    return f"{question} ({context})", reader_q
+
+
+#: The last assistant turn is read with a follow-up when it has at least this many words: a statement, not a
+#: short answer.
+CONTEXT_MIN_WORDS = 8
+
+
+def reader_text(reader_q: str, history: Any) -> str:
+    """What the reader reads for ``reader_q``: the question, and for a follow-up the last assistant turn in
+    parentheses when that is a statement. On 150 doc2dial tuning turns (outside the public sample) the sentence
+    the answer chose overlapped the gold span for 0.293 of them, against 0.253 with the question alone, 0.260 with
+    the previous question and 0.260 with everything searched (bench/dialogue_reading.py). A short answer ("2,000")
+    is left out, so that it cannot pull itself back as the answer to the next question."""
+    answers = [text for role, text in _turns(history) if role == "assistant"]
+    if answers and len(WORD.findall(answers[-1])) >= CONTEXT_MIN_WORDS:
+        return f"{reader_q} ({answers[-1]})"
+    return reader_q
