@@ -1,8 +1,10 @@
-"""Retrieval quality on the shared SQuAD set: dense only, BM25 only and the hybrid fusion, side by side.
+"""Retrieval quality on a SQuAD-format set: dense only, BM25 only and the hybrid fusion, side by side.
 
-    python bench/retrieval.py [../shared/data/squad2-dev-5-articles.json]
+    python bench/retrieval.py [../shared/data/squad2-dev-5-articles.json] [--grid]
 
-Builds one index in a temporary folder, then scores each variant on the same index and questions.
+Builds one index in a temporary folder, then scores each variant on the same index and questions, fusion alone
+(no reranking). ``--grid`` adds the fusion weights around the defaults (BM25 weight x RRF constant): run it on a
+tuning set (squad2-dev-15-tuning-articles.json), never to choose on the public one.
 """
 
 import dataclasses
@@ -15,13 +17,18 @@ from qa.config import Settings
 from qa.evaluation import evaluate_retrieval, load_squad, write_corpus
 from qa.index import build_index
 
-path = sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[2] / "shared/data/squad2-dev-5-articles.json")
-base = Settings.from_env(progress=False)
+args = [a for a in sys.argv[1:] if a != "--grid"]
+path = args[0] if args else str(Path(__file__).resolve().parents[2] / "shared/data/squad2-dev-5-articles.json")
+base = Settings.from_env(progress=False, rerank=0)
 variants = {
     "dense only": dataclasses.replace(base, bm25_weight=0.0),
     "BM25 only": dataclasses.replace(base, dense_weight=0.0),
     "hybrid (default)": base,
 }
+if "--grid" in sys.argv:
+    for w in (1.0, 1.5, 2.0):
+        for k in (5.0, 10.0, 30.0, 60.0):
+            variants[f"bm25 {w:g}, rrf {k:g}"] = dataclasses.replace(base, bm25_weight=w, rrf_k=k)
 with tempfile.TemporaryDirectory() as tmp:
     questions = write_corpus(load_squad(path), Path(tmp) / "docs")
     t0 = time.perf_counter()
