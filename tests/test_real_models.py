@@ -138,6 +138,16 @@ def test_off_topic_question_abstains(seeds_index, reader_settings):
     assert a.abstained and not a.citations and "don't say" in a.text
 
 
+def test_an_overview_quotes_what_the_articles_say_about_its_topic(seeds_index, reader_settings):
+    from .conftest import SEEDS
+
+    a = qa.answer("Summarize what the articles say about Al Tanf.", index_dir=seeds_index, settings=reader_settings)
+    assert not a.abstained and a.shape == "quotes"
+    assert a.citations and all("Al Tanf" in c.text for c in a.citations)
+    for c in a.citations:
+        assert (SEEDS / c.source).read_text(encoding="utf-8")[c.start:c.end] == c.text
+
+
 @pytest.mark.xfail(strict=True, reason="not yet: the reader ranks two YPG sentences above the PKK one (issue 19)")
 def test_why_turkey_opposes_the_ypg_cites_the_pkk_sentence(seeds_index, reader_settings):
     a = qa.answer("Why does Turkey oppose the YPG?", index_dir=seeds_index, settings=reader_settings)
