@@ -29,20 +29,11 @@ from qa.questions import descriptive, reader_text, rewrite_follow_up  # noqa: E4
 from qa.reading import get_reader  # noqa: E402
 from qa.search import merge, rank_many, rerank  # noqa: E402
 
-
-def users(t):
-    return [x for r, x in t.history if r == "user"]
-
-
-def agents(t):
-    return [x for r, x in t.history if r != "user"]
-
-
 VARIANTS = {
     "shipped (reader_text)": lambda t, searched, reader_q: reader_text(reader_q, chat_history(t)),
     "the question itself": lambda t, searched, reader_q: reader_q,
-    "+ previous question": lambda t, s, q: f"{q} ({users(t)[-1]})" if users(t) else q,
-    "+ last agent turn": lambda t, s, q: f"{q} ({agents(t)[-1]})" if agents(t) else q,
+    "+ previous question": lambda t, s, q: f"{q} ({t.said('user')[-1]})" if t.said('user') else q,
+    "+ last agent turn": lambda t, s, q: f"{q} ({t.said('agent')[-1]})" if t.said('agent') else q,
     "as searched (+ all)": lambda t, searched, q: searched,
 }
 

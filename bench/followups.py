@@ -23,22 +23,13 @@ from qa.index import build_index, ensure_index  # noqa: E402
 from qa.questions import rewrite_follow_up  # noqa: E402
 from qa.search import search_many  # noqa: E402
 
-
-def users(t):
-    return [x for r, x in t.history if r == "user"]
-
-
-def agents(t):
-    return [x for r, x in t.history if r != "user"]
-
-
 VARIANTS = {
     "shipped": lambda t: rewrite_follow_up(t.question, chat_history(t), None)[0],
     "alone": lambda t: t.question,
-    "+previous": lambda t: f"{t.question} ({users(t)[-1]})" if users(t) else t.question,
-    "+all users": lambda t: f"{t.question} ({' '.join(users(t))})",
-    "+all users +agent": lambda t: f"{t.question} ({' '.join(users(t))} {agents(t)[-1] if agents(t) else ''})",
-    "+agent": lambda t: f"{t.question} ({agents(t)[-1] if agents(t) else ''})",
+    "+previous": lambda t: f"{t.question} ({t.said('user')[-1]})" if t.said('user') else t.question,
+    "+all users": lambda t: f"{t.question} ({' '.join(t.said('user'))})",
+    "+all users +agent": lambda t: f"{t.question} ({' '.join(t.said('user'))} {t.said('agent')[-1] if t.said('agent') else ''})",
+    "+agent": lambda t: f"{t.question} ({t.said('agent')[-1] if t.said('agent') else ''})",
 }
 
 

@@ -284,6 +284,10 @@ class DialogueTurn:
     source: str  # the page's file name under documents/
     golds: tuple[tuple[int, int], ...]  # grounding spans [start, end) in that page
 
+    def said(self, role: str) -> list[str]:
+        """The earlier turns of ``role`` ("user" or "agent"), oldest first."""
+        return [text for r, text in self.history if r == role]
+
 
 def load_turns(folder: str | Path) -> list[DialogueTurn]:
     path = Path(folder) / "turns.jsonl"
