@@ -21,25 +21,7 @@ from .chunking import Chunk
 from .config import PROJECT_ROOT, Settings, default_docs_dir
 from .embeddings import Embedder, embedder_name, get_embedder
 from .errors import EmptyCorpusError, IndexBusyError, IndexMismatchError, IndexMissingError
-from .local_store import (  # noqa: F401  (re-exported: the index's names, wherever the store keeps them)
-    _LOADED,
-    DEFAULT_INDEX_DIR,
-    FORMAT,
-    FORMAT_VERSION,
-    Hits,
-    LoadedIndex,
-    LocalStore,
-    ManifestFacts,
-    Progress,
-    _missing_message,
-    bm25_tokenize,
-    current_generation,
-    dense_index_plan,
-    load_index,
-    make_dense_index,
-    read_manifest,
-    tune_dense_index,
-)
+from .local_store import DEFAULT_INDEX_DIR, LoadedIndex, LocalStore, Progress, dense_index_plan, missing_message
 
 log = logging.getLogger("qa")
 
@@ -407,7 +389,7 @@ def ensure_index(index_dir: str | Path = DEFAULT_INDEX_DIR, settings: Settings |
     store = open_store(index_dir, settings)
     if store.current() is None:
         if not is_default_index(index_dir):
-            raise IndexMissingError(_missing_message(index_dir))
+            raise IndexMissingError(missing_message(index_dir))
         docs = default_docs_dir()
         log.warning("No index at %s yet: building it from %s (once).", store.label, docs)
         build_index(docs, index_dir, settings=settings)

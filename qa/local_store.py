@@ -303,7 +303,7 @@ def current_generation(index_dir: str | Path) -> str | None:
 def read_manifest(index_dir: str | Path, generation: str | None = None) -> dict[str, Any]:
     gen = generation or current_generation(index_dir)
     if gen is None:
-        raise IndexMissingError(_missing_message(index_dir))
+        raise IndexMissingError(missing_message(index_dir))
     path = Path(index_dir) / gen / "manifest.json"
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -321,7 +321,7 @@ def read_manifest(index_dir: str | Path, generation: str | None = None) -> dict[
     return manifest
 
 
-def _missing_message(index_dir: str | Path) -> str:
+def missing_message(index_dir: str | Path) -> str:
     return f"No index at {str(index_dir)!r}. Build one with `qa index --docs DIR --index {index_dir}`."
 
 
@@ -339,7 +339,7 @@ def load_index(index_dir: str | Path = DEFAULT_INDEX_DIR) -> LoadedIndex:
     for attempt in range(5):
         gen = current_generation(root)
         if gen is None:
-            raise IndexMissingError(_missing_message(index_dir))
+            raise IndexMissingError(missing_message(index_dir))
         key = (str(root), gen)
         with _LOADED_LOCK:
             if key in _LOADED:
