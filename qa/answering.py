@@ -217,13 +217,18 @@ def about_topic(evidence: Sequence[Evidence], topic: str) -> list[Evidence]:
     return [e for e in evidence if len(words & content_words(e.text)) >= need]
 
 
+def _headline(e: Evidence) -> bool:
+    """The sentence is its article's title line: a headline names a subject, the article's sentences say it."""
+    return " ".join(e.text.split()).casefold() == " ".join(e.title.split()).casefold()
+
+
 def choose_quotes(evidence: Sequence[Evidence], floor: float, extra: float, most: int = 3) -> list[Evidence]:
-    """The best sentence, and up to ``most - 1`` more within ``extra`` of it and above ``floor``, with no two
-    sentences overlapping or saying nearly the same, and none under SHORTEST_QUOTE words."""
+    """The best sentence, and up to ``most - 1`` more within ``extra`` of it, all above ``floor``, with no two
+    sentences overlapping or saying nearly the same, none under SHORTEST_QUOTE words and no headline."""
     chosen: list[Evidence] = []
-    evidence = [e for e in evidence if len(WORD.findall(e.text)) >= SHORTEST_QUOTE]
+    evidence = [e for e in evidence if len(WORD.findall(e.text)) >= SHORTEST_QUOTE and not _headline(e)]
     for e in evidence:
-        if chosen and (e.relevance < chosen[0].relevance - extra or e.relevance < floor):
+        if e.relevance < floor or (chosen and e.relevance < chosen[0].relevance - extra):
             break
         if any(c.source == e.source and c.start < e.end and e.start < c.end for c in chosen):
             continue

@@ -81,6 +81,10 @@ class Settings:
         0, "threads for the reader and the onnx embedder (0: each library's default; onnx embedder: one "
         "single-threaded run per core; set 1 if other work keeps a core busy)"
     )
+    reader_overlap: int = _f(
+        64, "word pieces two neighbouring reader windows share (0 to 76): more reads each span with more context "
+        "around it and costs more windows (64 against 32: 1.5x the reading, more unanswerable questions refused)"
+    )
     rerank: int = _f(10, "fused search results the trained reader reads and reranks (0: retrieval order only)")
     rerank_weight: float = _f(2.0, "weight of the reader's ranking against the fused retrieval ranking in reranking")
     answer_passages: int = _f(5, "passages the reader reads before answering")

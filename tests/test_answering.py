@@ -147,6 +147,19 @@ def test_quotes_skip_lines_too_short_to_be_statements():
     assert choose_quotes([byline, statement], floor=0.0, extra=3.0) == [statement]
 
 
+def test_quotes_skip_the_articles_headline_and_keep_to_the_floor():
+    from qa.answering import Evidence, choose_quotes
+
+    title = "The Wall Street Journal - U.S. in Talks With Moscow on Syria Safe Zone"
+    headline = Evidence(0, "a.txt", title, 0, len(title), title, 9.0, 0, 3)
+    again = Evidence(0, "a.txt", title, 80, 80 + len(title), title.upper() + " ", 9.0, 80, 83)
+    statement = Evidence(0, "a.txt", title, 200, 240, "The talks aim at a de-escalation zone.", 8.0, 200, 210)
+    assert choose_quotes([headline, again, statement], floor=0.0, extra=3.0) == [statement]
+    assert choose_quotes([headline, statement], floor=8.5, extra=3.0) == []  # no weaker sentence in its place
+    named = Evidence(0, "b.txt", "Safe zones", 0, 40, "Safe zones were proposed by both sides.", 9.0, 0, 3)
+    assert choose_quotes([named], floor=0.0, extra=3.0) == [named]  # naming the title is not being it
+
+
 def test_an_overview_quotes_the_sentences_that_name_its_topic():
     from qa.answering import Evidence, about_topic
     from qa.questions import overview_topic

@@ -114,6 +114,20 @@ def test_the_real_reader_finds_spans_with_exact_offsets_and_says_where_there_is_
     assert max(x.margin for x in off) < min(r[1].margin, pkk.margin)
 
 
+def test_a_long_text_is_read_in_overlapping_windows_each_span_once_with_exact_offsets(reader_settings):
+    from qa.reading import MAX_OVERLAP, get_reader
+
+    filler = " ".join(f"Delegates from region {i} met in the hall on day {i} and discussed the agenda." for i in range(12))
+    text = f"{filler} {CONTEXTS[1]} {filler}"
+    for overlap in (0, 64, MAX_OVERLAP):
+        reader = get_reader(replace(reader_settings, model_process=False, reader_overlap=overlap))
+        assert len(reader.load()._windows("How many soldiers would Trump keep?", [text])) >= 3  # several windows
+        (r,) = reader.read("How many soldiers would Trump keep?", [text])
+        assert text[r.best.start:r.best.end] in ("about 200", "200"), overlap
+        assert len({(s.start, s.end) for s in r.spans}) == len(r.spans)  # each span once, from its home window
+        assert r.margin > 0
+
+
 def test_the_reader_in_its_worker_reads_as_it_does_in_this_process(reader_settings):
     from qa.reading import get_reader
 

