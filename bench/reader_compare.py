@@ -3,9 +3,11 @@
     python bench/reader_compare.py --variants 32:text 64:window [--readers qa/weights/reader.int8.onnx NEW.int8.onnx]
         [--turns 200] [--questions 300]
 
-A variant is OVERLAP:SCORING: the word pieces neighbouring windows share, and where a span is scored: ``window``
+A variant is OVERLAP:SCORING[:BATCH]: the word pieces neighbouring windows share; where a span is scored: ``window``
 (today's: in its home window, against that window's "no answer") or ``text`` (the earlier read: every window's
-spans, against the text's lowest "no answer"). Each reader is run with each variant.
+spans, against the text's lowest "no answer"); and what one onnxruntime run reads (the int8 model quantises its
+activations with one scale per run): ``all`` windows of all passages, one ``text``'s, or one ``window``. Each
+reader is run with each variant.
 - doc2dial dmv-va later turns (seed 5) outside the public figure's seed-7 sample (``--turns 0`` skips them): search
   hit@5 (the reader reranks the fused results), and how often the answer's first chosen sentence, and any of its
   first three, overlaps the gold span.
@@ -63,9 +65,9 @@ def main(argv=None) -> None:
     readers = {}
     for path in args.readers:
         for v in args.variants:
-            overlap, scoring = v.split(":")
+            overlap, scoring, batch = (v.split(":") + ["all"])[:3]
             readers[f"{Path(path).name} {v}"] = OnnxReader(path, s.threads, overlap=int(overlap),
-                                                           per_window=scoring == "window")
+                                                           per_window=scoring == "window", batch=batch)
     folder = DATA / "doc2dial-dmv-va"
     turns = load_turns(folder)
     later, first = sample_turns(turns, 120, 40, 7)

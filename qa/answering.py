@@ -27,7 +27,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -263,10 +263,17 @@ def stream(
     *,
     settings: Settings | None = None,
 ) -> Iterator[Answer]:
-    """Like :func:`answer`, as a stream of answers whose last is final (``complete=True``). The reader is
-    extractive and answers whole, so today the stream holds that one answer; the UI and API take it the same way."""
+    """Like :func:`answer`, as a stream of answers whose last is final (``complete=True``). While the reader reads
+    and reranks the search results, an early answer (``complete=False``) from the best ``Settings.early_passages``
+    of them may come first; an early abstention is never shown. The final answer is the one :func:`answer` gives."""
     t0 = time.perf_counter()
-    yield _answer_once(*_prepare(question, index_dir, history, settings), t0)
+    q, searched, reader_q, read_as, loaded, embedder, reader, settings = _prepare(question, index_dir, history, settings)
+    for passages, readings, final in read_stages(searched, read_as, loaded, embedder, reader, settings, early=True):
+        a = compose(q, searched, reader_q, passages, readings, loaded, t0, settings.max_quotes, settings.caution)
+        if final:
+            yield a
+        elif not a.abstained:
+            yield replace(a, complete=False)
 
 
 def _prepare(question, index_dir, history, settings):
@@ -294,17 +301,42 @@ def _answer_once(q: str, searched: str, reader_q: str, read_as: str, loaded: Loa
 def read_evidence(searched: str, reader_q: str, loaded: LoadedIndex, embedder: Embedder, reader: Reader,
                   settings: Settings) -> tuple[list[Passage], list[Reading]]:
     """The passages an answer is made from, best first, and the reader's reading of each with ``reader_q``."""
+    *_, (passages, readings, _) = read_stages(searched, reader_q, loaded, embedder, reader, settings)
+    return passages, readings
+
+
+def read_stages(searched: str, reader_q: str, loaded: LoadedIndex, embedder: Embedder, reader: Reader,
+                settings: Settings, early: bool = False) -> Iterator[tuple[list[Passage], list[Reading], bool]]:
+    """``(passages, readings, final)``: with ``early``, first the best ``Settings.early_passages`` fused passages
+    read with ``reader_q`` (for an answer to show while the rest are read), then what :func:`read_evidence`
+    returns. Those best passages are read first, in a run of their own, whether shown or not: the int8 reader
+    scales its activations per run (qa/reading.py), so :func:`answer` and the last answer of :func:`stream` read
+    the same runs and agree. Nothing is read twice with the same question, so the early answer costs no extra
+    reading."""
     n = settings.answer_passages
     ranking = rank_many(loaded, embedder, [searched], max(n, settings.rerank), settings)[0]
+    done: dict[tuple[str, str], Reading] = {}
+
+    def read(question: str, passages: Sequence[Passage]) -> list[Reading]:
+        todo = list(dict.fromkeys(p.text for p in passages if (question, p.text) not in done))
+        for text, reading in zip(todo, reader.read(question, todo) if todo else []):
+            done[question, text] = reading
+        return [done[question, p.text] for p in passages]
+
     if settings.rerank > 0:  # the reranking read is the answer's read too, unless the reader reads another question
-        passages, readings = rerank(searched, merge(loaded, ranking, max(n, settings.rerank)), reader, settings)
-        passages, readings = passages[:n], readings[:n]
-        if reader_q != searched:
-            readings = reader.read(reader_q, [p.text for p in passages])
+        candidates = merge(loaded, ranking, max(n, settings.rerank))
+        if 0 < settings.early_passages < len(candidates):
+            head = candidates[:settings.early_passages]
+            readings = read(reader_q, head)
+            if early:
+                yield head, readings, False
+        passages, readings = rerank(searched, candidates, reader, settings, read(searched, candidates))
+        passages = passages[:n]
+        readings = readings[:n] if reader_q == searched else read(reader_q, passages)
     else:
         passages = merge(loaded, ranking, n)
-        readings = reader.read(reader_q, [p.text for p in passages])
-    return passages, readings
+        readings = read(reader_q, passages)
+    yield passages, readings, True
 
 
 def ranked_evidence(passages: Sequence[Passage], readings: Sequence[Reading], loaded: LoadedIndex | None,

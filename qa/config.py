@@ -90,6 +90,10 @@ class Settings:
     rerank_weight: float = _f(2.0, "weight of the reader's ranking against the fused retrieval ranking in reranking")
     answer_passages: int = _f(5, "passages the reader reads before answering")
     max_quotes: int = _f(3, "most sentences a why / how / describe answer quotes")
+    early_passages: int = _f(
+        3, "best search results the reader reads first, in a run of their own, for an early answer that a stream "
+        "(the UI) shows while it reads and reranks the rest (0: all in one run, no early answer); the shipped "
+        "thresholds were fitted at 3")
     caution: float = _f(
         0.0, "added to the fitted abstention thresholds (qa/weights/thresholds.json), in reader margin units: "
         "positive refuses more, negative answers more"

@@ -16,6 +16,14 @@ Why (bench/reader_compare.py, 300 + 300 held-out SQuAD tuning questions): agains
 window's spans scored against the text's lowest "no answer", this read refuses more unanswerable questions at the
 same false refusals (0.440 against 0.410 at 10 %) with F1 0.733 against 0.723 and citations 0.833 against 0.810,
 for 1.5x the reading. Wider windows than the training's do worse (192: F1 0.634; 256: 0.609).
+
+One ``read`` is one onnxruntime run (``batch="all"``). The int8 model quantises its activations with one scale
+per run, so a passage's margins depend a little on what is read beside it (on the seeds, by up to 1.9 units against
+reading it alone). On 300 + 300 held-out SQuAD tuning questions no grouping read clearly better; all are within
+about 1.5 points of each other (bench/reader_compare.py ``OVERLAP:SCORING:BATCH``): one run for all ten passages
+F1 0.733, refused at 10 % false refusals 0.440; one run per passage 0.728 / 0.433 (on all 867 + 934 held-out
+questions 0.428 against 0.445), 11 % faster; one run per window 0.713 / 0.387, slower. Callers choose what to read
+together: answering.read_stages reads the best three passages in a run of their own, then the rest.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ MAX_QUESTION_TOKENS = 48
 #: The most overlap a window can have: the text's share of a window with the longest question, less one piece.
 MAX_OVERLAP = MAX_LENGTH - 3 - MAX_QUESTION_TOKENS - 1
 MAX_ANSWER_TOKENS = 30
+BATCHES = ("all", "text", "window")
 TOP = 20  # start and end candidates per window
 KEEP = 60  # spans handed on per text, best first (enough for every sentence of a passage to have its best)
 
@@ -83,7 +92,7 @@ class OnnxReader:
     """The trained reader, run by onnxruntime. ``verify`` checks the weights against their model card's sha256."""
 
     def __init__(self, path: str | Path, threads: int = 0, verify: bool = True, overlap: int = 64,
-                 per_window: bool = True):
+                 per_window: bool = True, batch: str = "all"):
         if not 0 <= overlap <= MAX_OVERLAP:
             raise ValueError(f"The reader's window overlap must be 0 to {MAX_OVERLAP} word pieces, not {overlap}; "
                              f"set QA_READER_OVERLAP in that range (64 is the default).")
@@ -94,6 +103,11 @@ class OnnxReader:
         self.overlap = overlap
         #: False: the earlier read (every window's spans, each against the text's lowest "no answer"), for benches.
         self.per_window = per_window
+        if batch not in BATCHES:
+            raise ValueError(f"The reader's batch must be one of {', '.join(BATCHES)}, not {batch!r}.")
+        #: What one onnxruntime run reads: every window of every text ("all"), one text's ("text") or one window.
+        #: The int8 model quantises its activations with one scale per run, so this changes the scores.
+        self.batch = batch
         self._session = None
         self._tokenizer = self._q_tokenizer = None
         self._lock = threading.Lock()
@@ -151,20 +165,15 @@ class OnnxReader:
         if not texts:
             return []
         windows = self._windows(question, texts)
-        width = max(len(w.ids) for _, w in windows)
-        ids, mask, types = (np.zeros((len(windows), width), dtype=np.int64) for _ in range(3))
-        for k, (_, w) in enumerate(windows):
-            ids[k, :len(w.ids)], mask[k, :len(w.ids)], types[k, :len(w.ids)] = w.ids, w.attention_mask, w.type_ids
-        starts, ends = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        logits = self._run(windows)
         nulls = [np.inf] * len(texts)
         for w, (t, _) in enumerate(windows):
-            nulls[t] = min(nulls[t], float(starts[w][0] + ends[w][0]))  # the window likeliest to hold an answer
+            nulls[t] = min(nulls[t], float(logits[w][0][0] + logits[w][1][0]))  # the window likeliest to hold an answer
         home = _home_windows(windows) if self.per_window else None
         found: list[dict[tuple[int, int], float]] = [{} for _ in texts]
         for w, (t, window) in enumerate(windows):
-            n = len(window.ids)
-            ctx = np.array([s == 1 for s in window.sequence_ids] + [False] * (width - n))
-            s_log, e_log = starts[w], ends[w]
+            ctx = np.array([s == 1 for s in window.sequence_ids])
+            s_log, e_log = logits[w]
             # Spans are kept as margins over this window's "no answer", shifted onto the text's lowest.
             shift = nulls[t] - float(s_log[0] + e_log[0]) if self.per_window else 0.0
             s_top = [i for i in np.argsort(-s_log) if ctx[i]][:TOP]
@@ -183,6 +192,28 @@ class OnnxReader:
         for t, spans in enumerate(found):
             ranked = sorted(spans.items(), key=lambda kv: -kv[1])[:KEEP]
             out.append(Reading(nulls[t], tuple(Span(a, b, s) for (a, b), s in ranked)))
+        return out
+
+
+    def _run(self, windows) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(start logits, end logits) of each window, as long as the window, in runs of ``self.batch``."""
+        if self.batch == "all":
+            groups = [list(range(len(windows)))]
+        elif self.batch == "text":
+            groups = [[w for w, (t, _) in enumerate(windows) if t == text] for text in dict.fromkeys(t for t, _ in windows)]
+        else:
+            groups = [[w] for w in range(len(windows))]
+        out: list = [None] * len(windows)
+        for group in groups:
+            width = max(len(windows[w][1].ids) for w in group)
+            ids, mask, types = (np.zeros((len(group), width), dtype=np.int64) for _ in range(3))
+            for k, w in enumerate(group):
+                enc = windows[w][1]
+                ids[k, :len(enc.ids)], mask[k, :len(enc.ids)], types[k, :len(enc.ids)] = enc.ids, enc.attention_mask, enc.type_ids
+            starts, ends = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+            for k, w in enumerate(group):
+                n = len(windows[w][1].ids)
+                out[w] = (starts[k][:n], ends[k][:n])
         return out
 
 

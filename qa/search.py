@@ -88,14 +88,18 @@ def search_many(
             for q, r in zip(questions, rankings)]
 
 
-def rerank(question: str, passages: Sequence[Passage], reader, settings: Settings):
+def rerank(question: str, passages: Sequence[Passage], reader, settings: Settings, readings=None):
     """``(passages, readings)`` reordered by the reader: each passage scores the reciprocal rank of its fused
     retrieval rank plus that of its rank by the reader's margin (its best span over "no answer"), weighted by
     ``Settings.rerank_weight``. The reader sees what matters inside a long document that word and vector
     similarity blur; fusing keeps retrieval's view when the reader is unsure."""
     from dataclasses import replace
 
-    readings = reader.read(question, [p.text for p in passages])
+    if readings is None:  # else: the reader's readings of these passages with this question, already made
+        # In the runs qa.answer reads them in (answering.read_stages): the best few first, then the rest.
+        texts = [p.text for p in passages]
+        head = settings.early_passages if 0 < settings.early_passages < len(texts) else 0
+        readings = (reader.read(question, texts[:head]) if head else []) + reader.read(question, texts[head:])
     by_reader = sorted(range(len(passages)), key=lambda i: -readings[i].margin)
     score = [1.0 / (settings.rrf_k + i + 1) for i in range(len(passages))]
     for rank, i in enumerate(by_reader):

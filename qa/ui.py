@@ -259,7 +259,8 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
                     if a.complete:
                         final = a
                         break
-                    conv.partial, conv.status = a, "reading the best passages…"
+                    # An early answer from the best few passages: shown as such until the final one replaces it.
+                    conv.partial, conv.status = a, "early answer from the best passages; still reading the rest…"
                     yield render_conversation(conv), gr.skip()
             except Exception as e:  # shown in the page, never as a traceback; unexpected ones go to the log too
                 if not isinstance(e, QAError):

@@ -51,6 +51,7 @@ class FakeReader:
     def __init__(self, name: str = "fake-reader", lie: bool = False, delay: float = 0.0):
         self.name, self.lie, self.delay = name, lie, delay
         self.questions: list[str] = []
+        self.reads: list[tuple[str, str]] = []  # (question, text), one per text read
 
     def read(self, question, texts):
         from qa.reading import Reading, Span
@@ -58,6 +59,7 @@ class FakeReader:
         if self.delay:  # stands in for the real reader's time, so that queues form
             time.sleep(self.delay)
         self.questions.append(question)
+        self.reads.extend((question, text) for text in texts)
         qwords = {w.lower() for w in _WORD.findall(question) if len(w) > 3}
         out = []
         for text in texts:

@@ -1,6 +1,7 @@
 """qa.answer with a fake reader through the real seam: answer shapes, citations, verification, abstention,
 follow-ups."""
 
+import dataclasses
 import json
 import re
 
@@ -81,6 +82,41 @@ def test_stream_ends_with_the_same_final_answer(built, s):
     assert parts and parts[-1].complete and all(not p.complete for p in parts[:-1])
     final = qa.answer(Q, index_dir=built, settings=s)
     assert parts[-1].text == final.text and parts[-1].citations == final.citations
+
+
+def test_stream_shows_an_early_answer_first_and_reads_nothing_more_than_answer(built, s, reader):
+    reader.reads.clear()
+    early, final = list(qa.stream(Q, index_dir=built, settings=s))
+    assert not early.complete and early.text == "1,500 [1]" and final.complete
+    streamed, reader.reads[:] = list(reader.reads), []
+    assert len(set(streamed)) == len(streamed), "no passage is read twice with the same question"
+    assert final == dataclasses.replace(qa.answer(Q, index_dir=built, settings=s), seconds=final.seconds)
+    assert sorted(streamed) == sorted(reader.reads), "the early answer costs no extra reading"
+    assert len(list(qa.stream(Q, index_dir=built, settings=dataclasses.replace(s, early_passages=0)))) == 1
+
+
+def test_search_reads_in_the_same_runs_as_answer_so_both_rank_alike(built, s, reader):
+    # The int8 reader scales activations per run: the best 3 passages first, then the rest, in both.
+    reader.questions.clear(), reader.reads.clear()
+    qa.search(Q, k=5, index_dir=built, settings=s)
+    searched = (list(reader.questions), list(reader.reads))
+    reader.questions.clear(), reader.reads.clear()
+    qa.answer(Q, index_dir=built, settings=s)
+    assert searched == (reader.questions, reader.reads) and len(reader.questions) == 2
+    assert len(reader.reads) > s.early_passages == 3
+
+
+def test_stream_never_shows_an_early_abstention(built, s):
+    parts = list(qa.stream(Q, index_dir=built, settings=dataclasses.replace(s, caution=100.0)))
+    assert len(parts) == 1 and parts[0].abstained and parts[0].complete
+
+
+def test_a_follow_up_streams_its_early_answer_read_as_the_final_one_is(built, s, reader):
+    first = qa.answer(Q, index_dir=built, settings=s)
+    reader.reads.clear()
+    parts = list(qa.stream("and how many would stay?", index_dir=built, history=[first], settings=s))
+    assert parts[-1].complete and parts[-1].searched_for != parts[-1].question
+    assert len(set(reader.reads)) == len(reader.reads)
 
 
 WHY = "Why would European countries pitch in soldiers?"

@@ -37,3 +37,8 @@ def test_the_longest_question_still_leaves_room_for_the_largest_overlap():
 
     assert 0 < MAX_OVERLAP < MAX_LENGTH - 3 - MAX_QUESTION_TOKENS  # the tokenizer panics at overlap >= room
     assert OnnxReader("reader.int8.onnx", overlap=MAX_OVERLAP).overlap == MAX_OVERLAP
+
+
+def test_an_unknown_batch_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="all, text, window"):
+        OnnxReader("reader.int8.onnx", batch="passage")

@@ -128,6 +128,16 @@ def test_a_long_text_is_read_in_overlapping_windows_each_span_once_with_exact_of
         assert r.margin > 0
 
 
+def test_the_stream_shows_an_early_answer_and_ends_with_what_answer_gives(seeds_index, reader_settings):
+    # The int8 reader scales activations per run, so a passage's reading depends on what is read beside it: the
+    # stream and qa.answer must read the same runs for the final answers to agree.
+    q = "How many soldiers would European countries contribute?"
+    parts = list(qa.stream(q, index_dir=seeds_index, settings=reader_settings))
+    final = qa.answer(q, index_dir=seeds_index, settings=reader_settings)
+    assert len(parts) == 2 and not parts[0].complete and "1,500" in parts[0].text
+    assert parts[-1].complete and parts[-1].text == final.text and parts[-1].citations == final.citations
+
+
 def test_the_reader_in_its_worker_reads_as_it_does_in_this_process(reader_settings):
     from qa.reading import get_reader
 

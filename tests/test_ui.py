@@ -235,6 +235,8 @@ def test_chat_shows_the_question_being_answered_then_the_cited_answer_in_its_sen
     assert "qa-waiting" in chat and conv.waiting == [Q]  # shown at once, in line
     updates = list(answer_waiting(conv, 5, "fake-reader", False))
     assert any("qa-pending" in u[0] for u in updates)  # something shows while it is answered
+    early = [u[0] for u in updates if "qa-pending" in u[0] and "1,500" in u[0]]
+    assert early and "early answer from the best passages" in early[0]  # marked as early until the final one
     chat, sources = updates[-1]
     assert "1,500" in chat and "qa-cite" in chat and MUNICH in sources
     # The short answer is shown inside the verbatim sentence it came from, marked.
