@@ -40,6 +40,8 @@ from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, Index
 from .local_store import FORMAT, FORMAT_VERSION, Hits, ManifestFacts, bm25_tokenize
 
 log = logging.getLogger("qa")
+#: Generation names a build steps past when Milvus Lite refuses them as left behind by killed builds.
+LEFTOVER_NAMES = 5
 
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, so that both stores rank alike
 MAX_TEXT = 65_535  # Milvus's VARCHAR limit, in bytes
@@ -421,6 +423,33 @@ class MilvusStore:
                     if self.client.has_collection(name):
                         self.client.drop_collection(name)
 
+    def _create(self, number: int, schema, index_params) -> str:
+        """Create generation ``number``'s two collections, empty, and return its name. Milvus Lite killed inside
+        create_collection can leave a collection's folder on disk that it no longer lists: that name then fails
+        with "File exists" for ever, so a build steps past it to the next number instead of failing every time."""
+        from pymilvus import MilvusException
+
+        client = self.client
+        for attempt in range(LEFTOVER_NAMES + 1):
+            name = f"{self.alias}_v{number + attempt:06d}"
+            for stale in (name, f"{name}_meta"):
+                if client.has_collection(stale):
+                    client.drop_collection(stale)
+            try:
+                client.create_collection(name, schema=schema, index_params=index_params)
+                client.create_collection(f"{name}_meta", dimension=2, primary_field_name="piece", id_type="int",
+                                         vector_field_name="unused", auto_id=False, enable_dynamic_field=True)
+                return name
+            except MilvusException as e:
+                if "exists" not in str(e).lower() or attempt == LEFTOVER_NAMES:
+                    raise
+                log.warning("Milvus could not create %s (%s), which a killed build left behind; trying the next "
+                            "name.", name, e)
+                for stale in (name, f"{name}_meta"):
+                    if client.has_collection(stale):
+                        client.drop_collection(stale)
+        raise AssertionError("unreachable")
+
     def write(self, docs_dir: Path, chunks: list[Chunk], vectors: np.ndarray, core: dict,
               sentences: np.ndarray, progress=None) -> str:
         from datetime import UTC, datetime
@@ -430,7 +459,6 @@ class MilvusStore:
         client = self.client
         existing = self._generations()
         number = max([int(c.rsplit("_v", 1)[1]) for c in existing] + [0]) + 1
-        name = f"{self.alias}_v{number:06d}"
         engine_bm25 = self.settings.milvus_bm25 == "engine"
         dim = vectors.shape[1]
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -456,10 +484,7 @@ class MilvusStore:
                                params=plan.get("params", {}))
         index_params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX",
                                metric_type="BM25" if engine_bm25 else "IP")
-        for stale in (name, f"{name}_meta"):
-            if client.has_collection(stale):
-                client.drop_collection(stale)
-        client.create_collection(name, schema=schema, index_params=index_params)
+        name = self._create(number, schema, index_params)
         by_chunk: dict[int, list[list[int]]] = {}
         for cid, a, b in sentences.tolist():
             by_chunk.setdefault(cid, []).append([a, b])
@@ -488,8 +513,6 @@ class MilvusStore:
             "counts": {"documents": len(core["files"]), "chunks": len(chunks), "sentences": len(sentences)},
         }
         text = json.dumps(manifest, ensure_ascii=False)
-        client.create_collection(f"{name}_meta", dimension=2, primary_field_name="piece", id_type="int",
-                                 vector_field_name="unused", auto_id=False, enable_dynamic_field=True)
         pieces = [text[i:i + META_PIECE] for i in range(0, len(text), META_PIECE)] or [""]
         client.insert(f"{name}_meta", [{"piece": k, "unused": [0.0, 0.0], "text": t} for k, t in enumerate(pieces)])
         client.flush(f"{name}_meta")

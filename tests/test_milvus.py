@@ -116,6 +116,21 @@ def test_incremental_builds_reuse_vectors_and_drop_old_generations(docs, tmp_pat
     assert gens == ["qa_index_v000002", "qa_index_v000003"]  # the live one and the one before
 
 
+def test_collection_folders_a_killed_build_left_unlisted_do_not_block_the_next_build(docs, tmp_path, lite):
+    # Milvus Lite killed inside create_collection leaves the collection's folder without listing the collection;
+    # creating that name again then fails with "File exists" for ever (seen once in 30 kills under load).
+    if not lite.store.endswith(".db"):
+        pytest.skip("the folders of a Milvus Lite file")
+    qa.build_index(docs, tmp_path / "index", settings=lite)
+    (tmp_path / "milvus.db" / "collections" / "qa_index_v000002").mkdir(parents=True)
+    (tmp_path / "milvus.db" / "collections" / "qa_index_v000003_meta").mkdir(parents=True)
+    (docs / "new.md").write_text("# New\n\nWombats guard the border of the zone.", encoding="utf-8")
+    st = qa.build_index(docs, tmp_path / "index", settings=lite)
+    assert st.added == ["new.md"] and "qa_index_v000004" in str(st.generation)
+    assert qa.search("Which animals guard the border?", index_dir=tmp_path / "index", settings=lite)[0].source == "new.md"
+    assert milvus.MilvusStore(lite.store, "index", lite)._generations() == ["qa_index_v000001", "qa_index_v000004"]
+
+
 def test_an_index_from_another_model_is_refused(docs, tmp_path, lite):
     qa.build_index(docs, tmp_path / "mine", settings=lite)
     fakes.register("fake-other", dimension=32)
