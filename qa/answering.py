@@ -39,7 +39,7 @@ from .index import check_embedder, ensure_index
 from .local_store import DEFAULT_INDEX_DIR, LoadedIndex
 from .questions import WORD, content_words, descriptive, overview_topic, reader_text, rewrite_follow_up
 from .reading import Reader, Reading, get_reader
-from .search import Passage, clean_question, merge, rank_many, rerank
+from .search import Passage, clean_question, first_run, merge, rank_many, rerank
 
 log = logging.getLogger("qa")
 
@@ -325,8 +325,7 @@ def read_stages(searched: str, reader_q: str, loaded: LoadedIndex, embedder: Emb
 
     if settings.rerank > 0:  # the reranking read is the answer's read too, unless the reader reads another question
         candidates = merge(loaded, ranking, max(n, settings.rerank))
-        if 0 < settings.early_passages < len(candidates):
-            head = candidates[:settings.early_passages]
+        if head := candidates[:first_run(settings, len(candidates))]:
             readings = read(reader_q, head)
             if early:
                 yield head, readings, False

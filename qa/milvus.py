@@ -430,11 +430,16 @@ class MilvusStore:
         from pymilvus import MilvusException
 
         client = self.client
-        for attempt in range(LEFTOVER_NAMES + 1):
-            name = f"{self.alias}_v{number + attempt:06d}"
+
+        def drop(name: str) -> None:
             for stale in (name, f"{name}_meta"):
                 if client.has_collection(stale):
                     client.drop_collection(stale)
+
+        attempt = 0
+        while True:
+            name = f"{self.alias}_v{number + attempt:06d}"
+            drop(name)
             try:
                 client.create_collection(name, schema=schema, index_params=index_params)
                 client.create_collection(f"{name}_meta", dimension=2, primary_field_name="piece", id_type="int",
@@ -445,10 +450,8 @@ class MilvusStore:
                     raise
                 log.warning("Milvus could not create %s (%s), which a killed build left behind; trying the next "
                             "name.", name, e)
-                for stale in (name, f"{name}_meta"):
-                    if client.has_collection(stale):
-                        client.drop_collection(stale)
-        raise AssertionError("unreachable")
+                drop(name)
+                attempt += 1
 
     def write(self, docs_dir: Path, chunks: list[Chunk], vectors: np.ndarray, core: dict,
               sentences: np.ndarray, progress=None) -> str:

@@ -194,15 +194,12 @@ class OnnxReader:
             out.append(Reading(nulls[t], tuple(Span(a, b, s) for (a, b), s in ranked)))
         return out
 
-
     def _run(self, windows) -> list[tuple[np.ndarray, np.ndarray]]:
         """(start logits, end logits) of each window, as long as the window, in runs of ``self.batch``."""
-        if self.batch == "all":
-            groups = [list(range(len(windows)))]
-        elif self.batch == "text":
-            groups = [[w for w, (t, _) in enumerate(windows) if t == text] for text in dict.fromkeys(t for t, _ in windows)]
-        else:
-            groups = [[w] for w in range(len(windows))]
+        by: dict[object, list[int]] = {}
+        for w, (t, _) in enumerate(windows):
+            by.setdefault({"all": 0, "text": t, "window": w}[self.batch], []).append(w)
+        groups = list(by.values())
         out: list = [None] * len(windows)
         for group in groups:
             width = max(len(windows[w][1].ids) for w in group)

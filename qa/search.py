@@ -88,6 +88,12 @@ def search_many(
             for q, r in zip(questions, rankings)]
 
 
+def first_run(settings: Settings, candidates: int) -> int:
+    """How many of the best candidates the reader reads in a run of their own before the rest (0: one run). The int8
+    reader scales activations per run (qa/reading.py), so search and answers must group their reads alike."""
+    return settings.early_passages if 0 < settings.early_passages < candidates else 0
+
+
 def rerank(question: str, passages: Sequence[Passage], reader, settings: Settings, readings=None):
     """``(passages, readings)`` reordered by the reader: each passage scores the reciprocal rank of its fused
     retrieval rank plus that of its rank by the reader's margin (its best span over "no answer"), weighted by
@@ -98,7 +104,7 @@ def rerank(question: str, passages: Sequence[Passage], reader, settings: Setting
     if readings is None:  # else: the reader's readings of these passages with this question, already made
         # In the runs qa.answer reads them in (answering.read_stages): the best few first, then the rest.
         texts = [p.text for p in passages]
-        head = settings.early_passages if 0 < settings.early_passages < len(texts) else 0
+        head = first_run(settings, len(texts))
         readings = (reader.read(question, texts[:head]) if head else []) + reader.read(question, texts[head:])
     by_reader = sorted(range(len(passages)), key=lambda i: -readings[i].margin)
     score = [1.0 / (settings.rrf_k + i + 1) for i in range(len(passages))]
