@@ -29,7 +29,7 @@ test: setup
 lint: setup
 	$(PY) -m ruff check qa tests bench app.py
 
-# Retrain the evidence reader from ../shared/data (CPU, three stages of about an hour; resumes), then refit the
+# Retrain the evidence reader from ../shared/data (CPU, four stages of about an hour; resumes), then refit the
 # answer thresholds for it.
 reader: setup
 	$(PY) -m qa.weights.train_reader

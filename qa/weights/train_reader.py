@@ -1,6 +1,6 @@
 """Train the evidence reader: all-MiniLM-L6-v2 fine-tuned as an extractive QA cross-encoder, shipped as int8 ONNX.
 
-    python -m qa.weights.train_reader            # CPU, three stages of about an hour on 2 cores; resumes
+    python -m qa.weights.train_reader            # CPU, four stages of about an hour on 2 cores; resumes
     python -m qa.weights.train_reader --export   # only re-export and re-score the last checkpoint
     python -m qa.weights.train_reader --stages 4 --from-int8 stage3.int8.onnx   # stage 4 on from int8 weights
 
@@ -480,8 +480,9 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--save-steps", type=int, default=100)
     ap.add_argument("--work-dir", default=str(Path.home() / ".cache" / "qa" / "train_reader"))
-    ap.add_argument("--stages", type=int, default=3, choices=(1, 2, 3, 4),
-                    help="train stages 1 to N; each later stage goes on from the one before (default 3)")
+    ap.add_argument("--stages", type=int, default=4, choices=(1, 2, 3, 4),
+                    help="train stages 1 to N; each later stage goes on from the one before (default 4, the "
+                         "shipped reader)")
     ap.add_argument("--from-int8", type=Path, metavar="ONNX",
                     help="start the last stage from these int8 weights, dequantised, when the torch checkpoint of "
                          "the stage before it is gone (e.g. `git show 07efa7c:qa/weights/reader.int8.onnx`, the "
