@@ -63,10 +63,13 @@ def main(argv=None) -> None:
     s = Settings.from_env(progress=False, model_process=False)
     emb = get_embedder(s)
     readers = {}
+    # Two readers both named reader.int8.onnx (the shipped one and an older one beside its card) must not share
+    # a row: the second would silently replace the first.
+    short = len({Path(p).name for p in args.readers}) == len(args.readers)
     for path in args.readers:
         for v in args.variants:
             overlap, scoring, batch = (v.split(":") + ["all"])[:3]
-            readers[f"{Path(path).name} {v}"] = OnnxReader(path, s.threads, overlap=int(overlap),
+            readers[f"{Path(path).name if short else path} {v}"] = OnnxReader(path, s.threads, overlap=int(overlap),
                                                            per_window=scoring == "window", batch=batch)
     folder = DATA / "doc2dial-dmv-va"
     turns = load_turns(folder)
