@@ -498,10 +498,11 @@ def main(argv=None) -> None:
     final = Path(args.checkpoint) if args.checkpoint else stage_dir(root, args.stages) / "final"
     if not args.export:
         first = 1
-        if args.from_int8 and not (stage_dir(root, args.stages - 1) / "final" / "train_state.json").is_file():
-            from_int8(args.from_int8, stage_dir(root, args.stages - 1) / "final")
         if args.from_int8:
             first = args.stages
+            before = stage_dir(root, args.stages - 1) / "final"
+            if not (before / "train_state.json").is_file():
+                from_int8(args.from_int8, before)
         for stage in range(first, args.stages + 1):
             done = stage_dir(root, stage) / "final"
             final = done if (done / "train_state.json").is_file() else train(args, stage)
