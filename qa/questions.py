@@ -89,20 +89,23 @@ def _turns(history: Any) -> list[tuple[str, str]]:
         elif isinstance(item, dict):
             if item.get("role") in ("user", "assistant") and isinstance(item.get("content"), str):
                 out.append((item["role"], item["content"]))
+        elif isinstance(item, str):  # an earlier question alone, as the web API's list of strings sends them
+            out.append(("user", item))
         elif isinstance(item, (list, tuple)) and item and isinstance(item[0], str):
             out.append(("user", item[0]))
             if len(item) > 1 and isinstance(item[1], str):
                 out.append(("assistant", item[1]))
-    cleaned = [(role, " ".join(_MARKERS.sub("", text).split())) for role, text in out]
+    cleaned = [(role, " ".join(MARKERS.sub("", text).split())) for role, text in out]
     return [(role, text) for role, text in cleaned if text and text != ABSTAIN_TEXT]
 
 
-_MARKERS = re.compile(r"\s*\[\d+\]")
+MARKERS = re.compile(r"\s*\[\d+\]")
 
 
 def previous_questions(history: Any) -> list[str]:
     """The user's earlier questions, oldest first. ``history`` may be a list of Answer objects, of (question,
-    answer) pairs, or of chat messages ``{"role": "user" | "assistant", "content": ...}`` as Gradio keeps them."""
+    answer) pairs, of chat messages ``{"role": "user" | "assistant", "content": ...}`` as Gradio keeps them, or
+    of earlier questions as plain strings."""
     return [text for role, text in _turns(history) if role == "user"]
 
 

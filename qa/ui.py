@@ -318,7 +318,7 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
         """Answer a question from the articles. Returns qa.Answer as a dict: text with [n] markers, shape ("short":
         a span, also in `short`; "quotes": 1-3 verbatim sentences; "abstained"), citations (source, title, start,
         end, text, score, n, answer_start, answer_end), abstained, searched_for, support, related, confidence,
-        index_version."""
+        index_version. `history`: the conversation's earlier questions, oldest first, for a follow-up."""
         with api_errors():
             return qa_answer(question, index_dir, history=history or None, settings=settings).to_dict()
 

@@ -162,6 +162,8 @@ def test_api_ask_returns_the_same_object_as_qa_answer(app, s):
     assert got == want and got["text"] == "1,500 [1]" and got["citations"][0]["source"] == MUNICH
     hits = client.predict(Q, 3, api_name="/search")
     assert [h["source"] for h in hits] == [p.source for p in qa.search(Q, k=3, index_dir=index_dir, settings=s)]
+    follow = client.predict("and how many US troops?", [Q], api_name="/ask")  # earlier questions make a follow-up
+    assert follow["searched_for"] == f"and how many US troops? ({Q})"
 
 
 def test_api_reports_bad_questions_as_errors_not_tracebacks(app):

@@ -12,9 +12,10 @@ Through the real answer path (index, search, reader, evidence), on held-out ques
   follow-up. doc2dial is a tuning set here; the public figures in docs/benchmarks.md report it too, so they are
   not independent of this choice (the hidden dialogue sets are).
 - ``extra_quote``: how far below the best sentence another may be and still be quoted (set by hand, recorded).
-- ``rank_penalty`` and ``longest_short_answer``: how an answer picks its sentence among the passages, and when a
-  span is too long to be a short answer. Chosen by hand and carried over from the file with their provenance;
-  ``bench/answer_choice.py`` replays variants of them on held-out readings.
+- ``rank_penalty``, ``page_bonus`` and ``longest_short_answer``: how an answer picks its sentence among the
+  passages (for a follow-up, how much the last answer's article counts), and when a span is too long to be a
+  short answer. Chosen by hand and carried over from the file with their provenance; ``bench/answer_choice.py``
+  and ``bench/dialogue_choice.py`` replay variants of them on held-out readings.
 
 The relevance of a question is that of the evidence the answer path would choose (``ranked_evidence``), so a
 threshold is fitted on exactly what ``compose`` compares with it.
@@ -101,7 +102,7 @@ def main(argv=None) -> None:
     reader_card = json.loads((HERE / "reader.json").read_text(encoding="utf-8"))
     before = json.loads(OUT.read_text(encoding="utf-8")) if OUT.is_file() else {}
     hand = {k: before.get("thresholds", {}).get(k, DEFAULT_THRESHOLDS[k])
-            for k in ("extra_quote", "rank_penalty", "longest_short_answer")}
+            for k in ("extra_quote", "rank_penalty", "page_bonus", "longest_short_answer")}
     fitted = {
         "thresholds": {"short": round(short, 4), "quotes": round(quotes, 4), **hand},
         "made_by": "python -m qa.weights.fit_thresholds", "false_refusal_target": args.false_refusals,
