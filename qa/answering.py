@@ -383,10 +383,10 @@ def conversation_page(history: Any, loaded: LoadedIndex, embedder: Embedder, set
 
 
 #: A sentence that announces what follows ("All of these must be true:", "...if you meet the requirements
-#: listed below.") is quoted with the sentences after it: alone it answers nothing. On 400 doc2dial tuning turns
-#: the answered turns' citations overlapped the gold span for 0.394 without this, 0.414 with it
-#: (bench/dialogue_choice.py).
-_ANNOUNCES = re.compile(r":\s*$|\bbelow\b|\bthe following\b|\bas follows\b|\bhere are\b"
+#: listed below.", or a question the page goes on to answer: "Can I renew online?") is quoted with the sentences
+#: after it: alone it answers nothing. On 400 doc2dial tuning turns the answered turns' citations overlapped
+#: the gold span for 0.394 without this, 0.423 with it (bench/dialogue_choice.py).
+_ANNOUNCES = re.compile(r"[:?]\s*$|\bbelow\b|\bthe following\b|\bas follows\b|\bhere are\b"
                         r"|\b(?:all|one|any|each|both|either) of these\b", re.IGNORECASE)
 FOLLOWING_SENTENCES = 2
 FOLLOWING_CHARS = 800

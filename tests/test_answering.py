@@ -459,3 +459,15 @@ def test_earlier_questions_as_plain_strings_make_a_follow_up(built, s):
     a = qa.answer("and how many US troops?", index_dir=built, history=[Q], settings=s)
     assert a.searched_for == f"and how many US troops? ({Q})"
     assert previous_questions([Q, {"role": "assistant", "content": "1,500"}]) == [Q]
+
+
+def test_a_question_in_the_article_is_quoted_with_its_answer(tmp_path, embedder, reader):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    faq = "Plates.\n\nCan I Renew my plates online? Yes. Use the MyDMV site.\n\nOffices close at 5.\n"
+    (docs / "faq.txt").write_text(faq, encoding="utf-8")
+    s = Settings(embedder="fake", reader="fake-reader", progress=False)
+    qa.build_index(docs, tmp_path / "index", settings=s)
+    a = qa.answer("Can I renew plates online?", index_dir=tmp_path / "index", settings=s)
+    assert a.citations[0].text == "Can I Renew my plates online? Yes. Use the MyDMV site."
+    assert faq[a.citations[0].start:a.citations[0].end] == a.citations[0].text
