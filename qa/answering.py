@@ -200,6 +200,19 @@ def evidence_from(passages: Sequence[Passage], readings: Sequence[Reading], load
     return sorted(best.values(), key=lambda e: -e.relevance)
 
 
+_PAIRS = {"(": ")", "[": "]", "“": "”"}
+
+
+def closed(text: str, start: int, end: int) -> int:
+    """The end of ``text[start:end]`` taking in a bracket or quotation mark it opens and the text closes right
+    after it: "Sen. Lindsey O. Graham (R-S.C." reads as a cut, "... (R-S.C.)" as the article wrote it."""
+    span = text[start:end]
+    for opener, closer in _PAIRS.items():
+        if span.count(opener) > span.count(closer) and text[end:end + 1] == closer:
+            return end + 1
+    return end
+
+
 def _near_duplicate(a: str, b: str) -> bool:
     wa, wb = content_words(a), content_words(b)
     return bool(wa and wb) and len(wa & wb) / min(len(wa), len(wb)) >= 0.8
@@ -444,6 +457,8 @@ def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], r
     if top.relevance < floor:
         return _abstain(q, searched, passages, confidence, t0, version)
     score = {e.passage: passages[e.passage].score for e in evidence}
+    top = replace(top, answer_end=top.start + closed(top.text, top.answer_start - top.start,
+                                                     top.answer_end - top.start))
     short = top.text[top.answer_start - top.start:top.answer_end - top.start]
     if not wants_sentences and len(short.split()) <= limits["longest_short_answer"]:
         cite = Citation(top.source, top.title, top.start, top.end, top.text, score[top.passage], n=1,

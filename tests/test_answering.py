@@ -471,3 +471,14 @@ def test_a_question_in_the_article_is_quoted_with_its_answer(tmp_path, embedder,
     a = qa.answer("Can I renew plates online?", index_dir=tmp_path / "index", settings=s)
     assert a.citations[0].text == "Can I Renew my plates online? Yes. Use the MyDMV site."
     assert faq[a.citations[0].start:a.citations[0].end] == a.citations[0].text
+
+
+def test_a_short_answer_closes_the_bracket_it_opens():
+    from qa.answering import closed
+
+    text = "Sen. Lindsey O. Graham (R-S.C.) said so."
+    assert text[:closed(text, 0, 30)] == "Sen. Lindsey O. Graham (R-S.C.)"
+    assert closed(text, 0, 22) == 22  # nothing opened
+    assert closed(text, 5, 29) == 29  # the closer is not right after the span: left as read
+    quote = "He called it the “post-caliphate strategy” in Munich."
+    assert quote[:closed(quote, 0, 41)] == "He called it the “post-caliphate strategy”"
