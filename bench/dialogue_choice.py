@@ -13,7 +13,6 @@ The two halves of the turns are printed too, so a choice made on one can be chec
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from qa import answering  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.evaluation import chat_history, cites_gold, load_turns, sample_turns  # noqa: E402
+from qa.evaluation import chat_history, cites_gold, load_turns, tuning_turns  # noqa: E402
 from qa.index import build_index  # noqa: E402
 
 
@@ -37,9 +36,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     s = Settings.from_env(progress=False)
     turns = load_turns(args.folder)
-    later, first = sample_turns(turns, 120, 40, 7)
-    public = {id(t) for t in later + first}
-    tune = random.Random(5).sample([t for t in turns if t.history and id(t) not in public], args.turns)
+    tune = tuning_turns(turns, args.turns)
     variants = [(b, follow) for b in args.bonus for follow in (False, True)]
     results = {v: [] for v in variants}  # per turn: (answered, cited)
     t0 = time.time()

@@ -12,7 +12,6 @@ among the turns that clear the shipped thresholds.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from qa.answering import ranked_evidence, thresholds  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
-from qa.evaluation import chat_history, cites_gold, load_turns, sample_turns  # noqa: E402
+from qa.evaluation import chat_history, cites_gold, load_turns, tuning_turns  # noqa: E402
 from qa.index import build_index, ensure_index  # noqa: E402
 from qa.questions import descriptive, reader_text, rewrite_follow_up  # noqa: E402
 from qa.reading import get_reader  # noqa: E402
@@ -45,9 +44,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     s = Settings.from_env(progress=False)
     turns = load_turns(args.folder)
-    later, first = sample_turns(turns, 120, 40, 7)
-    public = {id(t) for t in later + first}
-    tune = random.Random(5).sample([t for t in turns if t.history and id(t) not in public], args.turns)
+    tune = tuning_turns(turns, args.turns)
     limits = thresholds()
     forced = {v: 0 for v in VARIANTS}
     answered = {v: 0 for v in VARIANTS}

@@ -8,7 +8,6 @@ the public 120 are shown beside them. A hit is a passage of the right page cover
 
 from __future__ import annotations
 
-import random
 import sys
 import tempfile
 from pathlib import Path
@@ -18,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
-from qa.evaluation import chat_history, dialogue_hit, load_turns, sample_turns  # noqa: E402
+from qa.evaluation import chat_history, dialogue_hit, load_turns, sample_turns, tuning_turns  # noqa: E402
 from qa.index import build_index, ensure_index  # noqa: E402
 from qa.questions import rewrite_follow_up  # noqa: E402
 from qa.search import search_many  # noqa: E402
@@ -38,9 +37,8 @@ def main() -> None:
     folder = args.pop(0) if args and Path(args[0]).is_dir() else str(ROOT.parent / "shared/data/doc2dial-dmv-va")
     s = Settings.from_env(progress=False, rerank=0)  # retrieval alone: the variants differ in what is searched
     turns = load_turns(folder)
-    later, first = sample_turns(turns, 120, 40, 7)
-    public = {id(t) for t in later + first}
-    tune = random.Random(5).sample([t for t in turns if t.history and id(t) not in public], 200)
+    later, _ = sample_turns(turns, 120, 40, 7)  # the public figure's later turns, reported beside
+    tune = tuning_turns(turns, 200)
     with tempfile.TemporaryDirectory() as tmp:
         build_index(Path(folder) / "documents", Path(tmp) / "index", settings=s)
         loaded, emb = ensure_index(Path(tmp) / "index", s), get_embedder(s)

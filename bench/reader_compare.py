@@ -39,7 +39,7 @@ from qa.evaluation import (  # noqa: E402
     f1_score,
     load_squad,
     load_turns,
-    sample_turns,
+    tuning_turns,
     write_corpus,
 )
 from qa.index import build_index, ensure_index  # noqa: E402
@@ -73,10 +73,7 @@ def main(argv=None) -> None:
                                                            per_window=scoring == "window", batch=batch)
     folder = DATA / "doc2dial-dmv-va"
     turns = load_turns(folder)
-    later, first = sample_turns(turns, 120, 40, 7)
-    public = {id(t) for t in later + first}
-    pool = [t for t in turns if t.history and id(t) not in public]
-    tune = random.Random(5).sample(pool, min(args.turns, len(pool)))
+    tune = tuning_turns(turns, args.turns)
     rows = {name: {} for name in readers}
     with tempfile.TemporaryDirectory() as tmp:
         build_index(folder / "documents", Path(tmp) / "d", settings=s)

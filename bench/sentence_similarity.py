@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from qa.answering import SHORTEST_QUOTE, evidence_from, read_evidence, thresholds  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
-from qa.evaluation import chat_history, cites_gold, load_squad, load_turns, sample_turns, write_corpus  # noqa: E402
+from qa.evaluation import chat_history, cites_gold, load_squad, load_turns, tuning_turns, write_corpus  # noqa: E402
 from qa.index import build_index, ensure_index  # noqa: E402
 from qa.questions import reader_text, rewrite_follow_up  # noqa: E402
 from qa.reading import get_reader  # noqa: E402
@@ -52,9 +52,7 @@ def collect(turns: int, questions: int) -> dict[str, list[np.ndarray]]:
         emb, reader = get_embedder(s), get_reader(s)
         folder = DATA / "doc2dial-dmv-va"
         all_turns = load_turns(folder)
-        later, first = sample_turns(all_turns, 120, 40, 7)
-        public = {id(t) for t in later + first}
-        tune = random.Random(5).sample([t for t in all_turns if t.history and id(t) not in public], turns)
+        tune = tuning_turns(all_turns, turns)
         build_index(folder / "documents", Path(tmp) / "d", settings=s)
         loaded = ensure_index(Path(tmp) / "d", s)
         for t in tune:

@@ -313,6 +313,17 @@ def sample_turns(turns: list[DialogueTurn], later: int, first: int, seed: int) -
     return rng.sample(late, min(later, len(late))), rng.sample(firsts, min(first, len(firsts)))
 
 
+def tuning_turns(turns: list[DialogueTurn], n: int, seed: int = 5) -> list[DialogueTurn]:
+    """``random.Random(seed).sample`` of ``n`` later turns (all, if fewer) outside the public figure's sample
+    (``sample_turns(turns, 120, 40, 7)``): the dialogue turns that may be used for tuning."""
+    import random
+
+    later, first = sample_turns(turns, 120, 40, 7)
+    public = {id(t) for t in later + first}
+    pool = [t for t in turns if t.history and id(t) not in public]
+    return random.Random(seed).sample(pool, min(n, len(pool)))
+
+
 def _overlap(p: Passage, start: int, end: int) -> int:
     return max(0, min(p.end, end) - max(p.start, start))
 

@@ -75,3 +75,16 @@ def test_the_cli_runs_it_and_says_what_it_needs(folder, tmp_path, monkeypatch, c
     assert "not a doc2dial-format folder" in capsys.readouterr().err
     assert cli.main(["eval"]) == 2
     assert "--dialogues DIR" in capsys.readouterr().err
+
+
+def test_tuning_turns_never_include_the_public_sample():
+    from qa.evaluation import tuning_turns
+
+    turns = [DialogueTurn(f"t{i}", f"q{i}", (("user", "hi"),) if i % 5 else (), "p.txt", ((0, 1),))
+             for i in range(400)]
+    later, first = sample_turns(turns, 120, 40, 7)
+    tune = tuning_turns(turns, 100)
+    assert len(tune) == 100 and all(t.history for t in tune)
+    assert not {t.id for t in tune} & {t.id for t in later + first}
+    assert [t.id for t in tuning_turns(turns, 100)] == [t.id for t in tune]  # one seeded draw
+    assert len(tuning_turns(turns, 10_000)) == 320 - 120  # all there are, not an error

@@ -65,7 +65,7 @@ def quantile(values: list[float], share: float) -> float:
 def main(argv=None) -> None:
     from qa.answering import DEFAULT_THRESHOLDS
     from qa.config import Settings
-    from qa.evaluation import chat_history, load_squad, load_turns, sample_turns, write_corpus
+    from qa.evaluation import chat_history, load_squad, load_turns, tuning_turns, write_corpus
     from qa.index import build_index
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -91,10 +91,7 @@ def main(argv=None) -> None:
         short = quantile(r_ans, args.false_refusals)
 
         turns = load_turns(args.dialogues)
-        public_later, public_first = sample_turns(turns, 120, 40, 7)  # the public figure's turns: not these
-        public = {id(t) for t in public_later + public_first}
-        rest = [t for t in turns if t.history and id(t) not in public]
-        by_question = {t.question: t for t in random.Random(args.seed).sample(rest, min(args.turns, len(rest)))}
+        by_question = {t.question: t for t in tuning_turns(turns, args.turns, args.seed)}  # not the public ones
         build_index(Path(args.dialogues) / "documents", Path(tmp) / "dialogues", settings=settings)
         r_dlg = relevances(list(by_question), Path(tmp) / "dialogues", settings,
                            history_of=lambda q: chat_history(by_question[q]))
