@@ -30,7 +30,7 @@ lint: setup
 	$(PY) -m ruff check qa tests bench app.py
 
 # Retrain the evidence reader from ../shared/data (CPU, four stages of about an hour; resumes), then refit the
-# answer thresholds for it.
+# confidence model for it (held-out SQuAD, SelQA and doc2dial; cached under ~/.cache/qa/confidence).
 reader: setup
 	$(PY) -m qa.weights.train_reader
-	$(PY) -m qa.weights.fit_thresholds
+	$(PY) -m qa.weights.fit_confidence

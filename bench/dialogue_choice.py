@@ -52,7 +52,7 @@ def main(argv=None) -> None:
                 with mock.patch.object(answering, "thresholds", lambda k=knobs: k), \
                         mock.patch.object(answering, "FOLLOWING_SENTENCES", 2 if follow else 0):
                     a = answering.compose(q, searched, reader_q, passages, readings, loaded, 0.0, st.max_quotes,
-                                          st.caution, page=page)
+                                          st.min_confidence, page=page)
                 results[bonus, follow].append((not a.abstained, not a.abstained and cites_gold(a.citations, t)))
             if i % 50 == 0:
                 print(f"  {i}/{len(tune)} turns, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)

@@ -6,7 +6,7 @@ Tuning turns only: later turns (seed 5) outside the public figure's seed-7 sampl
 `qa.answer` searches it (the question with the conversation); the same passages are then read with each variant
 of the reader's question, and the sentence the answer path would choose (`ranked_evidence`) is checked against
 the gold span. Prints, per variant, how often that sentence overlaps the gold span when forced to answer, and
-among the turns that clear the shipped thresholds.
+among the turns whose confidence clears Settings.min_confidence.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa.answering import ranked_evidence, thresholds  # noqa: E402
+from qa.answering import confidence_of, ranked_evidence, signals  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
 from qa.evaluation import chat_history, cites_gold, load_turns, tuning_turns  # noqa: E402
@@ -45,7 +45,6 @@ def main(argv=None) -> None:
     s = Settings.from_env(progress=False)
     turns = load_turns(args.folder)
     tune = tuning_turns(turns, args.turns)
-    limits = thresholds()
     forced = {v: 0 for v in VARIANTS}
     answered = {v: 0 for v in VARIANTS}
     cited = {v: 0 for v in VARIANTS}
@@ -59,13 +58,15 @@ def main(argv=None) -> None:
             passages = passages[: s.answer_passages]
             for name, make in VARIANTS.items():
                 q = make(t, searched, reader_q)
-                ev = ranked_evidence(passages, reader.read(q, [p.text for p in passages]), loaded)
+                readings = reader.read(q, [p.text for p in passages])
+                ev = ranked_evidence(passages, readings, loaded)
                 if not ev:
                     continue
                 hit = cites_gold([ev[0]], t)
                 forced[name] += hit
-                floor = limits["quotes"] if descriptive(reader_q) else limits["short"]
-                if ev[0].relevance >= floor:
+                quotes = descriptive(reader_q)
+                short = "" if quotes else ev[0].text[ev[0].answer_start - ev[0].start:ev[0].answer_end - ev[0].start]
+                if confidence_of(signals(ev[0], ev, passages, readings, quotes, reader_q, True, short)) >= s.min_confidence:
                     answered[name] += 1
                     cited[name] += hit
             if i % 50 == 0:

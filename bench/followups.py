@@ -19,12 +19,14 @@ from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
 from qa.evaluation import chat_history, dialogue_hit, load_turns, sample_turns, tuning_turns  # noqa: E402
 from qa.index import build_index, ensure_index  # noqa: E402
-from qa.questions import rewrite_follow_up  # noqa: E402
+from qa.questions import needs_context, rewrite_follow_up  # noqa: E402
 from qa.search import search_many  # noqa: E402
 
 VARIANTS = {
     "shipped": lambda t: rewrite_follow_up(t.question, chat_history(t), None)[0],
     "alone": lambda t: t.question,
+    "alone if standalone": lambda t: (rewrite_follow_up(t.question, chat_history(t), None)[0]
+                                      if needs_context(t.question) else t.question),
     "+previous": lambda t: f"{t.question} ({t.said('user')[-1]})" if t.said('user') else t.question,
     "+all users": lambda t: f"{t.question} ({' '.join(t.said('user'))})",
     "+all users +agent": lambda t: f"{t.question} ({' '.join(t.said('user'))} {t.said('agent')[-1] if t.said('agent') else ''})",

@@ -37,7 +37,17 @@ from .embeddings import Embedder, get_embedder
 from .generation import get_generator
 from .index import check_embedder, ensure_index
 from .local_store import DEFAULT_INDEX_DIR, LoadedIndex
-from .questions import MARKERS, WORD, content_words, descriptive, overview_topic, reader_text, rewrite_follow_up
+from .questions import (
+    MARKERS,
+    WORD,
+    content_words,
+    descriptive,
+    needs_context,
+    overview_topic,
+    previous_questions,
+    reader_text,
+    rewrite_follow_up,
+)
 from .reading import Reader, Reading, get_reader
 from .search import Passage, clean_question, first_run, merge, rank_many, rerank
 
@@ -75,7 +85,7 @@ class Answer:
     searched_for: str  # the standalone question used for search (differs from `question` for follow-ups)
     support: list[Support] = field(default_factory=list)
     related: list[Passage] = field(default_factory=list)  # closest passages, offered when abstaining
-    confidence: float = 0.0  # how far the best evidence clears the abstention threshold, squashed to (0, 1)
+    confidence: float = 0.0  # the estimated probability that this answer is right (qa/weights/fit_confidence.py)
     seconds: float = 0.0
     complete: bool = True  # False for the partial answers a stream yields before the last one
     index_version: str = ""  # the index generation the answer came from (one per answer, even mid-rebuild)
@@ -83,8 +93,10 @@ class Answer:
     short: str = ""  # the short answer without markers ("" unless shape is "short")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types (lists, not tuples): the same object the CLI prints and the web API returns."""
+        """Plain JSON types (lists, not tuples), with the confidence also as a whole percentage: the same object
+        the CLI prints and the web API returns."""
         d = asdict(self)
+        d["confidence_percent"] = round(100 * self.confidence)  # as the app and `qa ask` show it
         d["support"] = [{**s, "citations": list(s["citations"])} for s in d["support"]]
         return d
 
@@ -105,15 +117,13 @@ class Evidence:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Thresholds: fitted by `python -m qa.weights.fit_thresholds` on held-out SQuAD 2.0 tuning articles and doc2dial
-# turns (never the public test sets), for the reader shipped beside them; each with its provenance in the file.
-#   short / quotes: the evidence relevance below which a factoid / a quoted answer is refused;
+# How an answer picks its evidence (qa/weights/thresholds.json), each with its provenance in the file:
 #   extra_quote: how far below the best sentence another may be and still be quoted;
 #   rank_penalty: margin units a sentence of the next passage down must out-score one above it by;
 #   page_bonus: margin units a follow-up's evidence gains from being in the article of the last answer;
 #   longest_short_answer: a span of more words is no short answer, and its sentences are quoted instead.
 THRESHOLDS_FILE = Path(__file__).resolve().parent / "weights" / "thresholds.json"
-DEFAULT_THRESHOLDS = {"short": 0.0, "quotes": 0.0, "extra_quote": 3.0, "rank_penalty": 1.0, "page_bonus": 2.0,
+DEFAULT_THRESHOLDS = {"extra_quote": 3.0, "rank_penalty": 1.0, "page_bonus": 2.0,
                       "longest_short_answer": 15}
 
 
@@ -122,9 +132,75 @@ def thresholds() -> dict[str, float]:
     try:
         return {**DEFAULT_THRESHOLDS, **json.loads(THRESHOLDS_FILE.read_text(encoding="utf-8"))["thresholds"]}
     except (OSError, ValueError, KeyError, TypeError) as e:
-        log.warning("The answer thresholds %s could not be read (%s); using defaults. Refit them: "
-                    "python -m qa.weights.fit_thresholds", THRESHOLDS_FILE, e)
+        log.warning("The answer settings %s could not be read (%s); using defaults. Restore the file from the "
+                    "repository (git checkout qa/weights/thresholds.json)", THRESHOLDS_FILE, e)
         return dict(DEFAULT_THRESHOLDS)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Confidence: the probability that an answer is right, from the reader's own signals about it. A logistic model
+# (multi-feature Platt scaling) fitted by `python -m qa.weights.fit_confidence` on held-out SQuAD 2.0 tuning
+# articles, SelQA dev and doc2dial tuning turns, cross-validated across articles; stored as plain numbers in
+# qa/weights/confidence.json with its provenance and figures. Right means: a short answer with F1 >= 0.5 against a
+# gold answer (or holding one); quoted sentences with a citation covering the gold answer sentence or span.
+CONFIDENCE_FILE = Path(__file__).resolve().parent / "weights" / "confidence.json"
+SIGNALS = ("relevance", "quotes", "relevance_quotes", "rank", "search_score", "gap", "null", "words", "follow_up",
+           "answer_words", "agree")
+
+
+def signals(top: Evidence, evidence: Sequence[Evidence], passages: Sequence[Passage], readings: Sequence[Reading],
+            quotes: bool, question: str, follow_up: bool, short: str = "") -> dict[str, float]:
+    """What the reader says about the answer it is about to give, as numbers the calibrator weighs:
+    the chosen sentence's margin over "no answer" (and for quoted sentences apart), the rank and search score of its
+    passage, how far it leads the next sentence, its passage's "no answer" score, the share of the question's
+    content words it holds, whether a conversation shaped the search, the short answer's length, and how many other
+    passages' best spans say the same."""
+    def clip(x: float, lo: float = -15.0, hi: float = 15.0) -> float:
+        return max(lo, min(hi, float(x)))
+
+    rest = [e.relevance for e in evidence if (e.source, e.start) != (top.source, top.start)]
+    said = " ".join(short.lower().split())
+    agree = 0
+    if said:
+        for i, (p, r) in enumerate(zip(passages, readings)):
+            if i != top.passage and r.best is not None and " ".join(p.text[r.best.start:r.best.end].lower().split()) == said:
+                agree += 1
+    asked = content_words(question)
+    held = len(asked & content_words(top.text)) / len(asked) if asked else 0.0
+    rel = clip(top.relevance)
+    return {"relevance": rel, "quotes": float(quotes), "relevance_quotes": rel * quotes, "rank": float(top.passage),
+            "search_score": float(passages[top.passage].score) if top.passage < len(passages) else 0.0,
+            "gap": clip(top.relevance - max(rest), 0.0) if rest else 15.0,
+            "null": clip(readings[top.passage].null) if top.passage < len(readings) else 0.0,
+            "words": held, "follow_up": float(follow_up), "answer_words": math.log1p(len(short.split())),
+            "agree": float(min(agree, 3))}
+
+
+@functools.cache
+def calibrator() -> dict[str, Any] | None:
+    """The fitted model: features, their mean and scale, coefficients and intercept; None when the file is missing
+    or unreadable (the confidence then falls back to the squashed margin, and says so in the log)."""
+    try:
+        c = json.loads(CONFIDENCE_FILE.read_text(encoding="utf-8"))["model"]
+        if not all(len(c[k]) == len(c["features"]) for k in ("mean", "scale", "coef")):
+            raise ValueError("features, mean, scale and coef differ in length")
+        return c
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("The confidence model %s could not be read (%s); confidence is the squashed reader margin. "
+                    "Refit it: python -m qa.weights.fit_confidence", CONFIDENCE_FILE, e)
+        return None
+
+
+def confidence_of(sig: dict[str, float]) -> float:
+    """P(right) for an answer with these signals, kept within [0.01, 0.99]: a few thousand held-out questions
+    cannot show that any answer is surer than that, so none is shown as 100 %."""
+    c = calibrator()
+    if c is None:
+        z = sig["relevance"]
+    else:
+        z = c["intercept"] + sum(w * (sig.get(f, 0.0) - m) / (sc or 1.0)
+                                 for f, m, sc, w in zip(c["features"], c["mean"], c["scale"], c["coef"]))
+    return min(0.99, max(0.01, 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -266,9 +342,8 @@ def answer(
     settings: Settings | None = None,
 ) -> Answer:
     """Answer ``question`` from the indexed articles, with ``[n]`` citations, or abstain."""
-    t0 = time.perf_counter()
-    prepared = _prepare(question, index_dir, history, settings)
-    return _answer_once(*prepared, t0)
+    *_, final = stream(question, index_dir, history, settings=settings, early=False)
+    return final
 
 
 def stream(
@@ -277,20 +352,38 @@ def stream(
     history: Any = None,
     *,
     settings: Settings | None = None,
+    early: bool = True,
 ) -> Iterator[Answer]:
     """Like :func:`answer`, as a stream of answers whose last is final (``complete=True``). While the reader reads
     and reranks the search results, an early answer (``complete=False``) from the best ``Settings.early_passages``
-    of them may come first; an early abstention is never shown. The final answer is the one :func:`answer` gives."""
+    of them may come first; an early abstention is never shown. The final answer is the one :func:`answer` gives.
+
+    A question asked in a conversation that could stand alone (:func:`stands_alone`) is answered twice: as if
+    asked alone, and with the conversation; the likelier right of the two is the answer. Asked after questions on
+    another topic, it gets the answer it gets alone, and "searched for" is then the question itself."""
     t0 = time.perf_counter()
+    alone = None
+    if stands_alone(question, history):
+        for a in stream(question, index_dir, None, settings=settings, early=early):
+            if not a.complete:
+                yield a
+            alone = a
     q, searched, reader_q, read_as, loaded, embedder, reader, settings, page = _prepare(question, index_dir, history,
                                                                                        settings)
-    for passages, readings, final in read_stages(searched, read_as, loaded, embedder, reader, settings, early=True):
-        a = compose(q, searched, reader_q, passages, readings, loaded, t0, settings.max_quotes, settings.caution,
+    for passages, readings, final in read_stages(searched, read_as, loaded, embedder, reader, settings,
+                                                 early=early and alone is None):
+        a = compose(q, searched, reader_q, passages, readings, loaded, t0, settings.max_quotes, settings.min_confidence,
                     page=page)
         if final:
-            yield a
+            yield replace(alone, seconds=time.perf_counter() - t0) if alone and alone.confidence >= a.confidence else a
         elif not a.abstained:
             yield replace(a, complete=False)
+
+
+def stands_alone(question: str, history: Any) -> bool:
+    """A question in a conversation that names enough to be asked alone (:func:`qa.questions.needs_context` is
+    False): "How many soldiers would European countries contribute?", not "and how many would stay?"."""
+    return bool(previous_questions(history)) and not needs_context(question)
 
 
 def _prepare(question, index_dir, history, settings):
@@ -307,14 +400,6 @@ def _prepare(question, index_dir, history, settings):
         reader_q = f"{topic[0].upper()}{topic[1:]}?" if wh else f"What about {topic}?"
     page = conversation_page(history, loaded, embedder, settings)
     return q, searched, reader_q, reader_text(reader_q, history), loaded, embedder, reader, settings, page
-
-
-def _answer_once(q: str, searched: str, reader_q: str, read_as: str, loaded: LoadedIndex, embedder: Embedder,
-                 reader: Reader, settings: Settings, page: str | None, t0: float) -> Answer:
-    """``reader_q`` decides the answer's shape; the reader reads ``read_as`` (``reader_q`` with any context)."""
-    passages, readings = read_evidence(searched, read_as, loaded, embedder, reader, settings)
-    return compose(q, searched, reader_q, passages, readings, loaded, t0, settings.max_quotes, settings.caution,
-                   page=page)
 
 
 def read_evidence(searched: str, reader_q: str, loaded: LoadedIndex, embedder: Embedder, reader: Reader,
@@ -434,46 +519,60 @@ def with_what_follows(e: Evidence, loaded: LoadedIndex | None) -> Evidence:
     return e
 
 
-def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], readings: Sequence[Reading],
-            loaded: LoadedIndex | None, t0: float, most_quotes: int = 3, caution: float = 0.0,
-            rank_penalty: float | None = None, page: str | None = None) -> Answer:
-    """The answer the readings support: a short span, quoted sentences, or an abstention. ``page``: the article
-    the conversation's last answer came from (:func:`conversation_page`)."""
+def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], readings: Sequence[Reading],
+          loaded: LoadedIndex | None, t0: float, most_quotes: int = 3, rank_penalty: float | None = None,
+          page: str | None = None) -> tuple[Answer, dict[str, float] | None]:
+    """The answer the readings support at any confidence (a short span or quoted sentences), and the
+    :func:`signals` its confidence comes from; ``(abstention, None)`` when there is nothing to answer with.
+    ``page``: the article the conversation's last answer came from (:func:`conversation_page`)."""
     limits = thresholds()
     evidence = ranked_evidence(passages, readings, loaded, rank_penalty, page)
     version = loaded.generation if loaded is not None else ""
+    nothing = _abstain(q, searched, passages, 0.0, t0, version), None
     if not evidence:
-        return _abstain(q, searched, passages, 0.0, t0, version)
+        return nothing
+    follow_up = searched != q
     if (topic := overview_topic(q)) is not None and (named := about_topic(evidence, topic)):
         # An overview of something the articles name: the sentences naming it, most relevant first, are the
-        # answer; the reader's floor would refuse them for a question ("What about X?") that has no one span.
-        floor = min(e.relevance for e in named)
-        return _quotes(q, searched, named, choose_quotes(named, floor, math.inf, most_quotes), passages, loaded, t0,
-                       version, 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, named[0].relevance - limits["quotes"])))))
+        # answer; the reader has no one span to find for a question ("What about X?") that asks for no fact.
+        a = _quotes(q, searched, named, choose_quotes(named, -math.inf, math.inf, most_quotes), passages, loaded, t0,
+                    version)
+        return (a, signals(named[0], named, passages, readings, True, reader_q, follow_up)) if a else nothing
     top = evidence[0]
-    wants_sentences = descriptive(reader_q)
-    floor = (limits["quotes"] if wants_sentences else limits["short"]) + caution
-    confidence = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, top.relevance - floor))))
-    if top.relevance < floor:
-        return _abstain(q, searched, passages, confidence, t0, version)
     score = {e.passage: passages[e.passage].score for e in evidence}
     top = replace(top, answer_end=top.start + closed(top.text, top.answer_start - top.start,
                                                      top.answer_end - top.start))
     short = top.text[top.answer_start - top.start:top.answer_end - top.start]
-    if not wants_sentences and len(short.split()) <= limits["longest_short_answer"]:
+    if not descriptive(reader_q) and len(short.split()) <= limits["longest_short_answer"]:
         cite = Citation(top.source, top.title, top.start, top.end, top.text, score[top.passage], n=1,
                         answer_start=top.answer_start, answer_end=top.answer_end)
         if not _verified(cite, short):  # never cite a passage lacking the claim
-            return _abstain(q, searched, passages, confidence, t0, version)
-        return Answer(q, f"{short} [1]", [cite], False, searched, [Support(short, (1,), True)], [], confidence,
-                      time.perf_counter() - t0, index_version=version, shape="short", short=short)
-    return _quotes(q, searched, evidence, choose_quotes(evidence, floor, limits["extra_quote"], most_quotes),
-                   passages, loaded, t0, version, confidence)
+            return nothing
+        a = Answer(q, f"{short} [1]", [cite], False, searched, [Support(short, (1,), True)], [], 0.0,
+                   time.perf_counter() - t0, index_version=version, shape="short", short=short)
+        return a, signals(top, evidence, passages, readings, False, reader_q, follow_up, short)
+    quotes = choose_quotes(evidence, -math.inf, limits["extra_quote"], most_quotes)
+    a = _quotes(q, searched, evidence, quotes, passages, loaded, t0, version)
+    return (a, signals(quotes[0], evidence, passages, readings, True, reader_q, follow_up)) if a else nothing
+
+
+def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], readings: Sequence[Reading],
+            loaded: LoadedIndex | None, t0: float, most_quotes: int = 3, min_confidence: float = 0.0,
+            rank_penalty: float | None = None, page: str | None = None) -> Answer:
+    """:func:`draft`'s answer with its confidence, the probability that it is right; below ``min_confidence``
+    (``Settings.min_confidence``) the answer says the articles don't say. That is the one refusal rule."""
+    a, sig = draft(q, searched, reader_q, passages, readings, loaded, t0, most_quotes, rank_penalty, page)
+    if sig is None:
+        return a
+    p = confidence_of(sig)
+    if p < min_confidence:
+        return _abstain(q, searched, passages, p, t0, a.index_version)
+    return replace(a, confidence=p, seconds=time.perf_counter() - t0)
 
 
 def _quotes(q: str, searched: str, evidence: Sequence[Evidence], quotes: Sequence[Evidence],
-            passages: Sequence[Passage], loaded: LoadedIndex | None, t0: float, version: str,
-            confidence: float) -> Answer:
+            passages: Sequence[Passage], loaded: LoadedIndex | None, t0: float, version: str) -> Answer | None:
+    """The quoted sentences as an answer, each verified against its article; None when none can be quoted."""
     score = {e.passage: passages[e.passage].score for e in evidence}
     extended: list[Evidence] = []
     for e in (with_what_follows(e, loaded) for e in quotes):
@@ -484,10 +583,10 @@ def _quotes(q: str, searched: str, evidence: Sequence[Evidence], quotes: Sequenc
                       answer_end=e.end) for i, e in enumerate(quotes)]
     cites = [c for c in cites if _verified(c, c.text)]
     if not cites:
-        return _abstain(q, searched, passages, confidence, t0, version)
+        return None
     cites = [Citation(**{**asdict(c), "n": i + 1}) for i, c in enumerate(cites)]
     text = " ".join(f"{c.text} [{c.n}]" for c in cites)
-    return Answer(q, text, cites, False, searched, [Support(c.text, (c.n,), True) for c in cites], [], confidence,
+    return Answer(q, text, cites, False, searched, [Support(c.text, (c.n,), True) for c in cites], [], 0.0,
                   time.perf_counter() - t0, index_version=version, shape="quotes")
 
 

@@ -85,6 +85,8 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(a.to_dict(), indent=2, ensure_ascii=False))
         return 0
     print(a.text)
+    if not a.abstained:
+        print(f"(confidence {a.confidence:.0%}: the estimated chance that this answer is right)")
     if a.searched_for != a.question:
         print(f"(searched for: {a.searched_for})")
     for c in a.citations:
@@ -102,8 +104,20 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from .evaluation import format_dialogue_report, format_report, run_dialogue_eval, run_eval
+    from .evaluation import (
+        format_dialogue_report,
+        format_report,
+        format_selqa_report,
+        run_dialogue_eval,
+        run_eval,
+        run_selqa_eval,
+    )
 
+    if args.selqa:
+        report = run_selqa_eval(args.selqa, settings, workdir=args.workdir, sample=args.sample,
+                                seed=13 if args.seed is None else args.seed, progress=not args.json)
+        print(json.dumps(report, indent=2) if args.json else format_selqa_report(report))
+        return 0
     if args.dialogues:
         report = run_dialogue_eval(args.dialogues, settings, workdir=args.workdir, later=args.later,
                                    first=args.first, seed=7 if args.seed is None else args.seed,
@@ -111,7 +125,8 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(report, indent=2) if args.json else format_dialogue_report(report))
         return 0
     if not args.file:
-        raise QAError("qa eval needs a SQuAD-format JSON file, or --dialogues DIR for a doc2dial-format folder.")
+        raise QAError("qa eval needs a SQuAD-format JSON file, --dialogues DIR for a doc2dial-format folder, or "
+                      "--selqa FILE for a SelQA answer-sentence file.")
     report = run_eval(args.file, settings, workdir=args.workdir, answers=args.answers, impossible=args.impossible,
                       seed=13 if args.seed is None else args.seed, progress=not args.json)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
@@ -173,9 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_ask)
 
     p = sub.add_parser("eval", help="score retrieval (and answers) on a SQuAD v1.1/v2.0 JSON file, or on "
-                                    "doc2dial-format dialogues (--dialogues DIR)")
+                                    "doc2dial-format dialogues (--dialogues DIR), or SelQA answer sentences (--selqa FILE)")
     p.add_argument("file", nargs="?", help="SQuAD-format JSON file")
     p.add_argument("--dialogues", metavar="DIR", help="a doc2dial-format folder: documents/*.txt and turns.jsonl")
+    p.add_argument("--selqa", metavar="FILE", help="a SelQA answer-sentence file: each section indexed as one "
+                                                   "article, every question asked; cited and answered by type")
+    p.add_argument("--sample", type=int, default=0, help="with --selqa: ask a seeded sample of N questions (0: all)")
     p.add_argument("--later", type=int, default=120, help="with --dialogues: later turns sampled (default 120)")
     p.add_argument("--first", type=int, default=40, help="with --dialogues: first turns sampled (default 40)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -94,9 +94,10 @@ class Settings:
         3, "best search results the reader reads first, in a run of their own, for an early answer that a stream "
         "(the UI) shows while it reads and reranks the rest (0: all in one run, no early answer); the shipped "
         "thresholds were fitted at 3")
-    caution: float = _f(
-        0.0, "added to the fitted abstention thresholds (qa/weights/thresholds.json), in reader margin units: "
-        "positive refuses more, negative answers more"
+    min_confidence: float = _f(
+        0.2047, "the answer says the articles don't say when its confidence (the estimated probability that it is "
+        "right, qa/weights/confidence.json) is below this; 0 never refuses. Fitted on held-out data by "
+        "python -m qa.weights.fit_confidence: it refuses 0.10 of the answerable questions there"
     )
     max_question_chars: int = _f(2000, "longer questions are refused with a clear error")
     lock_timeout_s: float = _f(600.0, "how long a build waits for another build to finish before giving up")

@@ -211,6 +211,7 @@ def evaluate_answers(answerable: list[Question], impossible: list[Question], ind
         "answered_unanswerable": len(answered_imp),
         "latency_p50_s": statistics.median(lat) if lat else 0.0,
         "latency_p95_s": lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else 0.0,
+        "calibration": reliability([(a.confidence, squad_right(a, q)) for q, a, _ in rows if not a.abstained]),
     }
 
 
@@ -268,6 +269,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"  citation accuracy {a['citation_accuracy']:.3f} (answered questions whose citation covers the gold answer)",
             f"  abstention on unanswerable {a['abstention_on_unanswerable']:.3f}   false refusals {a['false_refusals']:.3f}",
             f"  latency p50 {a['latency_p50_s']:.2f} s   p95 {a['latency_p95_s']:.2f} s",
+            _calibration_line(a["calibration"]),
         ]
     return "\n".join(lines)
 
@@ -352,6 +354,7 @@ def evaluate_dialogues(later: list[DialogueTurn], first: list[DialogueTurn], ind
     n_first = sum(found(t.question, t) for t in first)
     alone = followup = answered = cited = 0
     lat: list[float] = []
+    given: list[tuple[float, bool]] = []
     for i, t in enumerate(later, 1):
         alone += found(t.question, t)
         t0 = time.perf_counter()
@@ -361,6 +364,7 @@ def evaluate_dialogues(later: list[DialogueTurn], first: list[DialogueTurn], ind
         if not a.abstained:
             answered += 1
             cited += cites_gold(a.citations, t)
+            given.append((a.confidence, cites_gold(a.citations, t)))
         if progress and i % 20 == 0:
             import sys
 
@@ -374,6 +378,7 @@ def evaluate_dialogues(later: list[DialogueTurn], first: list[DialogueTurn], ind
         "answered": answered / max(1, len(later)),
         "cited": cited / max(1, answered),
         "latency_p50_s": statistics.median(lat) if lat else 0.0,
+        "calibration": reliability(given),
     }
 
 
@@ -401,4 +406,155 @@ def format_dialogue_report(report: dict[str, Any]) -> str:
         f"later turns as searched for after the follow-up rewrite {d['followup@5']:.3f}",
         f"  later turns answered {d['answered']:.3f}   of those, citing the gold span {d['cited']:.3f}",
         f"  latency p50 {d['latency_p50_s']:.2f} s",
+        _calibration_line(d["calibration"]),
     ])
+
+
+def _calibration_line(c: dict[str, Any]) -> str:
+    """The reliability of the confidence shown on answers given: per bin, the mean confidence and the share right."""
+    bins = "  ".join(f"{b['bin']}: {b['answers']} at {b['confidence']:.2f}, {b['right']:.2f} right" for b in c["bins"])
+    return (f"  confidence of the {c['answers']} answers given: ECE {c['ece']:.3f} (5 bins), wrong answers shown at "
+            f"90 % or more {c['wrong_at_90_or_more']:.3f}\n    {bins}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Whether an answer is right: what Answer.confidence estimates (qa/weights/fit_confidence.py) and what the
+# reliability tables in docs/benchmarks.md count.
+
+
+def covers(c: Passage, source: str, start: int, end: int, half: bool = False) -> bool:
+    """``c`` is in ``source`` and covers ``[start, end)`` (with ``half``: at least half of its characters)."""
+    if c.source != source or end <= start:
+        return False
+    return 2 * _overlap(c, start, end) >= end - start if half else (c.start <= start and end <= c.end)
+
+
+def squad_right(a, q: Question) -> bool:
+    """A short answer is right when its F1 against a gold answer is at least 0.5 or it holds a gold answer;
+    quoted sentences are right when a citation covers a gold answer. Any answer to an unanswerable question is
+    wrong, and so is an abstention (it is not an answer)."""
+    if a.abstained or q.impossible:
+        return False
+    if a.shape == "short":
+        golds = [t for _, _, t in q.golds]
+        return (max(f1_score(a.short, g) for g in golds) >= 0.5
+                or any(normalize_answer(g) and normalize_answer(g) in normalize_answer(a.short) for g in golds))
+    return any(covers(c, q.source, s, e) for c in a.citations for s, e, _ in q.golds)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SelQA answer-sentence files, scored as ../shared/README.md says: each (article, section) is one file, the line
+# "{article} — {section}", a blank line, then its candidates joined by single spaces. A hit: the answer is not
+# abstained and a citation in the right file covers at least half of the characters of an answer sentence.
+
+
+@dataclass(frozen=True)
+class SentenceQuestion:
+    question: str
+    source: str
+    golds: tuple[tuple[int, int], ...]  # the answer sentences, [start, end) in the file
+    q_types: tuple[str, ...]
+    article: str = ""
+
+
+def load_selqa(path: str | Path, folder: str | Path) -> list[SentenceQuestion]:
+    """Write the file's sections into ``folder`` and return its questions with their answer sentences' offsets."""
+    try:
+        items = json.loads(Path(path).read_text(encoding="utf-8"))
+        _ = [(i["question"], i["article"], i["section"], i["candidates"], i["answers"]) for i in items]
+    except FileNotFoundError:
+        raise QAError(f"No such file: {path}. Pass a SelQA answer-sentence JSON file.") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise QAError(f"{path} is not a SelQA answer-sentence file ({type(e).__name__}: {e}).") from None
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names: dict[tuple[str, str], str] = {}
+    taken: set[str] = set()
+    out = []
+    for item in items:
+        key = (item["article"], item["section"])
+        head = f"{item['article']} — {item['section']}\n\n"
+        starts, pos = [], len(head)
+        for c in item["candidates"]:
+            starts.append(pos)
+            pos += len(c) + 1
+        if key not in names:
+            names[key] = _file_name(f"{key[0]}_{key[1]}", taken)
+            with open(folder / names[key], "w", encoding="utf-8", newline="") as f:
+                f.write(head + " ".join(item["candidates"]))
+        golds = tuple((starts[i], starts[i] + len(item["candidates"][i])) for i in item["answers"])
+        out.append(SentenceQuestion(item["question"], names[key], golds, tuple(item.get("q_types") or ()),
+                                    item["article"]))
+    return out
+
+
+def selqa_right(a, q: SentenceQuestion) -> bool:
+    return not a.abstained and any(covers(c, q.source, s, e, half=True) for c in a.citations for s, e in q.golds)
+
+
+def run_selqa_eval(path: str | Path, settings: Settings, workdir: str | Path | None = None, sample: int = 0,
+                   seed: int = 13, progress: bool = False) -> dict[str, Any]:
+    """Index the file's sections together and ask every question (or a seeded ``sample``) through ``qa.answer``:
+    the share cited (a citation covers half of an answer sentence) and answered, overall and by question type."""
+    import random
+
+    from .answering import answer
+
+    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+        root = Path(workdir) if workdir else Path(tmp)
+        questions = load_selqa(path, root / "docs")
+        if sample and sample < len(questions):
+            questions = random.Random(seed).sample(questions, sample)
+        t0 = time.perf_counter()
+        stats = build_index(root / "docs", root / "eval-selqa", settings=settings)
+        index_s = time.perf_counter() - t0
+        rows, lat = [], []
+        for i, q in enumerate(questions, 1):
+            t1 = time.perf_counter()
+            a = answer(q.question, root / "eval-selqa", settings=settings)
+            lat.append(time.perf_counter() - t1)
+            rows.append((q, a, selqa_right(a, q)))
+            if progress and i % 50 == 0:
+                print(f"  {i}/{len(questions)} questions", file=__import__("sys").stderr, flush=True)
+    by_type: dict[str, dict[str, float]] = {}
+    for t in sorted({t for q, _, _ in rows for t in q.q_types}):
+        mine = [(a, ok) for q, a, ok in rows if t in q.q_types]
+        by_type[t] = {"questions": len(mine), "cited": sum(ok for _, ok in mine) / len(mine),
+                      "answered": sum(not a.abstained for a, _ in mine) / len(mine)}
+    n = max(1, len(rows))
+    return {"file": str(path), "sections": stats.documents, "chunks": stats.chunks, "index_seconds": index_s,
+            "embedder": embedder_name(settings), "seed": seed if sample else None, "questions": len(rows),
+            "cited": sum(ok for *_, ok in rows) / n, "answered": sum(not a.abstained for _, a, _ in rows) / n,
+            "cited_when_answered": sum(ok for *_, ok in rows) / max(1, sum(not a.abstained for _, a, _ in rows)),
+            "by_type": by_type, "latency_p50_s": statistics.median(lat) if lat else 0.0,
+            "calibration": reliability([(a.confidence, ok) for _, a, ok in rows if not a.abstained])}
+
+
+def reliability(pairs: list[tuple[float, bool]], bins: int = 5) -> dict[str, Any]:
+    """Expected calibration error over ``bins`` equal-width confidence bins, and each bin's count, mean
+    confidence and share right, for answers given as (confidence, right)."""
+    table, ece = [], 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        mine = [(p, ok) for p, ok in pairs if lo <= p < hi or (b == bins - 1 and p == 1.0)]
+        if mine:
+            conf, acc = sum(p for p, _ in mine) / len(mine), sum(ok for _, ok in mine) / len(mine)
+            ece += len(mine) / len(pairs) * abs(conf - acc)
+            table.append({"bin": f"{lo:.1f}-{hi:.1f}", "answers": len(mine), "confidence": round(conf, 3),
+                          "right": round(acc, 3)})
+    wrong = [p for p, ok in pairs if not ok]
+    return {"answers": len(pairs), "ece": round(ece, 4), "bins": table,
+            "wrong_at_90_or_more": round(sum(p >= 0.9 for p in wrong) / max(1, len(wrong)), 4)}
+
+
+def format_selqa_report(report: dict[str, Any]) -> str:
+    lines = [f"{report['file']}: {report['sections']} sections, {report['chunks']} chunks, indexed in "
+             f"{report['index_seconds']:.1f} s with {report['embedder']}",
+             f"{report['questions']} questions" + (f" (seed {report['seed']})" if report["seed"] is not None else "")
+             + f": cited {report['cited']:.3f}   answered {report['answered']:.3f}   cited when answered "
+               f"{report['cited_when_answered']:.3f}"]
+    lines += [f"  {t:<6} {r['questions']:>5} questions   cited {r['cited']:.3f}   answered {r['answered']:.3f}"
+              for t, r in report["by_type"].items()]
+    lines.append(_calibration_line(report["calibration"]))
+    lines.append(f"  latency p50 {report['latency_p50_s']:.2f} s")
+    return "\n".join(lines)

@@ -129,7 +129,8 @@ def render_chat(turns: list[Turn], pending: Answer | None = None, pending_questi
                 f"<div class='qa-msg qa-bot qa-answer' data-turn='{i}'>{searched}"
                 f"<p class='qa-text'>{_answer_html(a.text, i)}</p>{_in_sentence(a, i)}"
                 f"<div class='qa-meta'>{len(a.citations)} source{'s' if len(a.citations) != 1 else ''} · "
-                f"confidence {a.confidence:.0%} · {a.seconds:.1f} s</div></div>")
+                f"<span title='The estimated chance that this answer is right, fitted on held-out questions'>"
+                f"{a.confidence:.0%} likely right</span> · {a.seconds:.1f} s</div></div>")
     if pending_question:
         body = esc(pending.text) if pending is not None and pending.text else ""
         out.append(f"<div class='qa-msg qa-user'>{esc(pending_question)}</div>")

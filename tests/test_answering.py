@@ -73,8 +73,9 @@ def test_abstains_when_nothing_matches(built, s):
 
 
 def test_abstains_below_the_confidence_threshold(built, embedder, reader):
-    strict = Settings(embedder="fake", reader="fake-reader", progress=False, caution=100.0)
-    assert qa.answer(Q, index_dir=built, settings=strict).abstained
+    strict = Settings(embedder="fake", reader="fake-reader", progress=False, min_confidence=1.0)
+    a = qa.answer(Q, index_dir=built, settings=strict)
+    assert a.abstained and 0.5 < a.confidence <= 0.99  # refused, though the answer it held back was likely right
 
 
 def test_stream_ends_with_the_same_final_answer(built, s):
@@ -107,7 +108,7 @@ def test_search_reads_in_the_same_runs_as_answer_so_both_rank_alike(built, s, re
 
 
 def test_stream_never_shows_an_early_abstention(built, s):
-    parts = list(qa.stream(Q, index_dir=built, settings=dataclasses.replace(s, caution=100.0)))
+    parts = list(qa.stream(Q, index_dir=built, settings=dataclasses.replace(s, min_confidence=1.0)))
     assert len(parts) == 1 and parts[0].abstained and parts[0].complete
 
 
@@ -225,16 +226,36 @@ def test_an_answer_span_never_runs_from_one_paragraph_into_the_next():
     assert [e.text for e in found] == ["Russia proposed a zone in the south."]
 
 
-def test_caution_shifts_the_fitted_thresholds(built, s):
+def test_min_confidence_is_the_one_refusal_rule(built, s):
     from dataclasses import replace
 
-    from qa.answering import thresholds
-
     a = qa.answer(Q, index_dir=built, settings=s)
-    floor = thresholds()["short"]
-    assert not a.abstained
-    assert qa.answer(Q, index_dir=built, settings=replace(s, caution=10.0 - floor + 0.01)).abstained
-    assert not qa.answer(Q, index_dir=built, settings=replace(s, caution=10.0 - floor - 0.01)).abstained
+    assert not a.abstained and 0.01 <= a.confidence <= 0.99
+    assert qa.answer(Q, index_dir=built, settings=replace(s, min_confidence=a.confidence + 1e-9)).abstained
+    kept = qa.answer(Q, index_dir=built, settings=replace(s, min_confidence=a.confidence))
+    assert not kept.abstained and kept.confidence == a.confidence and kept.text == a.text
+    # Refusing nothing: the fake reader's "no answer here" (margin -10) still answers, at a low confidence.
+    never = qa.answer("Who won the 2018 FIFA World Cup?", index_dir=built, settings=replace(s, min_confidence=0.0))
+    assert not never.abstained and never.confidence < 0.2 < a.confidence
+
+
+def test_confidence_is_the_shipped_models_probability(monkeypatch, caplog):
+    from qa import answering
+
+    sig = dict.fromkeys(answering.SIGNALS, 0.0)
+    model = answering.calibrator()
+    assert model is not None and set(model["features"]) <= set(answering.SIGNALS) and "relevance" in model["features"]
+    low, high = answering.confidence_of({**sig, "relevance": -8.0}), answering.confidence_of({**sig, "relevance": 8.0})
+    assert 0.01 <= low < 0.5 < high <= 0.99, "a larger margin over 'no answer' is likelier right"
+    z = model["intercept"] + sum(w * (0.0 - m) / sc for m, sc, w in zip(model["mean"], model["scale"], model["coef"]))
+    assert answering.confidence_of(sig) == pytest.approx(min(0.99, max(0.01, 1 / (1 + 2.718281828459045 ** -z))))
+    monkeypatch.setattr(answering, "CONFIDENCE_FILE", answering.CONFIDENCE_FILE.with_name("missing.json"))
+    answering.calibrator.cache_clear()
+    try:
+        assert answering.calibrator() is None and "fit_confidence" in caplog.text
+        assert answering.confidence_of({**sig, "relevance": 2.0}) == pytest.approx(1 / (1 + 2.718281828459045 ** -2))
+    finally:
+        answering.calibrator.cache_clear()
 
 
 def test_missing_thresholds_warn_and_fall_back_to_defaults(monkeypatch, tmp_path, caplog):
@@ -244,24 +265,26 @@ def test_missing_thresholds_warn_and_fall_back_to_defaults(monkeypatch, tmp_path
     answering.thresholds.cache_clear()
     try:
         assert answering.thresholds() == answering.DEFAULT_THRESHOLDS
-        assert "fit_thresholds" in caplog.text
+        assert "thresholds.json" in caplog.text
     finally:
         answering.thresholds.cache_clear()
 
 
-def test_the_shipped_thresholds_were_fitted_for_the_shipped_reader():
+def test_the_shipped_confidence_was_fitted_for_the_shipped_reader():
     import hashlib
 
     from qa.reading import WEIGHTS_DIR
 
-    fitted = json.loads((WEIGHTS_DIR / "thresholds.json").read_text(encoding="utf-8"))
+    fitted = json.loads((WEIGHTS_DIR / "confidence.json").read_text(encoding="utf-8"))
+    assert Settings().min_confidence == fitted["min_confidence"], "the default refusal point is the fitted one"
     card = json.loads((WEIGHTS_DIR / "reader.json").read_text(encoding="utf-8"))
     assert fitted["reader_sha256"] == card["sha256"]
     assert card["sha256"] == hashlib.sha256((WEIGHTS_DIR / "reader.int8.onnx").read_bytes()).hexdigest()
     from qa.answering import DEFAULT_THRESHOLDS
 
-    assert set(fitted["thresholds"]) == set(DEFAULT_THRESHOLDS)  # every knob the answer path reads, no stray one
-    assert set(fitted["data"]) == set(DEFAULT_THRESHOLDS)  # and each with where it came from
+    chosen = json.loads((WEIGHTS_DIR / "thresholds.json").read_text(encoding="utf-8"))
+    assert set(chosen["thresholds"]) == set(DEFAULT_THRESHOLDS)  # every knob the answer path reads, no stray one
+    assert set(chosen["data"]) == set(DEFAULT_THRESHOLDS)  # and each with where it came from
 
 
 def test_a_follow_up_searches_with_the_conversation_and_reads_the_question_itself(built, s, reader):
@@ -482,3 +505,17 @@ def test_a_short_answer_closes_the_bracket_it_opens():
     assert closed(text, 5, 29) == 29  # the closer is not right after the span: left as read
     quote = "He called it the “post-caliphate strategy” in Munich."
     assert quote[:closed(quote, 0, 41)] == "He called it the “post-caliphate strategy”"
+
+
+def test_a_question_that_stands_alone_gets_its_own_answer_in_any_conversation(built, s):
+    alone = qa.answer(Q, index_dir=built, settings=s)
+    other = ["Why does Turkey oppose the YPG?", "What did Trump tell Ilhan Ahmed?"]
+    for history in (other, [(q, "Something else entirely.") for q in other],
+                    [{"role": "user", "content": q} for q in other]):
+        a = qa.answer(Q, index_dir=built, history=history, settings=s)
+        assert (a.text, a.citations, a.confidence) == (alone.text, alone.citations, alone.confidence)
+        assert a.searched_for == a.question == Q, "nothing to show as 'searched for'"
+        parts = list(qa.stream(Q, index_dir=built, history=history, settings=s))
+        assert parts[-1].complete and parts[-1].text == alone.text
+    follow = qa.answer("and how many would stay?", index_dir=built, history=other, settings=s)
+    assert follow.searched_for != follow.question, "a follow-up is searched with its conversation"

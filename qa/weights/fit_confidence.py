@@ -1,0 +1,301 @@
+"""Fit the confidence model in confidence.json: the probability that an answer is right, from the reader's signals.
+
+    python -m qa.weights.fit_confidence [--data DIR] [--cache DIR] [--squad N --selqa N --turns N]
+
+Held-out data only, from three sources at once, so that the figure holds on more than one kind of text:
+- SQuAD 2.0: the 5 tuning articles the reader never trained on (qa/weights/train_reader.py holds them out), all
+  their answerable and unanswerable questions, the articles indexed together;
+- SelQA dev: answer-sentence questions (what / how / why ...), every section one file, indexed together;
+- doc2dial dmv-va: later turns outside the public figure's sample (``qa.evaluation.tuning_turns``), asked with
+  their conversation as ``qa.answer`` takes it.
+
+Each question goes once through the real answer path (index, search, rerank, reader); its passages and readings
+are cached under ``--cache`` (default ~/.cache/qa/confidence), so a second run, or one cut short and started again,
+reads only what is missing. Then, offline, ``qa.answering.draft`` gives the answer the path would give at any
+confidence, and ``qa.evaluation`` says whether it is right (SQuAD: a short answer with F1 >= 0.5 or holding a gold
+answer, quotes covering a gold answer; SelQA: a citation covering half an answer sentence; doc2dial: a citation
+overlapping the grounding span; any answer to an unanswerable question is wrong).
+
+SelQA and doc2dial judge an answer by its sentence, so they have no gold span to judge a short answer by: their
+short answers are scored for refusals but left out of the fit and of the reliability tables (a right sentence with
+a wrong span would count as right). SQuAD's questions are all in both.
+
+The model is scikit-learn's logistic regression on standardised signals (Platt scaling with several inputs), stored
+as plain numbers. :data:`FEATURES` are the signals it uses, chosen by the cross-validation below among subsets of
+:data:`qa.answering.SIGNALS` (``--features`` reruns the comparison; docs/benchmarks.md has the figures). It is checked by 5-fold cross-validation grouped by article (a SQuAD
+article, a SelQA article, a doc2dial page), so no article's questions are in both the fit and the check: expected
+calibration error per fold, and the refusal rule ``Settings.min_confidence`` chosen in each fold as the confidence
+that refuses ``--false-refusals`` of the held-in answerable questions, with what it refuses of the held-out fold.
+The shipped model is then fitted on everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .train_reader import DATA, TRAIN_TUNING_ARTICLES
+
+#: The signals the model weighs. On the cross-validation by article, the margin with the shape, the passage's
+#: "no answer" score and the lead over the next sentence calibrated SQuAD and doc2dial best (ECE 0.020 and 0.046,
+#: against 0.027 and 0.082 with all eleven signals: the others fitted noise that did not carry across articles).
+FEATURES = ("relevance", "quotes", "relevance_quotes", "null", "gap")
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "confidence.json"
+CACHE = Path.home() / ".cache" / "qa" / "confidence"
+
+
+def _reading_row(passages, readings) -> dict:
+    return {"passages": [[p.source, p.title, p.start, p.end, p.text, p.score] for p in passages],
+            "readings": [[r.null, [[s.start, s.end, s.score] for s in r.spans]] for r in readings]}
+
+
+def _from_row(row):
+    from qa.reading import Reading, Span
+    from qa.search import Passage
+
+    passages = [Passage(*p) for p in row["passages"]]
+    readings = [Reading(n, tuple(Span(*s) for s in spans)) for n, spans in row["readings"]]
+    return passages, readings
+
+
+def collect(name: str, items: list[dict], docs: Path, cache: Path, settings) -> list[dict]:
+    """Read each item (``{"id", "question", "history"}``) once through the answer path, caching the readings in
+    ``cache/name.jsonl``; returns the cached rows for ``items``, in order."""
+    from qa import answering
+    from qa.index import build_index
+
+    index_dir = cache / f"{name}-index"
+    build_index(docs, index_dir, settings=settings)
+    path = cache / f"{name}.jsonl"
+    done = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                done[row["id"]] = row
+            except ValueError:
+                pass  # a line cut short by a killed run is read again
+    t0 = time.time()
+    with open(path, "a", encoding="utf-8") as f:
+        todo = [it for it in items if it["id"] not in done]
+        for i, it in enumerate(todo, 1):
+            q, searched, reader_q, read_as, loaded, emb, reader, st, page = answering._prepare(
+                it["question"], index_dir, it.get("history"), settings)
+            passages, readings = answering.read_evidence(searched, read_as, loaded, emb, reader, st)
+            row = {"id": it["id"], "q": q, "searched": searched, "reader_q": reader_q, "page": page,
+                   **_reading_row(passages, readings)}
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            done[it["id"]] = row
+            if i % 100 == 0:
+                print(f"  {name}: {i}/{len(todo)} read, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    return [done[it["id"]] for it in items]
+
+
+def replay(rows: list[dict], index_dir: Path, settings) -> list:
+    """``(answer, signals)`` per row: the answer the path gives at any confidence, from the cached readings."""
+    from qa import answering
+    from qa.index import ensure_index
+
+    loaded = ensure_index(index_dir, settings)
+    out = []
+    for row in rows:
+        passages, readings = _from_row(row)
+        out.append(answering.draft(row["q"], row["searched"], row["reader_q"], passages, readings, loaded, 0.0,
+                                   settings.max_quotes, page=row["page"]))
+    return out
+
+
+def examples(data: Path, cache: Path, settings, n_squad: int, n_selqa: int, n_turns: int, seed: int) -> list[dict]:
+    """Every held-out question as ``{source, group, right, signals}`` (signals None: nothing to answer with)."""
+    from qa.evaluation import (
+        chat_history,
+        cites_gold,
+        load_selqa,
+        load_squad,
+        load_turns,
+        selqa_right,
+        squad_right,
+        tuning_turns,
+        write_corpus,
+    )
+
+    cache.mkdir(parents=True, exist_ok=True)
+    out = []
+    articles = load_squad(data / "squad2-dev-15-tuning-articles.json")[TRAIN_TUNING_ARTICLES:]
+    squad = write_corpus(articles, cache / "squad-docs")
+    if n_squad:
+        squad = random.Random(seed).sample(squad, min(n_squad, len(squad)))
+    rows = collect("squad", [{"id": q.id, "question": q.question} for q in squad], cache / "squad-docs", cache,
+                   settings)
+    for q, (a, sig) in zip(squad, replay(rows, cache / "squad-index", settings)):
+        out.append({"source": "squad", "group": f"squad:{q.source}", "right": squad_right(a, q), "signals": sig,
+                    "answerable": not q.impossible, "judged": True})
+
+    selqa = load_selqa(data / "selqa" / "selqa-ass-dev.json", cache / "selqa-docs")
+    ids = [f"selqa-{i}" for i in range(len(selqa))]
+    pairs = list(zip(ids, selqa))
+    if n_selqa:
+        pairs = random.Random(seed).sample(pairs, min(n_selqa, len(pairs)))
+    rows = collect("selqa", [{"id": i, "question": q.question} for i, q in pairs], cache / "selqa-docs", cache,
+                   settings)
+    for (_, q), (a, sig) in zip(pairs, replay(rows, cache / "selqa-index", settings)):
+        out.append({"source": "selqa", "group": f"selqa:{q.article}", "right": selqa_right(a, q), "signals": sig,
+                    "answerable": True, "judged": a.shape == "quotes"})
+
+    folder = data / "doc2dial-dmv-va"
+    turns = tuning_turns(load_turns(folder), n_turns)  # never the public sample
+    rows = collect("doc2dial", [{"id": t.id, "question": t.question, "history": chat_history(t)} for t in turns],
+                   folder / "documents", cache, settings)
+    for t, (a, sig) in zip(turns, replay(rows, cache / "doc2dial-index", settings)):
+        out.append({"source": "doc2dial", "group": f"doc2dial:{t.source}", "right": not a.abstained
+                    and cites_gold(a.citations, t), "signals": sig, "answerable": True,
+                    "judged": a.shape == "quotes"})
+    return out
+
+
+def fit(rows: list[dict], features: tuple[str, ...], c: float = 1.0) -> dict:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([[r["signals"][f] for f in features] for r in rows], dtype=float)
+    y = np.array([r["right"] for r in rows], dtype=int)
+    mean, scale = x.mean(0), x.std(0)
+    scale[scale == 0] = 1.0
+    m = LogisticRegression(C=c, max_iter=1000).fit((x - mean) / scale, y)
+    return {"features": list(features), "mean": [round(float(v), 6) for v in mean],
+            "scale": [round(float(v), 6) for v in scale], "coef": [round(float(v), 6) for v in m.coef_[0]],
+            "intercept": round(float(m.intercept_[0]), 6)}
+
+
+def predict(model: dict, sig: dict) -> float:
+    z = model["intercept"] + sum(w * (sig[f] - m) / s for f, m, s, w in
+                                 zip(model["features"], model["mean"], model["scale"], model["coef"]))
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def refusal_point(scored: list[tuple[float, dict]], false_refusals: float) -> float:
+    """The confidence below which ``false_refusals`` of the answerable questions are refused (those with nothing
+    to answer with are refused whatever the setting, and count)."""
+    ans = sorted(p for p, r in scored if r["answerable"])
+    return ans[min(len(ans) - 1, max(0, int(false_refusals * len(ans))))] if ans else 0.0
+
+
+def figures(scored: list[tuple[float, dict]], floor: float) -> dict:
+    """Refusals and calibration at ``floor`` for ``(confidence, row)`` pairs, per source and together."""
+    from qa.evaluation import reliability
+
+    out = {}
+    for name in ("all", "squad", "selqa", "doc2dial"):
+        mine = [(p, r) for p, r in scored if name in ("all", r["source"])]
+        if not mine:
+            continue
+        ans = [(p, r) for p, r in mine if r["answerable"]]
+        imp = [(p, r) for p, r in mine if not r["answerable"]]
+        given = [(p, r["right"]) for p, r in mine if p >= floor and r["judged"]]
+        out[name] = {
+            "questions": len(mine),
+            "false_refusals": round(sum(p < floor for p, _ in ans) / max(1, len(ans)), 4),
+            "refused_unanswerable": round(sum(p < floor for p, _ in imp) / len(imp), 4) if imp else None,
+            "right_when_answered": round(sum(ok for _, ok in given) / max(1, len(given)), 4),
+            "calibration_all": reliability([(p, r["right"]) for p, r in mine if r["judged"]]),
+            "calibration_answered": reliability(given),
+        }
+    return out
+
+
+def main(argv=None) -> None:
+    from qa.answering import SIGNALS
+    from qa.config import Settings
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(DATA), help="folder with the SQuAD, SelQA and doc2dial files")
+    ap.add_argument("--cache", default=str(CACHE), help="cached readings and indexes (resumable)")
+    ap.add_argument("--squad", type=int, default=0, help="sample this many SQuAD tuning questions (0: all)")
+    ap.add_argument("--selqa", type=int, default=0, help="sample this many SelQA dev questions (0: all)")
+    ap.add_argument("--turns", type=int, default=400, help="doc2dial tuning turns")
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--false-refusals", type=float, default=0.10,
+                    help="min_confidence refuses this share of the held-out answerable questions")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--features", nargs="+", default=list(FEATURES), choices=SIGNALS,
+                    help="the signals the model weighs")
+    ap.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
+    args = ap.parse_args(argv)
+    settings = Settings.from_env(progress=False, min_confidence=0.0)
+    t0 = time.time()
+    rows = examples(Path(args.data), Path(args.cache), settings, args.squad, args.selqa, args.turns, args.seed)
+    usable = [r for r in rows if r["signals"] is not None]
+    groups = sorted({r["group"] for r in usable})
+    random.Random(args.seed).shuffle(groups)
+    fold_of = {g: i % args.folds for i, g in enumerate(groups)}
+    folds, scored_cv = [], []
+    nothing = [(0.0, r) for r in rows if r["signals"] is None]
+    features = tuple(args.features)
+    for k in range(args.folds):
+        train = [r for r in usable if fold_of[r["group"]] != k]
+        test = [r for r in usable if fold_of[r["group"]] == k]
+        model = fit([r for r in train if r["judged"]], features)
+        floor = refusal_point([(predict(model, r["signals"]), r) for r in train]
+                              + [(0.0, r) for r in nothing if fold_of.get(r["group"], -1) != k], args.false_refusals)
+        held = [(predict(model, r["signals"]), r) for r in test]
+        scored_cv += held
+        folds.append({"fold": k, "min_confidence": round(floor, 4), **{
+            name: {key: f[key] for key in ("questions", "false_refusals", "refused_unanswerable")}
+            | {"ece_answered": f["calibration_answered"]["ece"]}
+            for name, f in figures(held, floor).items()}})
+    model = fit([r for r in usable if r["judged"]], features)
+    scored = [(predict(model, r["signals"]), r) for r in usable] + nothing
+    floor = refusal_point(scored, args.false_refusals)
+    spread = {key: [f["all"][key] for f in folds] for key in ("false_refusals", "refused_unanswerable", "ece_answered")}
+    card = {
+        "name": "qa answer confidence",
+        "made_by": "python -m qa.weights.fit_confidence",
+        "model": model,
+        "min_confidence": round(floor, 4),
+        "right_means": "SQuAD: short answer F1 >= 0.5 against a gold answer or holding one, quotes covering a gold "
+                       "answer; SelQA: a citation covering half an answer sentence; doc2dial: a citation "
+                       "overlapping the grounding span; unanswerable: never",
+        "data": {"squad": "squad2-dev-15-tuning-articles.json, the 5 articles held out from reader training",
+                 "selqa": "selqa/selqa-ass-dev.json", "doc2dial": f"doc2dial-dmv-va, {args.turns} later turns outside "
+                 "the public sample (qa.evaluation.tuning_turns, seed 5)",
+                 "questions": {s: sum(r["source"] == s for r in rows) for s in ("squad", "selqa", "doc2dial")},
+                 "fitted_on": {s: sum(r["source"] == s and r["judged"] and r["signals"] is not None for r in rows)
+                               for s in ("squad", "selqa", "doc2dial")},
+                 "never_read": "squad2-dev-5-articles.json, selqa-ass-test.json, doc2dial's public sample, covid-qa"},
+        "seed": args.seed, "false_refusal_target": args.false_refusals,
+        "cross_validation": {"folds": folds, "spread": spread,
+                             "pooled": figures(scored_cv + nothing, floor)},
+        "fitted": figures(scored, floor),
+        "reader_sha256": json.loads((HERE / "reader.json").read_text(encoding="utf-8"))["sha256"],
+        "fitted_with": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
+        "seconds": round(time.time() - t0),
+    }
+    text = json.dumps(card, indent=2) + "\n"
+    pooled = card["cross_validation"]["pooled"]
+    print(f"features {' '.join(features)}; min_confidence {card['min_confidence']}; cross-validated by article:",
+          file=sys.stderr)
+    for name, f in pooled.items():
+        print(f"  {name:9} false refusals {f['false_refusals']:.3f}  refused unanswerable "
+              f"{f['refused_unanswerable'] if f['refused_unanswerable'] is not None else '-'}  ECE all "
+              f"{f['calibration_all']['ece']:.3f} answered {f['calibration_answered']['ece']:.3f}  wrong at 90 %+ "
+              f"{f['calibration_answered']['wrong_at_90_or_more']:.3f}", file=sys.stderr)
+    if args.dry_run:
+        print(text)
+        return
+    with tempfile.NamedTemporaryFile("w", dir=HERE, delete=False, suffix=".tmp", encoding="utf-8") as f:
+        f.write(text)
+    Path(f.name).replace(OUT)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Confidence as the probability of being right: what counts as right, the reliability table, the fitting script's
+pure parts, and `qa eval --selqa` (SelQA answer-sentence files scored as ../shared/README.md says), with fakes."""
+
+import json
+
+import pytest
+
+import qa
+from qa import cli
+from qa.answering import Answer, Citation
+from qa.evaluation import Question, load_selqa, reliability, run_selqa_eval, selqa_right, squad_right
+
+from . import fakes
+
+ITEMS = [
+    {"question": "How many soldiers would European countries contribute?", "article": "Syria", "section": "Plan",
+     "q_types": ["how"], "answers": [1],
+     "candidates": ["Graham spoke in Munich.", "European countries would pitch in about 1,500 soldiers.",
+                    "The zone runs along the border."]},
+    {"question": "Where did Graham speak?", "article": "Syria", "section": "Plan", "q_types": ["where"],
+     "answers": [0], "candidates": ["Graham spoke in Munich.", "European countries would pitch in about 1,500 "
+                                    "soldiers.", "The zone runs along the border."]},
+    {"question": "Who won the 2018 FIFA World Cup?", "article": "Football", "section": "Cups", "q_types": ["who"],
+     "answers": [0], "candidates": ["France beat Croatia in the final."]},
+]
+
+
+@pytest.fixture
+def selqa_file(tmp_path):
+    path = tmp_path / "selqa.json"
+    path.write_text(json.dumps(ITEMS), encoding="utf-8")
+    return path
+
+
+def _answer(shape="short", short="", cites=(), abstained=False):
+    return Answer("q", "t", list(cites), abstained, "q", shape="abstained" if abstained else shape, short=short)
+
+
+def test_selqa_sections_become_files_with_exact_answer_sentence_offsets(selqa_file, tmp_path):
+    qs = load_selqa(selqa_file, tmp_path / "docs")
+    assert len(qs) == 3 and len(list((tmp_path / "docs").iterdir())) == 2, "one file per (article, section)"
+    text = (tmp_path / "docs" / qs[0].source).read_text(encoding="utf-8")
+    assert text.startswith("Syria — Plan\n\nGraham spoke in Munich. European")
+    (start, end), = qs[0].golds
+    assert text[start:end] == ITEMS[0]["candidates"][1] and qs[0].q_types == ("how",) and qs[0].article == "Syria"
+
+
+def test_a_selqa_hit_covers_half_an_answer_sentence(selqa_file, tmp_path):
+    q = load_selqa(selqa_file, tmp_path / "docs")[0]
+    (s, e), = q.golds
+    half = Citation(q.source, "", s, s + (e - s + 1) // 2, "", 0.0)
+    less = Citation(q.source, "", s, s + (e - s) // 2 - 1, "", 0.0)
+    assert selqa_right(_answer(cites=[half]), q) and not selqa_right(_answer(cites=[less]), q)
+    assert not selqa_right(_answer(cites=[half], abstained=True), q), "an abstention is never a hit"
+    assert not selqa_right(_answer(cites=[Citation("other.txt", "", s, e, "", 0.0)]), q)
+
+
+def test_right_means_f1_of_a_half_for_a_short_answer_and_a_covered_gold_for_quotes():
+    q = Question("1", "q", "a.txt", ((10, 30, "the Treaty of Paris"),), False)
+    assert squad_right(_answer(short="Treaty of Paris 1763"), q)  # F1 0.857
+    assert squad_right(_answer(short="Paris"), q)  # F1 exactly 0.5: recall 1/3, precision 1
+    assert not squad_right(_answer(short="Versailles"), q)
+    assert squad_right(_answer(short="signed the Treaty of Paris in a hall in the city of Paris"), q)  # holds it
+    covering = Citation("a.txt", "", 0, 40, "", 0.0)
+    assert squad_right(_answer(shape="quotes", cites=[covering]), q)
+    assert not squad_right(_answer(shape="quotes", cites=[Citation("a.txt", "", 15, 40, "", 0.0)]), q)
+    assert not squad_right(_answer(short="Treaty of Paris"), Question("2", "q", "a.txt", (), True))
+
+
+def test_reliability_counts_each_bin_and_weights_the_error_by_its_answers():
+    pairs = [(0.95, True)] * 9 + [(0.95, False)] + [(0.3, True)] * 2 + [(0.3, False)] * 8
+    r = reliability(pairs)
+    assert [b["answers"] for b in r["bins"]] == [10, 10] and r["answers"] == 20
+    assert r["bins"][0] == {"bin": "0.2-0.4", "answers": 10, "confidence": 0.3, "right": 0.2}
+    assert r["ece"] == pytest.approx(0.5 * 0.1 + 0.5 * 0.05)
+    assert r["wrong_at_90_or_more"] == pytest.approx(1 / 9, abs=1e-4)
+
+
+def test_the_fit_is_a_logistic_model_that_learns_which_signal_predicts_being_right():
+    import random
+
+    from qa.weights.fit_confidence import fit, predict, refusal_point
+
+    rng = random.Random(0)
+    rows = []
+    for _ in range(400):
+        rel, noise = rng.uniform(-6, 6), rng.uniform(-6, 6)
+        rows.append({"signals": {"relevance": rel, "noise": noise}, "right": rng.random() < 1 / (1 + 2.72 ** -rel),
+                     "answerable": True})
+    model = fit(rows, ("relevance", "noise"))
+    assert model["coef"][0] > 1.0 and abs(model["coef"][1]) < 0.5
+    assert predict(model, {"relevance": 4.0, "noise": 0.0}) > 0.9 > 0.1 > predict(model, {"relevance": -4.0,
+                                                                                          "noise": 0.0})
+    scored = [(predict(model, r["signals"]), r) for r in rows]
+    floor = refusal_point(scored, 0.10)
+    assert sum(p < floor for p, _ in scored) == 40
+
+
+def test_qa_eval_selqa_asks_every_question_and_reports_by_type(selqa_file, tmp_path, capsys, monkeypatch):
+    fakes.register("fake")
+    fakes.register_reader()
+    s = qa.Settings(embedder="fake", reader="fake-reader", progress=False)
+    report = run_selqa_eval(selqa_file, s, workdir=tmp_path / "work")
+    assert report["questions"] == 3 and report["sections"] == 2
+    assert set(report["by_type"]) == {"how", "where", "who"}
+    assert 0.0 <= report["cited"] <= report["answered"] <= 1.0
+    assert report["by_type"]["how"]["cited"] == 1.0, "the fake reader finds 1,500 in the answer sentence"
+    assert report["calibration"]["answers"] == round(report["answered"] * 3)
+    monkeypatch.setenv("QA_EMBEDDER", "fake")
+    monkeypatch.setenv("QA_READER", "fake-reader")
+    monkeypatch.setenv("QA_PROGRESS", "0")
+    assert cli.main(["eval", "--selqa", str(selqa_file), "--sample", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["questions"] == 2 and out["seed"] == 13
+    assert cli.main(["eval", "--selqa", str(tmp_path / "missing.json")]) == 2
+    assert "SelQA" in capsys.readouterr().err
