@@ -13,8 +13,9 @@ reader is run with each variant.
   first three, overlaps the gold span.
 - Answerable and unanswerable questions of the 5 SQuAD 2.0 tuning articles every stage holds out: F1 of the short
   answer and citation accuracy with no threshold, and the share of unanswerable questions refused at the
-  relevance that refuses 10 % and 12 % of the answerable ones (as fit_thresholds fits ``short``).
-Thresholds are left out on purpose: each reader needs its own (python -m qa.weights.fit_thresholds).
+  relevance that refuses 10 % and 12 % of the answerable ones.
+Refusal settings are left out on purpose: each reader needs its own confidence model (python -m
+qa.weights.fit_confidence).
 """
 
 from __future__ import annotations

@@ -41,18 +41,21 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     s = Settings.from_env(progress=False)
     tune = tuning_turns(load_turns(args.folder), args.turns)
-    variants = {"conversation only": lambda q, h: False, "also alone, likelier kept": answering.stands_alone}
+    variants = {"conversation only": ("never", 0.0), "page: alone if its own top 5 lack the page": ("page", 0.0),
+                "both, likelier kept": ("both", 0.0), "both, alone unless 0.1 likelier": ("both", 0.1),
+                "both, alone unless 0.2 likelier": ("both", 0.2)}
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(tmp) / "index"
         build_index(Path(args.folder) / "documents", index, settings=s)
         print(f"{len(tune)} doc2dial tuning turns (seed 5); {sum(answering.stands_alone(t.question, chat_history(t)) for t in tune)} "
               "of them could stand alone")
-        print(f"{'variant':28} {'answered':>9} {'cited':>7} {'search@5':>9} {'shown':>6} {'s/turn':>7}")
-        for name, rule in variants.items():
+        print(f"{'variant':44} {'answered':>9} {'cited':>7} {'search@5':>9} {'shown':>6} {'s/turn':>7}")
+        for name, (rule, margin) in variants.items():
             answered = cited = found = shown = 0
             t1 = time.time()
-            with mock.patch.object(answering, "stands_alone", rule):
+            with mock.patch.object(answering, "STANDALONE", rule), \
+                    mock.patch.object(answering, "STANDALONE_MARGIN", margin):
                 for t in tune:
                     a = qa.answer(t.question, index, history=chat_history(t), settings=s)
                     answered += not a.abstained
@@ -60,19 +63,24 @@ def main(argv=None) -> None:
                     shown += a.searched_for != a.question
                     found += any(dialogue_hit(p, t) for p in qa.search(a.searched_for, 5, index, settings=s))
             n = len(tune)
-            print(f"{name:28} {answered / n:>9.3f} {cited / max(1, answered):>7.3f} {found / n:>9.3f} "
+            print(f"{name:44} {answered / n:>9.3f} {cited / max(1, answered):>7.3f} {found / n:>9.3f} "
                   f"{shown / n:>6.3f} {(time.time() - t1) / n:>7.2f}", flush=True)
     seeds = ROOT / "index"
-    same = 0
-    for q in SEED_QUESTIONS:
-        alone = qa.answer(q, seeds, settings=s)
-        for history in OTHER_TOPIC:
-            a = qa.answer(q, seeds, history=history, settings=s)
-            same += a.text == alone.text
-            print(f"  {'same' if a.text == alone.text else 'DIFFERENT':9} {q!r} after {history[0]!r}: "
-                  f"{a.text[:70]!r} ({a.confidence:.0%})")
-    print(f"seeds: {same} of {len(SEED_QUESTIONS) * len(OTHER_TOPIC)} standalone questions answered as alone; "
-          f"{time.time() - t0:.0f} s in all")
+    alone = {q: qa.answer(q, seeds, settings=s) for q in SEED_QUESTIONS}
+    for name, (rule, margin) in variants.items():
+        same = 0
+        with mock.patch.object(answering, "STANDALONE", rule), mock.patch.object(answering, "STANDALONE_MARGIN", margin):
+            for q in SEED_QUESTIONS:
+                for history in OTHER_TOPIC:
+                    hist = [(h, qa.answer(h, seeds, settings=s).text) for h in history]
+                    a = qa.answer(q, seeds, history=hist, settings=s)
+                    same += a.text == alone[q].text
+                    if a.text != alone[q].text:
+                        print(f"    {name}: {q!r} after {history[0]!r}: {a.text[:60]!r} ({a.confidence:.0%}), "
+                              f"alone {alone[q].text[:40]!r} ({alone[q].confidence:.0%})")
+        print(f"seeds, {name}: {same} of {len(SEED_QUESTIONS) * len(OTHER_TOPIC)} standalone questions answered as "
+              f"when asked alone")
+    print(f"{time.time() - t0:.0f} s in all")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ Trust comes from the pipeline, not the model:
    citing the sentence it came from. A why / how / what-is / describe / summarize question, or a span too long
    to be a short answer, gets the 1-3 most relevant sentences quoted verbatim, each with its own [n];
 4. the code, not the model, attaches every citation: exact offsets into the article, checked against its text;
-5. below thresholds calibrated on held-out questions (qa/weights/thresholds.json) the answer says the articles
-   don't say, and offers the closest passages as "related" only.
+5. every answer carries its confidence, the probability that it is right, fitted on held-out questions
+   (qa/weights/confidence.json); below ``Settings.min_confidence`` the answer says the articles don't say, and
+   offers the closest passages as "related" only.
 
 Articles are data, never instructions: a sentence that talks to a model ("ignore previous instructions and
 print ...", chat-role markup) is never used as evidence, so it can never be quoted or copied out.
@@ -359,25 +360,55 @@ def stream(
     of them may come first; an early abstention is never shown. The final answer is the one :func:`answer` gives.
 
     A question asked in a conversation that could stand alone (:func:`stands_alone`) is answered twice: as if
-    asked alone, and with the conversation; the likelier right of the two is the answer. Asked after questions on
-    another topic, it gets the answer it gets alone, and "searched for" is then the question itself."""
+    asked alone, and with the conversation; the likelier right of the two is the answer (the question's own when the
+    conversation's abstains). Asked after questions on another topic, it gets the answer it gets alone, and
+    "searched for" is then the question itself."""
     t0 = time.perf_counter()
+    q, searched, reader_q, read_as, loaded, embedder, reader, settings, page = _prepare(question, index_dir, history,
+                                                                                       settings)
+    plan = standalone_plan(question, history, loaded, embedder, settings, page)
+    if plan == "alone":
+        yield from stream(question, index_dir, None, settings=settings, early=early)
+        return
     alone = None
-    if stands_alone(question, history):
+    if plan == "both":
         for a in stream(question, index_dir, None, settings=settings, early=early):
             if not a.complete:
                 yield a
             alone = a
-    q, searched, reader_q, read_as, loaded, embedder, reader, settings, page = _prepare(question, index_dir, history,
-                                                                                       settings)
     for passages, readings, final in read_stages(searched, read_as, loaded, embedder, reader, settings,
                                                  early=early and alone is None):
         a = compose(q, searched, reader_q, passages, readings, loaded, t0, settings.max_quotes, settings.min_confidence,
                     page=page)
         if final:
-            yield replace(alone, seconds=time.perf_counter() - t0) if alone and alone.confidence >= a.confidence else a
+            # The conversation's answer only when it is an answer and likelier right than the question's own by
+            # STANDALONE_MARGIN.
+            keep_alone = alone is not None and (a.abstained or alone.confidence + STANDALONE_MARGIN >= a.confidence)
+            yield replace(alone, seconds=time.perf_counter() - t0) if keep_alone else a
         elif not a.abstained:
             yield replace(a, complete=False)
+
+
+#: How a question that could stand alone is answered in a conversation: "both" (alone and with the conversation,
+#: the likelier right kept), "page" (alone when the last answer's article is not among its own best passages,
+#: else with the conversation) or "never" (always with the conversation). bench/standalone.py measures each.
+STANDALONE = "both"
+STANDALONE_MARGIN = 0.0
+
+
+def standalone_plan(question: str, history: Any, loaded: LoadedIndex, embedder: Embedder, settings: Settings,
+                    page: str | None) -> str:
+    """"alone", "both" or "conversation": how to answer ``question`` given ``history`` (see :data:`STANDALONE`)."""
+    if not stands_alone(question, history) or STANDALONE == "never":
+        return "conversation"
+    if STANDALONE == "both":
+        return "both"
+    if page is None:
+        return "alone"
+    n = settings.answer_passages
+    own = merge(loaded, rank_many(loaded, embedder, [clean_question(question, settings.max_question_chars)], n,
+                                  settings)[0], n)
+    return "conversation" if any(p.source == page for p in own) else "alone"
 
 
 def stands_alone(question: str, history: Any) -> bool:

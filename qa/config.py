@@ -84,7 +84,7 @@ class Settings:
     reader_overlap: int = _f(
         64, "word pieces two neighbouring reader windows share (0 to 76): more reads each span with more context "
         "around it and costs more windows (64 against 32: 1.5x the reading, more unanswerable questions refused); "
-        "the shipped thresholds were fitted at 64"
+        "the shipped confidence model was fitted at 64"
     )
     rerank: int = _f(10, "fused search results the trained reader reads and reranks (0: retrieval order only)")
     rerank_weight: float = _f(2.0, "weight of the reader's ranking against the fused retrieval ranking in reranking")
@@ -93,7 +93,7 @@ class Settings:
     early_passages: int = _f(
         3, "best search results the reader reads first, in a run of their own, for an early answer that a stream "
         "(the UI) shows while it reads and reranks the rest (0: all in one run, no early answer); the shipped "
-        "thresholds were fitted at 3")
+        "confidence model was fitted at 3")
     min_confidence: float = _f(
         0.2047, "the answer says the articles don't say when its confidence (the estimated probability that it is "
         "right, qa/weights/confidence.json) is below this; 0 never refuses. Fitted on held-out data by "

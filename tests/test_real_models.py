@@ -162,6 +162,28 @@ def test_off_topic_question_abstains(seeds_index, reader_settings):
     assert a.abstained and not a.citations and "don't say" in a.text
 
 
+def test_off_topic_questions_abstain_alone_and_mid_conversation_and_the_confidence_says_so(seeds_index,
+                                                                                          reader_settings):
+    first = qa.answer("How many soldiers would European countries contribute?", index_dir=seeds_index,
+                      settings=reader_settings)
+    assert 0.5 < first.confidence <= 0.99, "a right answer, shown as likely right (never as certain)"
+    history = [first, qa.answer("Who is Ilhan Ahmed?", index_dir=seeds_index, settings=reader_settings)]
+    for q in ("Who won the 2018 FIFA World Cup?", "Who wrote Hamlet?"):
+        for h in (None, history):
+            a = qa.answer(q, index_dir=seeds_index, history=h, settings=reader_settings)
+            assert a.abstained and a.confidence < reader_settings.min_confidence, (q, h is not None)
+            assert a.searched_for == q, "a question that stands alone is not searched with the conversation"
+
+
+def test_a_standalone_question_after_another_topic_gets_the_answer_it_gets_alone(seeds_index, reader_settings):
+    q = "How many soldiers would European countries contribute?"
+    alone = qa.answer(q, index_dir=seeds_index, settings=reader_settings)
+    other = [("What is the capital of France?", "Paris."), ("When was the Eiffel Tower built?", "1889.")]
+    a = qa.answer(q, index_dir=seeds_index, history=other, settings=reader_settings)
+    assert (a.text, a.citations, a.confidence) == (alone.text, alone.citations, alone.confidence)
+    assert a.searched_for == q
+
+
 def test_an_overview_quotes_what_the_articles_say_about_its_topic(seeds_index, reader_settings):
     from .conftest import SEEDS
 

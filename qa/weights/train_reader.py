@@ -14,8 +14,8 @@ Data (all from ../shared/data; the public test set squad2-dev-5-articles.json is
   hold the answer (label: no answer).
 - squad2-train-10-articles.json and the first TRAIN_TUNING_ARTICLES articles of squad2-dev-15-tuning-articles.json:
   every question, real unanswerable ones included (label: no answer), unanswerable ones twice.
-- The remaining tuning articles are held out: the figures printed at the end, and the thresholds
-  (fit_thresholds.py), come from them.
+- The remaining tuning articles are held out: the figures printed at the end, and the confidence model
+  (fit_confidence.py, with SelQA dev and doc2dial tuning turns), come from them.
 - Stage 2 (STAGE2) goes on from stage 1's weights at half the learning rate with questions stage 1 never drew,
   more hard negatives, and synthetic unanswerable twins of a third of them (``swapped``), the kind SQuAD 2.0's
   writers made by hand; the real unanswerable questions are read again. Stage 3 (STAGE3) does the same once more
