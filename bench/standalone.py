@@ -38,12 +38,17 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", nargs="?", default=str(ROOT.parent / "shared/data/doc2dial-dmv-va"))
     ap.add_argument("--turns", type=int, default=200)
+    ap.add_argument("--variants", nargs="*", help="only the variants whose names hold one of these words")
+    ap.add_argument("--no-search", action="store_true", help="skip the search@5 column (it rereads every turn)")
     args = ap.parse_args(argv)
     s = Settings.from_env(progress=False)
     tune = tuning_turns(load_turns(args.folder), args.turns)
     variants = {"conversation only": ("never", 0.0), "page: alone if its own top 5 lack the page": ("page", 0.0),
-                "both, likelier kept": ("both", 0.0), "both, alone unless 0.1 likelier": ("both", 0.1),
-                "both, alone unless 0.2 likelier": ("both", 0.2)}
+                "both, likelier kept": ("both", 0.0), "both, alone if 0.1 likelier": ("both", 0.1),
+                "both, alone if 0.2 likelier": ("both", 0.2), "both, alone if 0.3 likelier": ("both", 0.3)}
+    every = dict(variants)  # the seeds' check is quick: every variant
+    if args.variants:
+        variants = {k: v for k, v in variants.items() if any(w in k for w in args.variants)}
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(tmp) / "index"
@@ -61,13 +66,14 @@ def main(argv=None) -> None:
                     answered += not a.abstained
                     cited += not a.abstained and cites_gold(a.citations, t)
                     shown += a.searched_for != a.question
-                    found += any(dialogue_hit(p, t) for p in qa.search(a.searched_for, 5, index, settings=s))
+                    if not args.no_search:
+                        found += any(dialogue_hit(p, t) for p in qa.search(a.searched_for, 5, index, settings=s))
             n = len(tune)
             print(f"{name:44} {answered / n:>9.3f} {cited / max(1, answered):>7.3f} {found / n:>9.3f} "
                   f"{shown / n:>6.3f} {(time.time() - t1) / n:>7.2f}", flush=True)
     seeds = ROOT / "index"
     alone = {q: qa.answer(q, seeds, settings=s) for q in SEED_QUESTIONS}
-    for name, (rule, margin) in variants.items():
+    for name, (rule, margin) in every.items():
         same = 0
         with mock.patch.object(answering, "STANDALONE", rule), mock.patch.object(answering, "STANDALONE_MARGIN", margin):
             for q in SEED_QUESTIONS:

@@ -507,7 +507,10 @@ def test_a_short_answer_closes_the_bracket_it_opens():
     assert quote[:closed(quote, 0, 41)] == "He called it the “post-caliphate strategy”"
 
 
-def test_a_question_that_stands_alone_gets_its_own_answer_in_any_conversation(built, s):
+def test_a_question_that_stands_alone_can_get_its_own_answer_in_any_conversation(built, s, monkeypatch):
+    from qa import answering
+
+    monkeypatch.setattr(answering, "STANDALONE", "both")  # measured in bench/standalone.py; "never" is shipped
     alone = qa.answer(Q, index_dir=built, settings=s)
     other = ["Why does Turkey oppose the YPG?", "What did Trump tell Ilhan Ahmed?"]
     for history in (other, [(q, "Something else entirely.") for q in other],
