@@ -192,10 +192,11 @@ def calibrator() -> dict[str, Any] | None:
         return None
 
 
-def confidence_of(sig: dict[str, float]) -> float:
-    """P(right) for an answer with these signals, kept within [0.01, 0.99]: a few thousand held-out questions
-    cannot show that any answer is surer than that, so none is shown as 100 %."""
-    c = calibrator()
+def confidence_of(sig: dict[str, float], model: dict[str, Any] | None = None) -> float:
+    """P(right) for an answer with these signals under ``model`` (default: the shipped one), kept within
+    [0.01, 0.99]: a few thousand held-out questions cannot show that any answer is surer than that, so none is
+    shown as 100 %."""
+    c = model if model is not None else calibrator()
     if c is None:
         z = sig["relevance"]
     else:
@@ -405,7 +406,7 @@ STANDALONE_MARGIN = 0.0
 def standalone_plan(question: str, history: Any, loaded: LoadedIndex, embedder: Embedder, settings: Settings,
                     page: str | None) -> str:
     """"alone", "both" or "conversation": how to answer ``question`` given ``history`` (see :data:`STANDALONE`)."""
-    if not stands_alone(question, history) or STANDALONE == "never":
+    if STANDALONE == "never" or not stands_alone(question, history):
         return "conversation"
     if STANDALONE == "both":
         return "both"

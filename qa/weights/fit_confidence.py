@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import random
 import sys
 import tempfile
@@ -177,9 +176,10 @@ def fit(rows: list[dict], features: tuple[str, ...], c: float = 1.0) -> dict:
 
 
 def predict(model: dict, sig: dict) -> float:
-    z = model["intercept"] + sum(w * (sig[f] - m) / s for f, m, s, w in
-                                 zip(model["features"], model["mean"], model["scale"], model["coef"]))
-    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+    """The confidence the answer path would show with ``model`` (qa.answering.confidence_of)."""
+    from qa.answering import confidence_of
+
+    return confidence_of(sig, model)
 
 
 def refusal_point(scored: list[tuple[float, dict]], false_refusals: float) -> float:
