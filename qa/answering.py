@@ -115,6 +115,7 @@ class Evidence:
     relevance: float  # margin of the best span inside it over the passage's "no answer" score
     answer_start: int  # that span, in article offsets
     answer_end: int
+    head: float | None = None  # the reader's sentence head on this sentence (a logit), None without one
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -274,7 +275,7 @@ def evidence_from(passages: Sequence[Passage], readings: Sequence[Reading], load
             key = (p.source, p.start + a)
             if key not in best or relevance > best[key].relevance:
                 best[key] = Evidence(rank, p.source, p.title, p.start + a, p.start + b, text, relevance,
-                                     p.start + span.start, p.start + span.end)
+                                     p.start + span.start, p.start + span.end, reading.sentence_score(a, b))
     return sorted(best.values(), key=lambda e: -e.relevance)
 
 
@@ -315,13 +316,34 @@ def _headline(e: Evidence) -> bool:
     return " ".join(e.text.split()).casefold() == " ".join(e.title.split()).casefold()
 
 
-def choose_quotes(evidence: Sequence[Evidence], floor: float, extra: float, most: int = 3) -> list[Evidence]:
+#: What ranks the sentences a why / how / describe answer quotes: "span" (the best span's margin in each) or
+#: "head" (the reader's sentence head, where the reader has one). Chosen by bench/quote_choice.py.
+QUOTES_BY = "span"
+#: With "head": another sentence is quoted within this many logits of the best; a passage ranked one lower needs
+#: this much more.
+HEAD_EXTRA_QUOTE = 2.0
+HEAD_RANK_PENALTY = 0.5
+
+
+def choose_quotes(evidence: Sequence[Evidence], floor: float, extra: float, most: int = 3,
+                  by_head: bool = False) -> list[Evidence]:
     """The best sentence, and up to ``most - 1`` more within ``extra`` of it, all above ``floor``, with no two
-    sentences overlapping or saying nearly the same, none under SHORTEST_QUOTE words and no headline."""
+    sentences overlapping or saying nearly the same, none under SHORTEST_QUOTE words and no headline. Best by
+    span relevance, or with ``by_head`` (and sentence-head scores on all of them) by the sentence head, ``extra``
+    then being HEAD_EXTRA_QUOTE."""
     chosen: list[Evidence] = []
     evidence = [e for e in evidence if len(WORD.findall(e.text)) >= SHORTEST_QUOTE and not _headline(e)]
+    by_head = by_head and bool(evidence) and all(e.head is not None for e in evidence)
+    if by_head:
+        # The passage rank still counts, as it does for relevance (rank_penalty), on the head's logit scale.
+        evidence = sorted(evidence, key=lambda e: -(e.head - HEAD_RANK_PENALTY * e.passage))
+        extra = HEAD_EXTRA_QUOTE
+
+    def score(e: Evidence) -> float:
+        return e.head - HEAD_RANK_PENALTY * e.passage if by_head else e.relevance
+
     for e in evidence:
-        if e.relevance < floor or (chosen and e.relevance < chosen[0].relevance - extra):
+        if (not by_head and e.relevance < floor) or (chosen and score(e) < score(chosen[0]) - extra):
             break
         if any(c.source == e.source and c.start < e.end and e.start < c.end for c in chosen):
             continue
@@ -589,7 +611,7 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
         a = Answer(q, f"{short} [1]", [cite], False, searched, [Support(short, (1,), True)], [], 0.0,
                    time.perf_counter() - t0, index_version=version, shape="short", short=short)
         return a, signals(top, evidence, passages, readings, False, reader_q, follow_up, short)
-    quotes = choose_quotes(evidence, -math.inf, limits["extra_quote"], most_quotes)
+    quotes = choose_quotes(evidence, -math.inf, limits["extra_quote"], most_quotes, by_head=QUOTES_BY == "head")
     a = _quotes(q, searched, evidence, quotes, passages, loaded, t0, version)
     return (a, signals(quotes[0], evidence, passages, readings, True, reader_q, follow_up)) if a else nothing
 

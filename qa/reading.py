@@ -72,6 +72,15 @@ class Reading:
 
     null: float
     spans: tuple[Span, ...]
+    #: (start, end, logit) of each text piece, as the sentence head scored it in the piece's home window: "this
+    #: piece lies in a sentence that answers the question". Empty for a reader without a sentence head.
+    pieces: tuple[tuple[int, int, float], ...] = ()
+
+    def sentence_score(self, start: int, end: int) -> float | None:
+        """The sentence head's score of the text's [start, end) (a sentence): the mean logit of its pieces;
+        None without a sentence head or pieces there."""
+        inside = [x for a, b, x in self.pieces if a >= start and b <= end]
+        return sum(inside) / len(inside) if inside else None
 
     @property
     def best(self) -> Span | None:
@@ -183,9 +192,15 @@ class OnnxReader:
             nulls[t] = min(nulls[t], float(logits[w][0][0] + logits[w][1][0]))  # the window likeliest to hold an answer
         home = _home_windows(windows) if self.per_window else None
         found: list[dict[tuple[int, int], float]] = [{} for _ in texts]
+        pieces: list[dict[int, tuple[int, int, float]]] = [{} for _ in texts]
         for w, (t, window) in enumerate(windows):
             ctx = np.array([s == 1 for s in window.sequence_ids])
-            s_log, e_log = logits[w]
+            s_log, e_log, sent = logits[w]
+            if sent is not None:
+                for i in np.flatnonzero(ctx):
+                    a, b = window.offsets[i]
+                    if home is None or home.get((t, a)) == w:
+                        pieces[t][int(a)] = (int(a), int(b), float(sent[i]))
             # Spans are kept as margins over this window's "no answer", shifted onto the text's lowest.
             shift = nulls[t] - float(s_log[0] + e_log[0]) if self.per_window else 0.0
             s_top = [i for i in np.argsort(-s_log) if ctx[i]][:TOP]
@@ -203,11 +218,13 @@ class OnnxReader:
         out = []
         for t, spans in enumerate(found):
             ranked = sorted(spans.items(), key=lambda kv: -kv[1])[:KEEP]
-            out.append(Reading(nulls[t], tuple(Span(a, b, s) for (a, b), s in ranked)))
+            out.append(Reading(nulls[t], tuple(Span(a, b, s) for (a, b), s in ranked),
+                               tuple(v for _, v in sorted(pieces[t].items()))))
         return out
 
-    def _run(self, windows) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(start logits, end logits) of each window, as long as the window, in runs of ``self.batch``."""
+    def _run(self, windows) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """(start logits, end logits, sentence logits or None) of each window, as long as the window, in runs of
+        ``self.batch``."""
         by: dict[object, list[int]] = {}
         for w, (t, _) in enumerate(windows):
             by.setdefault({"all": 0, "text": t, "window": w}[self.batch], []).append(w)
@@ -219,12 +236,12 @@ class OnnxReader:
             for k, w in enumerate(group):
                 enc = windows[w][1]
                 ids[k, :len(enc.ids)], mask[k, :len(enc.ids)], types[k, :len(enc.ids)] = enc.ids, enc.attention_mask, enc.type_ids
-            # A reader with a sentence head has a third output, sentence_logits; spans need the first two.
-            starts, ends = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                                    "token_type_ids": types})[:2]
+            # A reader with a sentence head has a third output, sentence_logits.
+            starts, ends, *sentences = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                                                "token_type_ids": types})
             for k, w in enumerate(group):
                 n = len(windows[w][1].ids)
-                out[w] = (starts[k][:n], ends[k][:n])
+                out[w] = (starts[k][:n], ends[k][:n], sentences[0][k][:n] if sentences else None)
         return out
 
 

@@ -176,6 +176,32 @@ def test_quotes_skip_overlaps_and_near_duplicates_and_stop_at_the_gap():
     assert choose_quotes([best, overlapping, duplicate, other, far], floor=0.0, extra=3.0, most=1) == [best]
 
 
+def test_quotes_by_the_sentence_head_rank_by_it_and_stop_at_its_gap():
+    from qa.answering import HEAD_EXTRA_QUOTE, Evidence, choose_quotes
+
+    def ev(start, text, rel, head, passage=0):
+        return Evidence(passage, "a.txt", "A", start, start + len(text), text, rel, start, start + 3, head)
+
+    span_best = ev(0, "Ankara has fought the PKK for decades now.", 9.0, -3.0)
+    head_best = ev(100, "Turkey considers the YPG part of the PKK insurgency.", 5.0, 2.0)
+    close = ev(200, "The YPG leads the SDF, which Turkey also opposes.", 4.0, 2.0 - HEAD_EXTRA_QUOTE + 0.1)
+    lower_passage = ev(300, "Turkish officials call the YPG a terrorist group.", 6.0, 2.1, passage=5)
+    evidence = [span_best, head_best, close, lower_passage]
+    assert choose_quotes(evidence, floor=0.0, extra=10.0) == evidence[:3]  # by span relevance, as before
+    assert choose_quotes(evidence, floor=0.0, extra=10.0, by_head=True) == [head_best, close]
+    # A reader without a sentence head leaves the head empty: the span ranks, whatever is asked.
+    plain = [ev(0, span_best.text, 9.0, None), ev(100, head_best.text, 5.0, None)]
+    assert choose_quotes(plain, floor=0.0, extra=10.0, by_head=True) == plain
+
+
+def test_a_sentence_head_score_is_the_mean_of_its_pieces():
+    from qa.reading import Reading
+
+    r = Reading(0.0, (), ((0, 4, 1.0), (5, 9, 3.0), (10, 14, -2.0)))
+    assert r.sentence_score(0, 9) == 2.0 and r.sentence_score(10, 20) == -2.0
+    assert r.sentence_score(20, 30) is None and Reading(0.0, ()).sentence_score(0, 9) is None
+
+
 def test_quotes_skip_lines_too_short_to_be_statements():
     from qa.answering import Evidence, choose_quotes
 
