@@ -161,3 +161,33 @@ def test_the_sentence_reader_scores_every_piece_and_learns_from_its_labels():
         opt.step()
         opt.zero_grad()
     assert float(loss) < first
+
+
+def test_a_shared_group_labels_the_answer_in_its_own_window_and_no_answer_at_the_first_cls():
+    tok = _tokenizer()
+    other = "The Rhine flows from the Alps to the North Sea through six countries."
+    groups = [{"question": "When was the first fort built?", "contexts": [other, CONTEXT], "answer_in": 1,
+               "answer_start": CONTEXT.index("1753"), "answer_text": "1753"},
+              {"question": "Who built the dam?", "contexts": [CONTEXT, other], "answer_in": -1,
+               "answer_start": -1, "answer_text": ""}]
+    items = tr.group_features(tok, groups, 384, 128)
+    assert [it["answer_window"] for it in items] == [1, 0] and items[1]["start_positions"] == 0
+    batch = tr.GroupCollator()(items)
+    n, k, width = batch["input_ids"].shape
+    assert (n, k) == (2, 2)
+    flat = batch["input_ids"].reshape(n, k * width)
+    assert tok.convert_ids_to_tokens(int(flat[0, batch["start_positions"][0]])) == "1753"
+    assert batch["start_positions"][1] == 0  # the first window's [CLS]
+    # Only the answer's own sentence is labelled, in its own window.
+    assert (batch["sentence_labels"][0, 0] == 1).sum() == 0 and (batch["sentence_labels"][0, 1] == 1).sum() > 0
+    model = tr.sentence_reader_class().from_pretrained(tr.base_model_path())
+    out = model(**batch)
+    assert out["start_logits"].shape == (n * k, width) and float(out["loss"]) > 0
+
+
+def test_a_shared_group_whose_answer_lies_past_its_window_is_left_out():
+    tok = _tokenizer()
+    long = " ".join(["The weather was mild that year in the valley."] * 80) + " " + CONTEXT
+    groups = [{"question": "When was the first fort built?", "contexts": [long, CONTEXT], "answer_in": 0,
+               "answer_start": long.rindex("1753"), "answer_text": "1753"}]
+    assert tr.group_features(tok, groups, 384, 128) == []

@@ -75,6 +75,11 @@ RECIPE_384 = {
     1: {"squad_questions": None, "negative_share": 0.15, "swap_share": 0.0, "lr": 1e-4},
     2: {"squad_questions": None, "negative_share": 0.25, "swap_share": 0.35, "lr": 5e-5,
         "swap_kinds": ("name", "number", "word", "opposite", "negation")},
+    # Shared normalisation (Clark and Gardner 2018; Wang et al. 2019): each question read with its paragraph and
+    # the other paragraphs a search for it returns (bm25s over SQuAD 1.1's paragraphs, as the index's own BM25
+    # tokenises), one softmax over the spans of all of them and one "no answer" (the first window's [CLS]), so
+    # that span scores compare across passages. Part of the questions: it reads ``passages`` windows each.
+    3: {"shared": True, "squad_questions": 20_000, "passages": 4, "lr": 3e-5},
 }
 #: recipe name -> window, overlap, sentence head, stages (the shipped reader is still the 128 one).
 RECIPES = {
@@ -303,6 +308,8 @@ def stage_data(args, stage: int) -> list[dict]:
     the real unanswerable ones; stage N > 1: LATER_STAGES[N]'s share of questions no earlier stage drew, with
     synthetic unanswerable ones. Recipe 384: every SQuAD question in each stage, as RECIPE_384 says."""
     stages = RECIPES[args.recipe].get("stages")
+    if stages and stages[stage].get("shared"):
+        return shared_groups(args.seed + stage - 1, stages[stage]["squad_questions"], stages[stage]["passages"])
     if stages:
         cfg = stages[stage]
         return examples(args.seed + stage - 1, cfg["squad_questions"], cfg["negative_share"], cfg["swap_share"],
@@ -315,6 +322,86 @@ def stage_data(args, stage: int) -> list[dict]:
         data, _ = examples(args.seed + n - 1, cfg["squad_questions"], cfg["negative_share"], cfg["swap_share"],
                            exclude=seen, **({"swap_kinds": cfg["swap_kinds"]} if "swap_kinds" in cfg else {}))
     return data
+
+
+def shared_groups(seed: int, squad_questions: int, passages: int) -> list[dict]:
+    """Questions with ``passages`` paragraphs each, in a seeded order: their own and the best BM25 hits for the
+    question that do not hold its answer. {question, contexts, answer_in (index or -1), answer_start,
+    answer_text}. SQuAD 1.1 questions sampled, and every real unanswerable one of the training articles (its
+    paragraph and its hits, no answer anywhere)."""
+    import bm25s
+
+    from qa.local_store import bm25_tokenize
+
+    rng = random.Random(seed)
+    corpus: list[str] = []
+    pool = []
+    for article in _load("squad1.1-train.json"):
+        for p in article["paragraphs"]:
+            corpus.append(p["context"])
+            pool.extend((len(corpus) - 1, qa) for qa in p["qas"])
+    chosen = rng.sample(pool, min(squad_questions, len(pool)))
+    items = [(qa["question"], corpus[i], qa["answers"][0]["answer_start"], qa["answers"][0]["text"])
+             for i, qa in chosen]
+    for article in _load("squad2-train-10-articles.json") + _load("squad2-dev-15-tuning-articles.json")[
+            :TRAIN_TUNING_ARTICLES]:
+        for p in article["paragraphs"]:
+            items.extend((qa["question"], p["context"], -1, "") for qa in p["qas"]
+                         if qa.get("is_impossible") or not qa["answers"])
+    retriever = bm25s.BM25()
+    retriever.index(bm25_tokenize(corpus), show_progress=False)
+    hits, _ = retriever.retrieve(bm25_tokenize([q for q, *_ in items]), k=passages + 4, show_progress=False)
+    groups = []
+    for (question, context, start, text), found in zip(items, hits):
+        others = [corpus[int(j)] for j in found if corpus[int(j)] != context and not (text and text in corpus[int(j)])]
+        if len(others) < passages - 1:
+            continue
+        contexts = [context] + others[:passages - 1]
+        rng.shuffle(contexts)
+        groups.append({"question": question, "contexts": contexts, "answer_in": contexts.index(context) if text else -1,
+                       "answer_start": start, "answer_text": text})
+    rng.shuffle(groups)
+    return groups
+
+
+def group_features(tokenizer, groups: list[dict], max_length: int, stride: int) -> list[dict]:
+    """One training item per question: a window of each of its paragraphs (the first ``max_length`` pieces),
+    labelled (window, start) and (window, end), or (0, 0), the first window's [CLS], for no answer; with the
+    windows' sentence labels. A question whose answer lies past its window is left out."""
+    out = []
+    for g in groups:
+        windows = []
+        for k, context in enumerate(g["contexts"]):
+            ex = {"question": g["question"], "context": context, "answer_start": g["answer_start"],
+                  "answer_text": g["answer_text"] if k == g["answer_in"] else ""}
+            windows.append(features(tokenizer, [ex], None, max_length, stride, sentence_head=True)[0])
+        k = g["answer_in"]
+        if k >= 0 and windows[k]["start_positions"] == 0:
+            continue  # the answer is not in the window read
+        out.append({key: [w[key] for w in windows] for key in ("input_ids", "attention_mask", "token_type_ids",
+                                                                "sentence_labels")}
+                   | {"answer_window": max(k, 0), "start_positions": windows[max(k, 0)]["start_positions"],
+                      "end_positions": windows[max(k, 0)]["end_positions"]})
+    return out
+
+
+class GroupCollator:
+    """Pads a batch of questions to (questions, passages, longest window); the targets become positions in the
+    question's windows laid end to end (window * width + piece)."""
+
+    def __call__(self, items: list[dict]):
+        import torch
+
+        width = max(len(ids) for it in items for ids in it["input_ids"])
+
+        def pad(key: str, fill: int):
+            return torch.tensor([[x + [fill] * (width - len(x)) for x in it[key]] for it in items])
+
+        batch = {"input_ids": pad("input_ids", 0), "attention_mask": pad("attention_mask", 0),
+                 "token_type_ids": pad("token_type_ids", 0), "sentence_labels": pad("sentence_labels", -100)}
+        for key in ("start_positions", "end_positions"):
+            batch[key] = torch.tensor([it["answer_window"] * width + it[key] if it[key] else 0 for it in items])
+        return batch
 
 
 def stage_dir(root: Path, stage: int) -> Path:
@@ -346,13 +433,28 @@ def sentence_reader_class():
 
         def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, start_positions=None,
                     end_positions=None, sentence_labels=None, **kwargs):
+            # (questions, passages, pieces): a question's passages share one softmax (shared normalisation).
+            shared = input_ids.dim() == 3
+            if shared:
+                n, k, width = input_ids.shape
+                input_ids, attention_mask, token_type_ids = (x.reshape(n * k, width) for x in
+                                                             (input_ids, attention_mask, token_type_ids))
             hidden = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
             start, end = (x.squeeze(-1).contiguous() for x in self.qa_outputs(hidden).split(1, dim=-1))
             sentence = self.sentence_outputs(hidden).squeeze(-1)
             out = {"start_logits": start, "end_logits": end, "sentence_logits": sentence}
             if start_positions is not None:
                 ce = torch.nn.CrossEntropyLoss()
-                loss = (ce(start.float(), start_positions) + ce(end.float(), end_positions)) / 2
+                s_log, e_log = start.float(), end.float()
+                if shared:
+                    # Only text pieces compete, and the first window's [CLS] as the one "no answer".
+                    allowed = ((token_type_ids == 1) & (attention_mask == 1)).reshape(n, k * width)
+                    allowed[:, 0] = True
+                    s_log = s_log.reshape(n, k * width).masked_fill(~allowed, -1e4)
+                    e_log = e_log.reshape(n, k * width).masked_fill(~allowed, -1e4)
+                    if sentence_labels is not None:
+                        sentence_labels = sentence_labels.reshape(n * k, width)
+                loss = (ce(s_log, start_positions) + ce(e_log, end_positions)) / 2
                 if sentence_labels is not None:
                     scored = sentence_labels >= 0
                     if scored.any():
@@ -402,7 +504,10 @@ def train(args, stage: int = 1) -> Path:
     data = stage_data(args, stage)
     feats: list[dict] = []
     rng = random.Random(args.seed + stage - 1)
-    for i in range(0, len(data), 1000):
+    shared = bool(recipe.get("stages", {}).get(stage, {}).get("shared"))
+    if shared:
+        feats = group_features(tokenizer, data, recipe["max_length"], recipe["stride"])
+    for i in range(0, 0 if shared else len(data), 1000):
         feats.extend(features(tokenizer, data[i:i + 1000], rng, recipe["max_length"], recipe["stride"],
                               recipe["sentence_head"]))
     no_answer = sum(f["start_positions"] == 0 for f in feats)
@@ -412,14 +517,18 @@ def train(args, stage: int = 1) -> Path:
     work = stage_dir(root, stage)
     model = model_class(args.recipe).from_pretrained(base if stage == 1 else stage_dir(root, stage - 1) / "final")
     targs = TrainingArguments(
-        output_dir=str(work), per_device_train_batch_size=args.batch_size, learning_rate=stage_lr(args, stage),
+        output_dir=str(work), learning_rate=stage_lr(args, stage),
+        # A shared stage's item is a question with all its passages: as many windows a step as the others.
+        per_device_train_batch_size=max(1, args.batch_size // recipe['stages'][stage]['passages']) if shared
+        else args.batch_size,
         num_train_epochs=args.epochs, max_steps=args.max_steps, warmup_steps=0.06, weight_decay=0.01,
         lr_scheduler_type="linear", logging_steps=50, save_strategy="steps", save_steps=args.save_steps,
         save_total_limit=2, seed=args.seed, data_seed=args.seed, use_cpu=True, bf16=args.bf16,
-        train_sampling_strategy="group_by_length", report_to="none", dataloader_num_workers=0,
-        disable_tqdm=not sys.stderr.isatty(),
+        train_sampling_strategy="random" if shared else "group_by_length", report_to="none",
+        dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(),
     )
-    trainer = Trainer(model=model, args=targs, train_dataset=feats, data_collator=Collator(tokenizer))
+    trainer = Trainer(model=model, args=targs, train_dataset=feats,
+                      data_collator=GroupCollator() if shared else Collator(tokenizer))
     last = get_last_checkpoint(str(work)) if work.is_dir() else None
     if last:
         print(f"resuming from {last}", flush=True)
@@ -430,7 +539,8 @@ def train(args, stage: int = 1) -> Path:
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
     (final / "train_state.json").write_text(json.dumps({"steps": trainer.state.global_step, "examples": len(data),
-                                                        "windows": len(feats)}), encoding="utf-8")
+                                                        "windows": sum(len(f["input_ids"]) for f in feats)
+                                                        if shared else len(feats)}), encoding="utf-8")
     return final
 
 
@@ -598,7 +708,10 @@ def export(final: Path, args, weights: Path = WEIGHTS, card_path: Path = CARD) -
         stages = {f"stage_{n}": {**({"from": f"stage {n - 1}'s weights"} if n > 1 else {}),
                                  **{k: list(v) if isinstance(v, tuple) else v for k, v in plan[n].items()},
                                  **state(n)} for n in range(1, args.stages + 1)}
-        squad = "; ".join(f"stage {n}: all questions, hard negatives for {plan[n]['negative_share']}"
+        squad = "; ".join(f"stage {n}: {plan[n]['squad_questions']} sampled questions, each with its paragraph "
+                          f"and {plan[n]['passages'] - 1} BM25 hits lacking its answer, one softmax over all "
+                          f"(shared normalisation; see shared_groups())" if plan[n].get("shared") else
+                          f"stage {n}: all questions, hard negatives for {plan[n]['negative_share']}"
                           + (f", and for {plan[n]['swap_share']} a synthetic unanswerable twin (kinds: "
                              f"{', '.join(plan[n]['swap_kinds'])}; see swapped())" if plan[n]["swap_share"] else "")
                           for n in range(1, args.stages + 1))
@@ -655,7 +768,7 @@ def main(argv=None) -> None:
     ap.add_argument("--work-dir", help="checkpoints (default ~/.cache/qa/train_reader, or train_reader_384)")
     ap.add_argument("--stages", type=int, choices=(1, 2, 3, 4),
                     help="train stages 1 to N; each later stage goes on from the one before (default: all of the "
-                         "recipe's, 4 or 2)")
+                         "recipe's, 4 or 3)")
     ap.add_argument("--from-int8", type=Path, metavar="ONNX",
                     help="start the last stage from these int8 weights, dequantised, when the torch checkpoint of "
                          "the stage before it is gone (e.g. `git show 07efa7c:qa/weights/reader.int8.onnx`, the "
