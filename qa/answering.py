@@ -92,6 +92,10 @@ class Answer:
     index_version: str = ""  # the index generation the answer came from (one per answer, even mid-rebuild)
     shape: str = "abstained"  # "short": a span copied out of its sentence; "quotes": 1-3 sentences quoted verbatim
     short: str = ""  # the short answer without markers ("" unless shape is "short")
+    #: The conversation changed what was searched: what the answer comes from (its citations, or for an
+    #: abstention the best passage) is not all among the question's own best passages. The app and `qa ask` show
+    #: "searched for" only then.
+    history_used: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (lists, not tuples), with the confidence also as a whole percentage: the same object
@@ -398,10 +402,18 @@ def stream(
             if not a.complete:
                 yield a
             alone = a
+    own = None
+    if searched != q:
+        n = settings.answer_passages
+        own = merge(loaded, rank_many(loaded, embedder, [q], n, settings)[0], n)
     for passages, readings, final in read_stages(searched, read_as, loaded, embedder, reader, settings,
                                                  early=early and alone is None):
         a = compose(q, searched, reader_q, passages, readings, loaded, t0, settings.max_quotes, settings.min_confidence,
                     page=page)
+        if own is not None:
+            a = replace(a, history_used=not all(any(o.source == c.source and o.start < c.end and c.start < o.end
+                                                    for o in own)
+                                                for c in (a.citations or passages[:1])))
         if final:
             # The question's own answer when the conversation's abstains, or is less likely right by
             # STANDALONE_MARGIN or more.

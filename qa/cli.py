@@ -87,7 +87,7 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     print(a.text)
     if not a.abstained:
         print(f"(confidence {a.confidence:.0%}: the estimated chance that this answer is right)")
-    if a.searched_for != a.question:
+    if a.history_used:
         print(f"(searched for: {a.searched_for})")
     for c in a.citations:
         i, j = c.answer_start - c.start, c.answer_end - c.start

@@ -115,7 +115,7 @@ def render_chat(turns: list[Turn], pending: Answer | None = None, pending_questi
                        f"{esc(t.error)}</div>")
             continue
         searched = (f"<div class='qa-searched'>searched for: <q>{esc(a.searched_for)}</q></div>"
-                    if a.searched_for != a.question else "")
+                    if a.history_used else "")
         if a.abstained:
             out.append(
                 f"<div class='qa-msg qa-bot qa-abstain' data-turn='{i}'>{searched}"
@@ -136,7 +136,7 @@ def render_chat(turns: list[Turn], pending: Answer | None = None, pending_questi
         out.append(f"<div class='qa-msg qa-user'>{esc(pending_question)}</div>")
         out.append("<div class='qa-msg qa-bot qa-pending' aria-busy='true'>"
                    + (f"<div class='qa-searched'>searched for: <q>{esc(pending.searched_for)}</q></div>"
-                      if pending is not None and pending.searched_for != pending.question else "")
+                      if pending is not None and pending.history_used else "")
                    + f"<p class='qa-text'>{body}<span class='qa-caret'>▍</span></p>"
                    f"<div class='qa-meta'>{esc(status)}</div></div>")
     for j, q in enumerate(waiting, 1):

@@ -548,3 +548,18 @@ def test_a_question_that_stands_alone_can_get_its_own_answer_in_any_conversation
         assert parts[-1].complete and parts[-1].text == alone.text
     follow = qa.answer("and how many would stay?", index_dir=built, history=other, settings=s)
     assert follow.searched_for != follow.question, "a follow-up is searched with its conversation"
+
+
+def test_searched_for_is_shown_only_when_the_conversation_changed_what_was_found(built, s):
+    alone = qa.answer(Q, index_dir=built, settings=s)
+    assert not alone.history_used
+    # Searched with an unrelated conversation, the question still finds its own passages: nothing to show.
+    beside = qa.answer(Q, index_dir=built, history=["Why does Turkey oppose the YPG?"], settings=s)
+    assert beside.searched_for != Q and not beside.history_used
+    assert beside.to_dict()["history_used"] is False
+    # A follow-up with nothing of its own to search by finds its answer through the conversation.
+    follow = qa.answer("and the others?", index_dir=built, history=[(Q, alone.text)], settings=s)
+    own = qa.search("and the others?", k=s.answer_passages, index_dir=built, settings=s)
+    assert follow.citations and follow.history_used
+    assert not any(p.source == c.source and p.start < c.end and c.start < p.end
+                   for p in own for c in follow.citations), "its own search would not have found these"

@@ -83,10 +83,14 @@ def test_abstention_looks_different_and_offers_related_passages_only(built, s):
 
 
 def test_follow_up_shows_what_was_searched_for():
-    a = qa.Answer("and the US?", "200 [1]", [], False, "How many soldiers would the US keep? and the US?")
+    a = qa.Answer("and the US?", "200 [1]", [], False, "How many soldiers would the US keep? and the US?",
+                  history_used=True)
     assert "searched for: <q>How many soldiers would the US keep? and the US?</q>" in ui_html.render_chat([ui_html.Turn(a)])
     plain = qa.Answer("Q?", "x", [], False, "Q?")
     assert "searched for" not in ui_html.render_chat([ui_html.Turn(plain)])
+    # Searched with the conversation, but it found nothing the question alone would not: nothing to show.
+    same = qa.Answer("Who is Ilhan Ahmed?", "x", [], False, "Who is Ilhan Ahmed? (Why does Turkey oppose the YPG?)")
+    assert "searched for" not in ui_html.render_chat([ui_html.Turn(same)])
 
 
 def test_article_and_model_text_is_rendered_inert():
