@@ -5,7 +5,7 @@ with the likelier right of the two kept (what qa.answer does).
 
 doc2dial tuning turns only (seed 5, outside the public sample): for each variant, the share of later turns
 answered, the share of those whose citations overlap the gold span, the share whose "searched for" finds the gold
-span in the top 5, and the share that show a "searched for" at all. Then the seeds: standalone questions asked
+span in the top 5, and the share that show a "searched for" (the conversation changed what was found). Then the seeds: standalone questions asked
 alone and after two questions on another topic, and whether the answer is the same.
 """
 
@@ -43,7 +43,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     s = Settings.from_env(progress=False)
     tune = tuning_turns(load_turns(args.folder), args.turns)
-    variants = {"conversation only": ("never", 0.0), "page: alone if its own top 5 lack the page": ("page", 0.0),
+    variants = {"conversation only": ("never", 0.0), "read alone, searched with the conversation": ("read", 0.0),
+                "page: alone if its own top 5 lack the page": ("page", 0.0),
                 "both, likelier kept": ("both", 0.0), "both, alone if 0.1 likelier": ("both", 0.1),
                 "both, alone if 0.2 likelier": ("both", 0.2), "both, alone if 0.3 likelier": ("both", 0.3)}
     every = dict(variants)  # the seeds' check is quick: every variant
@@ -65,7 +66,7 @@ def main(argv=None) -> None:
                     a = qa.answer(t.question, index, history=chat_history(t), settings=s)
                     answered += not a.abstained
                     cited += not a.abstained and cites_gold(a.citations, t)
-                    shown += a.searched_for != a.question
+                    shown += a.history_used
                     if not args.no_search:
                         found += any(dialogue_hit(p, t) for p in qa.search(a.searched_for, 5, index, settings=s))
             n = len(tune)

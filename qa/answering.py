@@ -396,6 +396,8 @@ def stream(
     if plan == "alone":
         yield from stream(question, index_dir, None, settings=settings, early=early)
         return
+    if plan == "read":
+        read_as = reader_q  # searched with the conversation, read as asked: no earlier answer beside it
     alone = None
     if plan == "both":
         for a in stream(question, index_dir, None, settings=settings, early=early):
@@ -425,7 +427,8 @@ def stream(
 
 #: How a question that could stand alone is answered in a conversation: "both" (alone and with the conversation,
 #: the likelier right kept), "page" (alone when the last answer's article is not among its own best passages,
-#: else with the conversation) or "never" (always with the conversation). With "both", the question's own answer
+#: else with the conversation), "read" (searched with the conversation, read without the last answer beside it)
+#: or "never" (always with the conversation). With "both", the question's own answer
 #: is kept when it is likelier right than the conversation's by STANDALONE_MARGIN or more (or when the
 #: conversation's abstains). bench/standalone.py measures each.
 #: On 200 doc2dial tuning turns (answered / cited / follow-up search@5): never 0.875 / 0.463 / 0.830; page 0.860 /
@@ -439,11 +442,12 @@ STANDALONE_MARGIN = 0.0
 
 def standalone_plan(question: str, history: Any, loaded: LoadedIndex, embedder: Embedder, settings: Settings,
                     page: str | None) -> str:
-    """"alone", "both" or "conversation": how to answer ``question`` given ``history`` (see :data:`STANDALONE`)."""
+    """"alone", "both", "read" or "conversation": how to answer ``question`` given ``history`` (see
+    :data:`STANDALONE`)."""
     if STANDALONE == "never" or not stands_alone(question, history):
         return "conversation"
-    if STANDALONE == "both":
-        return "both"
+    if STANDALONE in ("both", "read"):
+        return STANDALONE
     if page is None:
         return "alone"
     n = settings.answer_passages

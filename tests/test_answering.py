@@ -563,3 +563,16 @@ def test_searched_for_is_shown_only_when_the_conversation_changed_what_was_found
     assert follow.citations and follow.history_used
     assert not any(p.source == c.source and p.start < c.end and c.start < p.end
                    for p in own for c in follow.citations), "its own search would not have found these"
+
+
+def test_the_read_plan_reads_a_standalone_question_without_the_last_answer(built, s, reader, monkeypatch):
+    from qa import answering
+
+    history = [("Why does Turkey oppose the YPG?", "Turkey considers the YPG part of the PKK insurgency.")]
+    qa.answer(Q, index_dir=built, history=history, settings=s)
+    assert reader.questions[-1] != Q, "shipped plan: the last answer is read beside the question"
+    monkeypatch.setattr(answering, "STANDALONE", "read")
+    a = qa.answer(Q, index_dir=built, history=history, settings=s)
+    assert reader.questions[-1] == Q and a.searched_for != Q  # still searched with the conversation
+    qa.answer("and how many would stay?", index_dir=built, history=history, settings=s)
+    assert reader.questions[-1].startswith("How many would stay? (Turkey considers")  # a follow-up is read as before
