@@ -53,7 +53,8 @@ CACHE = Path.home() / ".cache" / "qa" / "confidence"
 
 def _reading_row(passages, readings) -> dict:
     return {"passages": [[p.source, p.title, p.start, p.end, p.text, p.score] for p in passages],
-            "readings": [[r.null, [[s.start, s.end, s.score] for s in r.spans]] for r in readings]}
+            "readings": [[r.null, [[s.start, s.end, s.score] for s in r.spans], [list(x) for x in r.pieces]]
+                         for r in readings]}
 
 
 def _from_row(row):
@@ -61,7 +62,8 @@ def _from_row(row):
     from qa.search import Passage
 
     passages = [Passage(*p) for p in row["passages"]]
-    readings = [Reading(n, tuple(Span(*s) for s in spans)) for n, spans in row["readings"]]
+    readings = [Reading(r[0], tuple(Span(*s) for s in r[1]), tuple(tuple(x) for x in r[2]) if len(r) > 2 else ())
+                for r in row["readings"]]
     return passages, readings
 
 
@@ -218,7 +220,8 @@ def main(argv=None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(DATA), help="folder with the SQuAD, SelQA and doc2dial files")
-    ap.add_argument("--cache", default=str(CACHE), help="cached readings and indexes (resumable)")
+    ap.add_argument("--cache", help="cached readings and indexes (resumable; default ~/.cache/qa/confidence/ and "
+                                    "the first 12 digits of the reader's sha256: readings are the reader's own)")
     ap.add_argument("--squad", type=int, default=0, help="sample this many SQuAD tuning questions (0: all)")
     ap.add_argument("--selqa", type=int, default=0, help="sample this many SelQA dev questions (0: all)")
     ap.add_argument("--turns", type=int, default=400, help="doc2dial tuning turns")
@@ -231,6 +234,11 @@ def main(argv=None) -> None:
     ap.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
     args = ap.parse_args(argv)
     settings = Settings.from_env(progress=False, min_confidence=0.0)
+    from qa.reading import PACKAGED_READER, card
+
+    reader_path = HERE / "reader.int8.onnx" if settings.reader == PACKAGED_READER else Path(settings.reader)
+    sha = card(reader_path)["sha256"]  # the reader QA_READER names, whose readings these are
+    args.cache = args.cache or str(CACHE / sha[:12])
     t0 = time.time()
     rows = examples(Path(args.data), Path(args.cache), settings, args.squad, args.selqa, args.turns, args.seed)
     usable = [r for r in rows if r["signals"] is not None]
@@ -275,7 +283,7 @@ def main(argv=None) -> None:
         "cross_validation": {"folds": folds, "spread": spread,
                              "pooled": figures(scored_cv + nothing, floor)},
         "fitted": figures(scored, floor),
-        "reader_sha256": json.loads((HERE / "reader.json").read_text(encoding="utf-8"))["sha256"],
+        "reader_sha256": sha,
         "fitted_with": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
         "seconds": round(time.time() - t0),
     }
