@@ -31,6 +31,7 @@ lint: setup
 
 # Retrain the evidence reader from ../shared/data (CPU, four stages of about an hour; resumes), then refit the
 # confidence model for it (held-out SQuAD, SelQA and doc2dial; cached under ~/.cache/qa/confidence).
+# DATA=DIR reads the training files from DIR instead of ../shared/data; RECIPE=384 trains issue 37's recipe.
 reader: setup
-	$(PY) -m qa.weights.train_reader
-	$(PY) -m qa.weights.fit_confidence
+	$(PY) -m qa.weights.train_reader $(if $(DATA),--data $(DATA)) $(if $(RECIPE),--recipe $(RECIPE))
+	$(PY) -m qa.weights.fit_confidence $(if $(DATA),--data $(DATA))

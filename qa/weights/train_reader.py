@@ -764,7 +764,12 @@ def main(argv=None) -> None:
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="128",
                     help="128: the shipped reader's (128-piece windows, four stages); 384: issue 37's (whole "
                          "passages, every SQuAD question in each of two stages, a sentence head)")
-    ap.add_argument("--data", help="folder of the training files (default ../shared/data beside the repository)")
+    ap.add_argument("--data", help="folder of the training files (default ../shared/data beside the repository): "
+                                   "squad1.1-train.json (SQuAD v1.1 train), squad2-train-10-articles.json (the first "
+                                   "10 articles of SQuAD 2.0 train) and squad2-dev-15-tuning-articles.json (SQuAD "
+                                   "2.0 dev articles other than the first five), as on rajpurkar.github.io/SQuAD-explorer; the confidence "
+                                   "fit also reads selqa/selqa-ass-dev.json (github.com/emorynlp/selqa) and "
+                                   "doc2dial-dmv-va/ (doc2dial validation, domains dmv and va)")
     ap.add_argument("--work-dir", help="checkpoints (default ~/.cache/qa/train_reader, or train_reader_384)")
     ap.add_argument("--stages", type=int, choices=(1, 2, 3, 4),
                     help="train stages 1 to N; each later stage goes on from the one before (default: all of the "
