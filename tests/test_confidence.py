@@ -114,3 +114,18 @@ def test_qa_eval_selqa_asks_every_question_and_reports_by_type(selqa_file, tmp_p
     assert out["questions"] == 2 and out["seed"] == 13
     assert cli.main(["eval", "--selqa", str(tmp_path / "missing.json")]) == 2
     assert "SelQA" in capsys.readouterr().err
+
+
+def test_cached_readings_come_back_whole_with_the_sentence_heads_pieces_and_without():
+    import json
+
+    from qa.reading import Reading, Span
+    from qa.search import Passage
+    from qa.weights.fit_confidence import _from_row, _reading_row
+
+    passages = [Passage("a.txt", "A", 0, 12, "Some text.", 0.5)]
+    readings = [Reading(-1.5, (Span(0, 4, 3.0),), ((0, 4, 1.25), (5, 9, -2.0)))]
+    row = json.loads(json.dumps(_reading_row(passages, readings)))  # as the cache stores it
+    assert _from_row(row) == (passages, readings)
+    old = {"passages": row["passages"], "readings": [[-1.5, [[0, 4, 3.0]]]]}  # cached before the sentence head
+    assert _from_row(old)[1] == [Reading(-1.5, (Span(0, 4, 3.0),))]
