@@ -1,6 +1,8 @@
 """The reader's training script: settings that depend on the machine, the synthetic unanswerable twins, and
 training on from int8 weights."""
 
+import math
+
 import pytest
 
 from qa.weights import train_reader as tr
@@ -191,3 +193,23 @@ def test_a_shared_group_whose_answer_lies_past_its_window_is_left_out():
     groups = [{"question": "When was the first fort built?", "contexts": [long, CONTEXT], "answer_in": 0,
                "answer_start": long.rindex("1753"), "answer_text": "1753"}]
     assert tr.group_features(tok, groups, 384, 128) == []
+
+
+def test_a_sentence_only_example_labels_its_sentences_and_no_span():
+    tok = _tokenizer()
+    ex = {"question": "Where was the fort built?", "context": CONTEXT, "answer_start": -1, "answer_text": "",
+          "sentences": [(CONTEXT.index("The first"), len(CONTEXT))]}
+    (feat,) = tr.features(tok, [ex], None, 384, 128, True)
+    assert feat["start_positions"] == feat["end_positions"] == -100  # the span loss skips it
+    pieces = tok.convert_ids_to_tokens(feat["input_ids"])
+    assert tok.convert_tokens_to_string([p for p, lab in zip(pieces, feat["sentence_labels"]) if lab == 1]) == \
+        "the first fort was built at presque isle in 1753."
+    model = tr.sentence_reader_class().from_pretrained(tr.base_model_path())
+    loss = model(**tr.Collator(tok)([feat]))["loss"]
+    assert math.isfinite(float(loss)) and float(loss) > 0  # a batch with no span at all still learns
+
+
+def test_selqa_dev_is_split_by_article_between_the_head_and_the_confidence_fit():
+    articles = [f"Article {i}" for i in range(200)]
+    trained = [a for a in articles if tr.selqa_for_training(a)]
+    assert 60 < len(trained) < 140 and tr.selqa_for_training(trained[0])  # about half, the same every time

@@ -115,8 +115,11 @@ def replay(rows: list[dict], index_dir: Path, settings) -> list:
     return out
 
 
-def examples(data: Path, cache: Path, settings, n_squad: int, n_selqa: int, n_turns: int, seed: int) -> list[dict]:
-    """Every held-out question as ``{source, group, right, signals}`` (signals None: nothing to answer with)."""
+def examples(data: Path, cache: Path, settings, n_squad: int, n_selqa: int, n_turns: int, seed: int,
+             reader_card: dict | None = None) -> list[dict]:
+    """Every held-out question as ``{source, group, right, signals}`` (signals None: nothing to answer with); held
+    out from ``reader_card``'s training."""
+    reader_card = reader_card or {}
     from qa.evaluation import (
         chat_history,
         cites_gold,
@@ -144,6 +147,10 @@ def examples(data: Path, cache: Path, settings, n_squad: int, n_selqa: int, n_tu
     selqa = load_selqa(data / "selqa" / "selqa-ass-dev.json", cache / "selqa-docs")
     ids = [f"selqa-{i}" for i in range(len(selqa))]
     pairs = list(zip(ids, selqa))
+    if "selqa/selqa-ass-dev.json" in reader_card.get("data", {}):  # its sentence head trained on half of them
+        from .train_reader import selqa_for_training
+
+        pairs = [(i, q) for i, q in pairs if not selqa_for_training(q.article)]
     if n_selqa:
         pairs = random.Random(seed).sample(pairs, min(n_selqa, len(pairs)))
     rows = collect("selqa", [{"id": i, "question": q.question} for i, q in pairs], cache / "selqa-docs", cache,
@@ -237,10 +244,12 @@ def main(argv=None) -> None:
     from qa.reading import PACKAGED_READER, card
 
     reader_path = HERE / "reader.int8.onnx" if settings.reader == PACKAGED_READER else Path(settings.reader)
-    sha = card(reader_path)["sha256"]  # the reader QA_READER names, whose readings these are
+    reader_card = card(reader_path)
+    sha = reader_card["sha256"]  # the reader QA_READER names, whose readings these are
     args.cache = args.cache or str(CACHE / sha[:12])
     t0 = time.time()
-    rows = examples(Path(args.data), Path(args.cache), settings, args.squad, args.selqa, args.turns, args.seed)
+    rows = examples(Path(args.data), Path(args.cache), settings, args.squad, args.selqa, args.turns, args.seed,
+                    reader_card)
     usable = [r for r in rows if r["signals"] is not None]
     groups = sorted({r["group"] for r in usable})
     random.Random(args.seed).shuffle(groups)

@@ -40,6 +40,7 @@ import re
 import string
 import sys
 import time
+import zlib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -74,7 +75,7 @@ LATER_STAGES = {2: STAGE2, 3: STAGE3, 4: STAGE4}
 RECIPE_384 = {
     1: {"squad_questions": None, "negative_share": 0.15, "swap_share": 0.0, "lr": 1e-4},
     2: {"squad_questions": None, "negative_share": 0.25, "swap_share": 0.35, "lr": 5e-5,
-        "swap_kinds": ("name", "number", "word", "opposite", "negation")},
+        "swap_kinds": ("name", "number", "word", "opposite", "negation"), "sentence_data": True},
     # Shared normalisation (Clark and Gardner 2018; Wang et al. 2019): each question read with its paragraph and
     # the other paragraphs a search for it returns (bm25s over SQuAD 1.1's paragraphs, as the index's own BM25
     # tokenises), one softmax over the spans of all of them and one "no answer" (the first window's [CLS]), so
@@ -256,6 +257,46 @@ def examples(seed: int, squad_questions: int | None, negative_share: float, swap
     return train, held_out
 
 
+def selqa_for_training(article: str) -> bool:
+    """SelQA dev is split by article: half trains the sentence head (recipe 384, stage 2), the other half stays
+    held out for the confidence fit (fit_confidence.py reads only that half for a reader trained on the first)."""
+    return zlib.crc32(article.encode("utf-8")) % 2 == 0
+
+
+def sentence_examples(seed: int) -> list[dict]:
+    """Questions labelled only for the sentence head (no span): SelQA dev questions of half its articles (their
+    answer sentences among the section's), and doc2dial turns outside the public sample and outside the confidence
+    fit's tuning turns (the sentences holding their grounding spans, read as the answer path reads a turn)."""
+    from qa.evaluation import chat_history, load_turns, sample_turns, tuning_turns
+    from qa.questions import reader_text
+
+    out = []
+    for item in json.loads((DATA / "selqa" / "selqa-ass-dev.json").read_text(encoding="utf-8")):
+        if not selqa_for_training(item["article"]):
+            continue
+        starts, pos = [], 0
+        for c in item["candidates"]:
+            starts.append(pos)
+            pos += len(c) + 1
+        out.append({"question": item["question"], "context": " ".join(item["candidates"]), "answer_start": -1,
+                    "answer_text": "", "sentences": [(starts[i], starts[i] + len(item["candidates"][i]))
+                                                     for i in item["answers"]]})
+    folder = DATA / "doc2dial-dmv-va"
+    turns = load_turns(folder)
+    later, first = sample_turns(turns, 120, 40, 7)
+    held = {t.id for t in later + first + tuning_turns(turns, 400)}
+    pages: dict[str, str] = {}
+    for t in turns:
+        if t.id in held or not t.golds:
+            continue
+        page = pages.setdefault(t.source, (folder / "documents" / t.source).read_text(encoding="utf-8"))
+        spans = [(a, b) for a, b, _ in _sentences(page) if any(a < g1 and g0 < b for g0, g1 in t.golds)]
+        out.append({"question": reader_text(t.question, chat_history(t)), "context": page, "answer_start": -1,
+                    "answer_text": "", "sentences": spans})
+    random.Random(seed).shuffle(out)
+    return out
+
+
 def answer_sentence(context: str, a0: int, a1: int) -> tuple[int, int]:
     """The character span of the sentences holding the answer [a0, a1), split as the index splits them."""
     spans = [(a, b) for a, b, _ in _sentences(context) if a < a1 and b > a0]
@@ -283,6 +324,12 @@ def features(tokenizer, batch: list[dict], rng: random.Random | None = None, max
         seq = enc.sequence_ids(k)
         ctx = [i for i, s in enumerate(seq) if s == 1]
         start = end = 0
+        marked = ex.get("sentences")  # a sentence-head example: no span to score
+        if marked is not None:
+            start = end = -100
+            if rng is not None and rng.random() > KEEP_EMPTY_WINDOWS and not any(
+                    a <= offsets[i][0] and offsets[i][1] <= b for i in ctx for a, b in marked):
+                continue
         if ex["answer_text"]:
             a0 = ex["answer_start"]
             a1 = a0 + len(ex["answer_text"])
@@ -296,8 +343,9 @@ def features(tokenizer, batch: list[dict], rng: random.Random | None = None, max
         if sentence_head:
             labels = [-100] * len(seq)
             lo, hi = answer_sentence(ex["context"], a0, a1) if ex["answer_text"] else (0, 0)
+            spans = marked if marked is not None else [(lo, hi)]
             for i in ctx:
-                labels[i] = int(offsets[i][0] >= lo and offsets[i][1] <= hi and hi > lo)
+                labels[i] = int(any(a <= offsets[i][0] and offsets[i][1] <= b and b > a for a, b in spans))
             feat["sentence_labels"] = labels
         out.append(feat)
     return out
@@ -312,8 +360,12 @@ def stage_data(args, stage: int) -> list[dict]:
         return shared_groups(args.seed + stage - 1, stages[stage]["squad_questions"], stages[stage]["passages"])
     if stages:
         cfg = stages[stage]
-        return examples(args.seed + stage - 1, cfg["squad_questions"], cfg["negative_share"], cfg["swap_share"],
+        data = examples(args.seed + stage - 1, cfg["squad_questions"], cfg["negative_share"], cfg["swap_share"],
                         **({"swap_kinds": cfg["swap_kinds"]} if "swap_kinds" in cfg else {}))[0]
+        if cfg.get("sentence_data"):
+            data += sentence_examples(args.seed + stage - 1)
+            random.Random(args.seed + stage - 1).shuffle(data)
+        return data
     data, _ = examples(args.seed, args.squad_questions, args.negative_share)
     seen: set[str] = set()
     for n in range(2, stage + 1):
@@ -454,7 +506,10 @@ def sentence_reader_class():
                     e_log = e_log.reshape(n, k * width).masked_fill(~allowed, -1e4)
                     if sentence_labels is not None:
                         sentence_labels = sentence_labels.reshape(n * k, width)
-                loss = (ce(s_log, start_positions) + ce(e_log, end_positions)) / 2
+                if (start_positions >= 0).any():
+                    loss = (ce(s_log, start_positions) + ce(e_log, end_positions)) / 2
+                else:  # a batch of sentence-head examples only (-100: no span); CE over nothing would be NaN
+                    loss = s_log.sum() * 0.0
                 if sentence_labels is not None:
                     scored = sentence_labels >= 0
                     if scored.any():
@@ -734,7 +789,13 @@ def export(final: Path, args, weights: Path = WEIGHTS, card_path: Path = CARD) -
                  "squad2-dev-15-tuning-articles.json": f"first {TRAIN_TUNING_ARTICLES} articles (unanswerable "
                                                        f"twice); the other {15 - TRAIN_TUNING_ARTICLES} held out",
                  "never_read": "squad2-dev-5-articles.json (the public test set)",
-                 "license": "SQuAD: CC BY-SA 4.0"},
+                 "license": "SQuAD: CC BY-SA 4.0",
+                 **({"selqa/selqa-ass-dev.json": "sentence head only: the questions of the articles "
+                                                 "selqa_for_training() picks (about half); the others stay held out "
+                                                 "for the confidence fit",
+                     "doc2dial-dmv-va": "sentence head only: turns outside the public sample (seed 7) and the "
+                                        "confidence fit's 400 tuning turns (seed 5)"}
+                    if any(plan[n].get("sentence_data") for n in range(1, args.stages + 1)) else {})},
         "training": {"max_length": recipe["max_length"], "stride": recipe["stride"],
                      "sentence_head": recipe["sentence_head"], "batch_size": args.batch_size,
                      "epochs": args.epochs, "bf16": args.bf16, **stages},
