@@ -61,8 +61,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cache", help="fit_confidence's cache for the shipped reader")
     args = ap.parse_args(argv)
-    cache = Path(args.cache) if args.cache else CACHE / card(WEIGHTS_DIR / "reader.int8.onnx")["sha256"][:12]
     s = Settings(progress=False, min_confidence=0.0)
+    sha = card(WEIGHTS_DIR / "reader.int8.onnx")["sha256"][:12]
+    cache = Path(args.cache) if args.cache else CACHE / f"{sha}-{s.reader_batch}-{s.reader_overlap}"
     limits = answering.thresholds()
     policies = {"form": (descriptive, limits["longest_short_answer"]),
                 "short": (lambda q: False, limits["longest_short_answer"]),

@@ -86,6 +86,12 @@ class Settings:
         "around it and costs more windows (64 against 32: 1.5x the reading, more unanswerable questions refused); "
         "the shipped confidence model was fitted at 64"
     )
+    reader_batch: str = _f(
+        "text", "what one onnxruntime run of the reader reads: each passage alone ('text'), all the passages of a "
+        "question ('all') or one window ('window'). The int8 reader quantises its activations once per run, so "
+        "with 'all' a passage's spans shift with what is read beside it: on the seeds a question asked after "
+        "talk on another topic got another answer than alone 4 times in 12; with 'text', none"
+    )
     rerank: int = _f(10, "fused search results the trained reader reads and reranks (0: retrieval order only)")
     rerank_weight: float = _f(2.0, "weight of the reader's ranking against the fused retrieval ranking in reranking")
     answer_passages: int = _f(5, "passages the reader reads before answering")

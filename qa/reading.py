@@ -17,13 +17,13 @@ window's spans scored against the text's lowest "no answer", this read refuses m
 same false refusals (0.440 against 0.410 at 10 %) with F1 0.733 against 0.723 and citations 0.833 against 0.810,
 for 1.5x the reading. Wider windows than the training's do worse (192: F1 0.634; 256: 0.609).
 
-One ``read`` is one onnxruntime run (``batch="all"``). The int8 model quantises its activations with one scale
-per run, so a passage's margins depend a little on what is read beside it (on the seeds, by up to 1.9 units against
-reading it alone). On 300 + 300 held-out SQuAD tuning questions no grouping read clearly better; all are within
+Each passage is read in an onnxruntime run of its own (``Settings.reader_batch`` "text"). The int8 model quantises
+its activations with one scale per run, so read together (``"all"``) a passage's margins depend a little on what is
+read beside it (on the seeds, by up to 1.9 units against reading it alone), and a question asked in a conversation
+got another answer than alone (4 of 12 on the seeds; 0 of 12 read alone). On 300 + 300 held-out SQuAD tuning questions no grouping read clearly better; all are within
 about 1.5 points of each other (bench/reader_compare.py ``OVERLAP:SCORING:BATCH``): one run for all ten passages
 F1 0.733, refused at 10 % false refusals 0.440; one run per passage 0.728 / 0.433 (on all 867 + 934 held-out
-questions 0.428 against 0.445), 11 % faster; one run per window 0.713 / 0.387, slower. Callers choose what to read
-together: answering.read_stages reads the best three passages in a run of their own, then the rest.
+questions 0.428 against 0.445), 11 % faster; one run per window 0.713 / 0.387, slower.
 """
 
 from __future__ import annotations
@@ -260,7 +260,7 @@ def _home_windows(windows) -> dict[tuple[int, int], int]:
 
 def _default_reader(s: Settings) -> Reader:
     path = WEIGHTS_DIR / "reader.int8.onnx" if s.reader == PACKAGED_READER else Path(s.reader)
-    return OnnxReader(path, s.threads, overlap=s.reader_overlap)
+    return OnnxReader(path, s.threads, overlap=s.reader_overlap, batch=s.reader_batch)
 
 
 def _remote_reader(worker, key, settings: Settings) -> Reader:
@@ -278,5 +278,6 @@ def register_reader(name: str, factory: Callable[[Settings], Reader]) -> None:
 
 
 def get_reader(settings: Settings) -> Reader:
-    """The reader named by the settings; one instance per (name, threads, overlap) per process."""
-    return _REGISTRY.get(settings.reader, (settings.threads, settings.reader_overlap), settings)
+    """The reader named by the settings; one instance per (name, threads, overlap, batch) per process."""
+    return _REGISTRY.get(settings.reader, (settings.threads, settings.reader_overlap, settings.reader_batch),
+                         settings)

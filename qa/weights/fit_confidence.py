@@ -228,7 +228,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(DATA), help="folder with the SQuAD, SelQA and doc2dial files")
     ap.add_argument("--cache", help="cached readings and indexes (resumable; default ~/.cache/qa/confidence/ and "
-                                    "the first 12 digits of the reader's sha256: readings are the reader's own)")
+                                    "the reader's sha256 (12 digits), reader_batch and reader_overlap: readings are "
+                                    "the reader's own)")
     ap.add_argument("--squad", type=int, default=0, help="sample this many SQuAD tuning questions (0: all)")
     ap.add_argument("--selqa", type=int, default=0, help="sample this many SelQA dev questions (0: all)")
     ap.add_argument("--turns", type=int, default=400, help="doc2dial tuning turns")
@@ -246,7 +247,8 @@ def main(argv=None) -> None:
     reader_path = HERE / "reader.int8.onnx" if settings.reader == PACKAGED_READER else Path(settings.reader)
     reader_card = card(reader_path)
     sha = reader_card["sha256"]  # the reader QA_READER names, whose readings these are
-    args.cache = args.cache or str(CACHE / sha[:12])
+    # Readings depend on the reader, its window overlap and what one run reads together (Settings.reader_batch).
+    args.cache = args.cache or str(CACHE / f"{sha[:12]}-{settings.reader_batch}-{settings.reader_overlap}")
     t0 = time.time()
     rows = examples(Path(args.data), Path(args.cache), settings, args.squad, args.selqa, args.turns, args.seed,
                     reader_card)
