@@ -40,6 +40,8 @@ def main(argv=None) -> None:
     ap.add_argument("--turns", type=int, default=200)
     ap.add_argument("--variants", nargs="*", help="only the variants whose names hold one of these words")
     ap.add_argument("--no-search", action="store_true", help="skip the search@5 column (it rereads every turn)")
+    ap.add_argument("--seeds-only", action="store_true", help="only the seeds' check (QA_READER_BATCH=all "
+                                                                "compares reading a question's passages together)")
     args = ap.parse_args(argv)
     s = Settings.from_env(progress=False)
     tune = tuning_turns(load_turns(args.folder), args.turns)
@@ -51,9 +53,12 @@ def main(argv=None) -> None:
     if args.variants:
         variants = {k: v for k, v in variants.items() if any(w in k for w in args.variants)}
     t0 = time.time()
+    if args.seeds_only:
+        variants = {}
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(tmp) / "index"
-        build_index(Path(args.folder) / "documents", index, settings=s)
+        if variants:
+            build_index(Path(args.folder) / "documents", index, settings=s)
         print(f"{len(tune)} doc2dial tuning turns (seed 5); {sum(answering.stands_alone(t.question, chat_history(t)) for t in tune)} "
               "of them could stand alone")
         print(f"{'variant':44} {'answered':>9} {'cited':>7} {'search@5':>9} {'shown':>6} {'s/turn':>7}")
