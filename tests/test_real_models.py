@@ -174,13 +174,19 @@ def test_off_topic_questions_abstain_alone_and_mid_conversation_and_the_confiden
             assert a.abstained and a.confidence < reader_settings.min_confidence, (q, h is not None)
 
 
-def test_a_standalone_question_after_another_topic_gets_the_answer_it_gets_alone(seeds_index, reader_settings):
-    q = "How many soldiers would European countries contribute?"
+@pytest.mark.parametrize("q", ["How many soldiers would European countries contribute?", "Who is Ilhan Ahmed?",
+                               "Why does Turkey oppose the YPG?", "What did Graham ask European allies to do?"])
+def test_a_standalone_question_after_another_topic_gets_the_answer_it_gets_alone(q, seeds_index, reader_settings):
+    # Each passage is read in a run of its own (reader_batch "text"): read together, the int8 reader's activation
+    # scale made "senior Syrian Kurdish official" "senior Syrian Kurdish" after talk about France.
     alone = qa.answer(q, index_dir=seeds_index, settings=reader_settings)
-    other = [("What is the capital of France?", "Paris."), ("When was the Eiffel Tower built?", "1889.")]
-    a = qa.answer(q, index_dir=seeds_index, history=other, settings=reader_settings)
-    assert (a.text, [(c.source, c.start, c.end) for c in a.citations]) == (
-        alone.text, [(c.source, c.start, c.end) for c in alone.citations])
+    for other in ([("What is the capital of France?", "Paris."), ("When was the Eiffel Tower built?", "1889.")],
+                  [("What did Trump tell Ilhan Ahmed?", "He said he loved the Kurds."), ("Where is Al Tanf?", "Syria.")]):
+        if q in {h for h, _ in other}:
+            continue
+        a = qa.answer(q, index_dir=seeds_index, history=other, settings=reader_settings)
+        assert (a.text, [(c.source, c.start, c.end) for c in a.citations]) == (
+            alone.text, [(c.source, c.start, c.end) for c in alone.citations]), other[0][0]
 
 
 def test_an_overview_quotes_what_the_articles_say_about_its_topic(seeds_index, reader_settings):
