@@ -295,6 +295,7 @@ def main(argv=None) -> None:
                              "pooled": figures(scored_cv + nothing, floor)},
         "fitted": figures(scored, floor),
         "reader_sha256": sha,
+        "reading": {"reader_batch": settings.reader_batch, "reader_overlap": settings.reader_overlap},
         "fitted_with": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
         "seconds": round(time.time() - t0),
     }
