@@ -433,9 +433,10 @@ def stream(
 #: conversation's abstains). bench/standalone.py measures each.
 #: On 200 doc2dial tuning turns (answered / cited / follow-up search@5): never 0.875 / 0.463 / 0.830; page 0.860 /
 #: 0.401 / 0.725; both 0.890 / 0.371 / 0.755, with a margin of 0.2 0.890 / 0.455 / 0.795, 0.3 0.890 / 0.461 / 0.800.
-#: On the seeds, 6 standalone questions after 2 conversations on other topics got their own answer 8 of 12 times
-#: (never), 10 (page), 11 (both), 8 (both, margin 0.2). "never" is shipped: dialogue turns that look standalone
-#: mostly lean on their conversation's page, and reading them alone costs citations (docs/benchmarks.md).
+#: read 0.865 / 0.405 / 0.830. On the seeds, 6 standalone questions after 2 conversations on other topics got
+#: their own answer 8 of 12 times (never, read), 10 (page), 11 (both) while a question's passages were read in one
+#: run; read each in its own (Settings.reader_batch "text"), 12 of 12 under every plan. "never" is shipped: dialogue
+#: turns that look standalone mostly lean on their conversation's page, and reading them alone costs citations.
 STANDALONE = "never"
 STANDALONE_MARGIN = 0.0
 
