@@ -71,7 +71,12 @@ LATER_STAGES = {2: STAGE2, 3: STAGE3, 4: STAGE4}
 #: hard negatives; stage 2 the second epoch from stage 1's weights, at half the learning rate, with more hard
 #: negatives and synthetic unanswerable twins of all five kinds. The real unanswerable questions are read in both.
 #: Measured here (bench/train_speed.py, 2 cores, AMX, idle): 25.7 windows/s at 384 pieces, 1.01 windows per SQuAD
-#: question, so about 1.2 h a stage.
+#: question, so about 1.2 h a stage on paper. In the Trainer a step of 32 took 2.4 s, not 1.25: dropout on the
+#: attention probabilities makes torch's CPU attention materialise and mask every 384 x 384 score matrix (and draw
+#: a random number for each), where without it SDPA runs its fused kernel. Forward and backward of the 32 longest
+#: windows (32 x 384, bf16 autocast): 12.1 s with attention dropout 0.1, 2.7 s without; of 32 random windows
+#: (padded to 272): 4.2 s and 1.9 s. Hence ``attention_dropout`` 0 (hidden-state dropout, 0.1, stays: it costs
+#: 0.6 s of the 2.7).
 RECIPE_384 = {
     1: {"squad_questions": None, "negative_share": 0.15, "swap_share": 0.0, "lr": 1e-4},
     2: {"squad_questions": None, "negative_share": 0.25, "swap_share": 0.35, "lr": 5e-5,
@@ -86,7 +91,7 @@ RECIPE_384 = {
 RECIPES = {
     "128": {"max_length": 128, "stride": 32, "sentence_head": False, "work": "train_reader"},
     "384": {"max_length": 384, "stride": 128, "sentence_head": True, "work": "train_reader_384",
-            "stages": RECIPE_384},
+            "attention_dropout": 0.0, "stages": RECIPE_384},
 }
 #: Weight of the sentence head's loss (binary cross-entropy per text piece) beside the span loss.
 SENTENCE_WEIGHT = 1.0
@@ -553,8 +558,7 @@ def train(args, stage: int = 1) -> Path:
 
     torch.set_num_threads(args.threads)
     recipe = RECIPES[args.recipe]
-    base = base_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer = AutoTokenizer.from_pretrained(base_model_path())
     t0 = time.time()
     data = stage_data(args, stage)
     feats: list[dict] = []
@@ -568,9 +572,11 @@ def train(args, stage: int = 1) -> Path:
     no_answer = sum(f["start_positions"] == 0 for f in feats)
     print(f"stage {stage}: {len(data)} examples -> {len(feats)} windows, {no_answer} without an answer "
           f"({time.time() - t0:.0f} s)", flush=True)
+    data_seconds = round(time.time() - t0)
     root = Path(args.work_dir)
     work = stage_dir(root, stage)
-    model = model_class(args.recipe).from_pretrained(base if stage == 1 else stage_dir(root, stage - 1) / "final")
+    check_settings(work, stage_settings(args, stage))
+    model = stage_model(args, stage)
     targs = TrainingArguments(
         output_dir=str(work), learning_rate=stage_lr(args, stage),
         # A shared stage's item is a question with all its passages: as many windows a step as the others.
@@ -582,21 +588,86 @@ def train(args, stage: int = 1) -> Path:
         train_sampling_strategy="random" if shared else "group_by_length", report_to="none",
         dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(),
     )
-    trainer = Trainer(model=model, args=targs, train_dataset=feats,
-                      data_collator=GroupCollator() if shared else Collator(tokenizer))
     last = get_last_checkpoint(str(work)) if work.is_dir() else None
+    clock = stage_clock(last)
+    trainer = Trainer(model=model, args=targs, train_dataset=feats, callbacks=[clock],
+                      data_collator=GroupCollator() if shared else Collator(tokenizer))
     if last:
-        print(f"resuming from {last}", flush=True)
+        print(f"resuming from {last} ({clock.before:.0f} s of training before it)", flush=True)
     t0 = time.time()
     trainer.train(resume_from_checkpoint=last)
-    print(f"trained in {time.time() - t0:.0f} s this run", flush=True)
+    print(f"trained in {time.time() - t0:.0f} s this run, {clock.seconds()} s in all", flush=True)
     final = work / "final"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
-    (final / "train_state.json").write_text(json.dumps({"steps": trainer.state.global_step, "examples": len(data),
-                                                        "windows": sum(len(f["input_ids"]) for f in feats)
-                                                        if shared else len(feats)}), encoding="utf-8")
+    (final / "train_state.json").write_text(json.dumps({
+        "steps": trainer.state.global_step, "examples": len(data),
+        "windows": sum(len(f["input_ids"]) for f in feats) if shared else len(feats),
+        # Training time summed over every run that resumed this stage (each checkpoint keeps the sum up to it; the
+        # work after the last checkpoint of a killed run is lost and redone, and not counted).
+        "seconds": clock.seconds(), "data_seconds_last_run": data_seconds, "threads": args.threads,
+        "bf16": args.bf16}), encoding="utf-8")
     return final
+
+
+def stage_model(args, stage: int):
+    """The weights a stage starts from (the base model, or the stage before's), with the recipe's dropout."""
+    recipe = RECIPES[args.recipe]
+    config = {"attention_probs_dropout_prob": recipe["attention_dropout"]} if "attention_dropout" in recipe else {}
+    start = base_model_path() if stage == 1 else stage_dir(Path(args.work_dir), stage - 1) / "final"
+    return model_class(args.recipe).from_pretrained(start, **config)
+
+
+def stage_settings(args, stage: int) -> dict:
+    """What a stage's checkpoints depend on: resuming them under other settings would train a mix of two recipes."""
+    recipe = RECIPES[args.recipe]
+    plan = recipe.get("stages", {}).get(stage) or ({"lr": args.lr, "squad_questions": args.squad_questions,
+                                                    "negative_share": args.negative_share} if stage == 1
+                                                   else LATER_STAGES[stage])
+    settings = {"recipe": args.recipe, "stage": stage, "seed": args.seed, "batch_size": args.batch_size,
+                "epochs": args.epochs, "max_steps": args.max_steps,
+                **{k: v for k, v in recipe.items() if k not in ("stages", "work")}, **plan}
+    return json.loads(json.dumps(settings))  # tuples as lists, as read back from disk
+
+
+def check_settings(work: Path, settings: dict) -> None:
+    """Refuse to resume checkpoints made under other settings; record the settings of a new stage's folder."""
+    path = work / "settings.json"
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        if changed:
+            raise SystemExit(f"{work} holds checkpoints made with other settings ({', '.join(changed)}: "
+                             f"{[before.get(k) for k in changed]} then, {[settings.get(k) for k in changed]} now). "
+                             f"Move that folder away to start this stage over, or pass --work-dir.")
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def stage_clock(last: str | None):
+    """A Trainer callback that keeps a stage's training seconds across resumes: each checkpoint it saves records
+    the seconds up to it (``elapsed.json``), and a resumed run's clock starts from its checkpoint's."""
+    from transformers import TrainerCallback
+
+    found = Path(last) / "elapsed.json" if last else None
+    before = json.loads(found.read_text(encoding="utf-8"))["seconds"] if found and found.is_file() else 0.0
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.before, self.t0 = before, time.time()
+
+        def seconds(self) -> int:
+            return round(self.before + time.time() - self.t0)
+
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                (folder / "elapsed.json").write_text(json.dumps({"seconds": self.seconds()}), encoding="utf-8")
+
+    return Clock()
 
 
 def from_int8(onnx_path: Path, out: Path) -> Path:
@@ -798,6 +869,7 @@ def export(final: Path, args, weights: Path = WEIGHTS, card_path: Path = CARD) -
                     if any(plan[n].get("sentence_data") for n in range(1, args.stages + 1)) else {})},
         "training": {"max_length": recipe["max_length"], "stride": recipe["stride"],
                      "sentence_head": recipe["sentence_head"], "batch_size": args.batch_size,
+                     "attention_dropout": recipe.get("attention_dropout", 0.1),
                      "epochs": args.epochs, "bf16": args.bf16, **stages},
         "figures": figures,
         "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
