@@ -151,7 +151,7 @@ def thresholds() -> dict[str, float]:
 # gold answer (or holding one); quoted sentences with a citation covering the gold answer sentence or span.
 CONFIDENCE_FILE = Path(__file__).resolve().parent / "weights" / "confidence.json"
 SIGNALS = ("relevance", "quotes", "relevance_quotes", "rank", "search_score", "gap", "null", "words", "follow_up",
-           "answer_words", "agree")
+           "answer_words", "agree", "head")
 
 
 def signals(top: Evidence, evidence: Sequence[Evidence], passages: Sequence[Passage], readings: Sequence[Reading],
@@ -159,8 +159,8 @@ def signals(top: Evidence, evidence: Sequence[Evidence], passages: Sequence[Pass
     """What the reader says about the answer it is about to give, as numbers the calibrator weighs:
     the chosen sentence's margin over "no answer" (and for quoted sentences apart), the rank and search score of its
     passage, how far it leads the next sentence, its passage's "no answer" score, the share of the question's
-    content words it holds, whether a conversation shaped the search, the short answer's length, and how many other
-    passages' best spans say the same."""
+    content words it holds, whether a conversation shaped the search, the short answer's length, how many other
+    passages' best spans say the same, and the sentence head's logit for it (0 for a reader without one)."""
     def clip(x: float, lo: float = -15.0, hi: float = 15.0) -> float:
         return max(lo, min(hi, float(x)))
 
@@ -179,7 +179,7 @@ def signals(top: Evidence, evidence: Sequence[Evidence], passages: Sequence[Pass
             "gap": clip(top.relevance - max(rest), 0.0) if rest else 15.0,
             "null": clip(readings[top.passage].null) if top.passage < len(readings) else 0.0,
             "words": held, "follow_up": float(follow_up), "answer_words": math.log1p(len(short.split())),
-            "agree": float(min(agree, 3))}
+            "agree": float(min(agree, 3)), "head": clip(top.head) if top.head is not None else 0.0}
 
 
 @functools.cache

@@ -576,3 +576,15 @@ def test_the_read_plan_reads_a_standalone_question_without_the_last_answer(built
     assert reader.questions[-1] == Q and a.searched_for != Q  # still searched with the conversation
     qa.answer("and how many would stay?", index_dir=built, history=history, settings=s)
     assert reader.questions[-1].startswith("How many would stay? (Turkey considers")  # a follow-up is read as before
+
+
+def test_the_sentence_heads_logit_is_a_signal_and_zero_without_a_head():
+    from qa.answering import SIGNALS, Evidence, signals
+    from qa.reading import Reading
+
+    p = qa.Passage(source="a.txt", title="A", start=0, end=20, text="Paris is in France.", score=1.0)
+    r = Reading(null=-2.0, spans=())
+    for head, expected in ((3.5, 3.5), (40.0, 15.0), (None, 0.0)):
+        top = Evidence(0, "a.txt", "A", 0, 19, p.text, 4.0, 0, 5, head=head)
+        sig = signals(top, [top], [p], [r], quotes=True, question="Where is Paris?", follow_up=False)
+        assert sig["head"] == expected and set(sig) == set(SIGNALS)
