@@ -49,7 +49,7 @@ from .questions import (
     reader_text,
     rewrite_follow_up,
 )
-from .reading import Reader, Reading, get_reader
+from .reading import Reader, Reading, get_reader, reader_sha256
 from .search import Passage, clean_question, first_run, merge, rank_many, rerank
 
 log = logging.getLogger("qa")
@@ -182,19 +182,28 @@ def signals(top: Evidence, evidence: Sequence[Evidence], passages: Sequence[Pass
             "agree": float(min(agree, 3)), "head": clip(top.head) if top.head is not None else 0.0}
 
 
-@functools.cache
-def calibrator() -> dict[str, Any] | None:
-    """The fitted model: features, their mean and scale, coefficients and intercept; None when the file is missing
-    or unreadable (the confidence then falls back to the squashed margin, and says so in the log)."""
+@functools.lru_cache(maxsize=8)
+def calibrator(path: str = "", reader_sha: str | None = None) -> dict[str, Any] | None:
+    """The fitted model in ``path`` (default CONFIDENCE_FILE): features, their mean and scale, coefficients and
+    intercept; None when the file is missing or unreadable (the confidence then falls back to the squashed margin,
+    and says so in the log). With ``reader_sha``, the log warns once when the file was fitted for another
+    reader: its probabilities are then another reader's."""
+    file = Path(path) if path else CONFIDENCE_FILE
     try:
-        c = json.loads(CONFIDENCE_FILE.read_text(encoding="utf-8"))["model"]
+        whole = json.loads(file.read_text(encoding="utf-8"))
+        c = whole["model"]
         if not all(len(c[k]) == len(c["features"]) for k in ("mean", "scale", "coef")):
             raise ValueError("features, mean, scale and coef differ in length")
-        return c
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("The confidence model %s could not be read (%s); confidence is the squashed reader margin. "
-                    "Refit it: python -m qa.weights.fit_confidence", CONFIDENCE_FILE, e)
+                    "Refit it: python -m qa.weights.fit_confidence", file, e)
         return None
+    fitted_for = whole.get("reader_sha256")
+    if reader_sha and fitted_for and fitted_for != reader_sha:
+        log.warning("The confidence model %s was fitted for reader %s, not this one (%s): the confidence shown is "
+                    "not calibrated for it. Fit one: QA_READER=... python -m qa.weights.fit_confidence --out FILE, "
+                    "then set QA_CONFIDENCE=FILE", file, fitted_for[:12], reader_sha[:12])
+    return c
 
 
 def confidence_of(sig: dict[str, float], model: dict[str, Any] | None = None) -> float:
@@ -202,7 +211,7 @@ def confidence_of(sig: dict[str, float], model: dict[str, Any] | None = None) ->
     [0.01, 0.99]: a few thousand held-out questions cannot show that any answer is surer than that, so none is
     shown as 100 %."""
     c = model if model is not None else calibrator()
-    if c is None:
+    if not c:  # None or {}: no readable model
         z = sig["relevance"]
     else:
         z = c["intercept"] + sum(w * (sig.get(f, 0.0) - m) / (sc or 1.0)
@@ -411,7 +420,7 @@ def stream(
     for passages, readings, final in read_stages(searched, read_as, loaded, embedder, reader, settings,
                                                  early=early and alone is None):
         a = compose(q, searched, reader_q, passages, readings, loaded, t0, settings.max_quotes, settings.min_confidence,
-                    page=page)
+                    page=page, model=calibrator(settings.confidence, reader_sha256(settings)) or {})
         if own is not None:
             a = replace(a, history_used=not all(any(o.source == c.source and o.start < c.end and c.start < o.end
                                                     for o in own)
@@ -635,13 +644,15 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
 
 def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], readings: Sequence[Reading],
             loaded: LoadedIndex | None, t0: float, most_quotes: int = 3, min_confidence: float = 0.0,
-            rank_penalty: float | None = None, page: str | None = None) -> Answer:
-    """:func:`draft`'s answer with its confidence, the probability that it is right; below ``min_confidence``
-    (``Settings.min_confidence``) the answer says the articles don't say. That is the one refusal rule."""
+            rank_penalty: float | None = None, page: str | None = None,
+            model: dict[str, Any] | None = None) -> Answer:
+    """:func:`draft`'s answer with its confidence under ``model`` (default: the shipped one), the probability that
+    it is right; below ``min_confidence`` (``Settings.min_confidence``) the answer says the articles don't say.
+    That is the one refusal rule."""
     a, sig = draft(q, searched, reader_q, passages, readings, loaded, t0, most_quotes, rank_penalty, page)
     if sig is None:
         return a
-    p = confidence_of(sig)
+    p = confidence_of(sig, model)
     if p < min_confidence:
         return _abstain(q, searched, passages, p, t0, a.index_version)
     return replace(a, confidence=p, seconds=time.perf_counter() - t0)

@@ -69,6 +69,12 @@ class Settings:
         "evidence reader: 'qa-reader' (the int8 ONNX model trained by qa/weights/train_reader.py and shipped in "
         "the package) or a path to another .onnx file with its model card beside it",
     )
+    confidence: str = _f(
+        "",
+        "the confidence model, a file python -m qa.weights.fit_confidence writes (--out); '' (default): "
+        "qa/weights/confidence.json, fitted for the shipped reader. With a reader it was not fitted for, the log "
+        "warns that the confidence shown is not calibrated",
+    )
     generator: str = _f(
         "",
         "optional generative model that drafts standalone forms of follow-up questions: a .gguf path run by "

@@ -28,6 +28,7 @@ questions 0.428 against 0.445), 11 % faster; one run per window 0.713 / 0.387, s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -258,9 +259,26 @@ def _home_windows(windows) -> dict[tuple[int, int], int]:
     return {key: w for key, (_, w) in best.items()}
 
 
+def reader_path(s: Settings) -> Path:
+    """The .onnx file ``Settings.reader`` names (the shipped one for 'qa-reader')."""
+    return WEIGHTS_DIR / "reader.int8.onnx" if s.reader == PACKAGED_READER else Path(s.reader)
+
+
+def reader_sha256(s: Settings) -> str | None:
+    """The sha256 the reader's model card records; None for a registered reader without a card (a fake)."""
+    return _card_sha256(str(reader_path(s)))
+
+
+@functools.lru_cache(maxsize=16)
+def _card_sha256(path: str) -> str | None:
+    try:
+        return card(Path(path)).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _default_reader(s: Settings) -> Reader:
-    path = WEIGHTS_DIR / "reader.int8.onnx" if s.reader == PACKAGED_READER else Path(s.reader)
-    return OnnxReader(path, s.threads, overlap=s.reader_overlap, batch=s.reader_batch)
+    return OnnxReader(reader_path(s), s.threads, overlap=s.reader_overlap, batch=s.reader_batch)
 
 
 def _remote_reader(worker, key, settings: Settings) -> Reader:

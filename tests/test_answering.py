@@ -588,3 +588,35 @@ def test_the_sentence_heads_logit_is_a_signal_and_zero_without_a_head():
         top = Evidence(0, "a.txt", "A", 0, 19, p.text, 4.0, 0, 5, head=head)
         sig = signals(top, [top], [p], [r], quotes=True, question="Where is Paris?", follow_up=False)
         assert sig["head"] == expected and set(sig) == set(SIGNALS)
+
+
+def _confidence_file(path, intercept, reader_sha256="0" * 64):
+    model = {"features": ["relevance"], "mean": [0.0], "scale": [1.0], "coef": [0.0], "intercept": intercept}
+    path.write_text(json.dumps({"model": model, "reader_sha256": reader_sha256}), encoding="utf-8")
+    return str(path)
+
+
+def test_settings_name_the_confidence_model_the_answer_uses(built, s, tmp_path):
+    sure = dataclasses.replace(s, confidence=_confidence_file(tmp_path / "sure.json", 10.0))
+    unsure = dataclasses.replace(s, confidence=_confidence_file(tmp_path / "unsure.json", -10.0))
+    a = qa.answer(Q, index_dir=built, settings=sure)
+    assert not a.abstained and a.confidence == 0.99
+    assert qa.answer(Q, index_dir=built, settings=unsure).abstained
+
+
+def test_a_confidence_model_fitted_for_another_reader_is_named_in_the_log(tmp_path, caplog):
+    from qa import answering
+
+    path = _confidence_file(tmp_path / "c.json", 0.0, reader_sha256="a" * 64)
+    assert answering.calibrator(path, "a" * 64) is not None and "not calibrated" not in caplog.text
+    assert answering.calibrator(path, "b" * 64) is not None
+    assert "fitted for reader aaaaaaaaaaaa, not this one (bbbbbbbbbbbb)" in caplog.text and "QA_CONFIDENCE" in caplog.text
+
+
+def test_the_shipped_reader_and_its_confidence_model_agree():
+    from qa import answering
+    from qa.config import Settings
+    from qa.reading import reader_sha256
+
+    shipped = json.loads(answering.CONFIDENCE_FILE.read_text(encoding="utf-8"))["reader_sha256"]
+    assert reader_sha256(Settings()) == shipped and reader_sha256(Settings(reader="fake-reader")) is None

@@ -240,6 +240,9 @@ def main(argv=None) -> None:
     ap.add_argument("--features", nargs="+", default=list(FEATURES), choices=SIGNALS,
                     help="the signals the model weighs")
     ap.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
+    ap.add_argument("--out", type=Path, default=OUT,
+                    help="where to write the model (default: the shipped qa/weights/confidence.json); for another "
+                         "reader (QA_READER), write elsewhere and answer with QA_CONFIDENCE=that file")
     args = ap.parse_args(argv)
     settings = Settings.from_env(progress=False, min_confidence=0.0)
     from qa.reading import PACKAGED_READER, card
@@ -311,9 +314,10 @@ def main(argv=None) -> None:
     if args.dry_run:
         print(text)
         return
-    with tempfile.NamedTemporaryFile("w", dir=HERE, delete=False, suffix=".tmp", encoding="utf-8") as f:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=args.out.parent, delete=False, suffix=".tmp", encoding="utf-8") as f:
         f.write(text)
-    Path(f.name).replace(OUT)
+    Path(f.name).replace(args.out)
     print(text)
 
 
