@@ -129,3 +129,14 @@ def test_cached_readings_come_back_whole_with_the_sentence_heads_pieces_and_with
     assert _from_row(row) == (passages, readings)
     old = {"passages": row["passages"], "readings": [[-1.5, [[0, 4, 3.0]]]]}  # cached before the sentence head
     assert _from_row(old)[1] == [Reading(-1.5, (Span(0, 4, 3.0),))]
+
+
+def test_each_fold_gets_its_share_of_each_sources_articles():
+    from qa.weights.fit_confidence import article_folds
+
+    rows = [{"source": "squad", "group": f"squad:{a}"} for a in "abcde" for _ in range(50)]
+    rows += [{"source": "selqa", "group": f"selqa:{n}"} for n in range(23)]
+    fold_of = article_folds(rows, 5, seed=13)
+    assert sorted(fold_of[f"squad:{a}"] for a in "abcde") == [0, 1, 2, 3, 4]
+    sizes = [sum(1 for g, k in fold_of.items() if g.startswith("selqa") and k == f) for f in range(5)]
+    assert sorted(sizes) == [4, 4, 5, 5, 5] and fold_of == article_folds(rows, 5, seed=13)

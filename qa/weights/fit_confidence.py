@@ -221,6 +221,18 @@ def figures(scored: list[tuple[float, dict]], floor: float) -> dict:
     return out
 
 
+def article_folds(rows: list[dict], folds: int, seed: int) -> dict[str, int]:
+    """Each article's fold (a row's ``group``), dealt out source by source, so that each fold holds about a
+    ``folds``-th of each source's articles (with 5 folds, one SQuAD tuning article each): a fold's SQuAD figures
+    are then one article's."""
+    fold_of: dict[str, int] = {}
+    for source in sorted({r["source"] for r in rows}):
+        groups = sorted({r["group"] for r in rows if r["source"] == source})
+        random.Random(seed).shuffle(groups)
+        fold_of.update({g: i % folds for i, g in enumerate(groups)})
+    return fold_of
+
+
 def main(argv=None) -> None:
     from qa.answering import SIGNALS
     from qa.config import Settings
@@ -256,9 +268,7 @@ def main(argv=None) -> None:
     rows = examples(Path(args.data), Path(args.cache), settings, args.squad, args.selqa, args.turns, args.seed,
                     reader_card)
     usable = [r for r in rows if r["signals"] is not None]
-    groups = sorted({r["group"] for r in usable})
-    random.Random(args.seed).shuffle(groups)
-    fold_of = {g: i % args.folds for i, g in enumerate(groups)}
+    fold_of = article_folds(usable, args.folds, args.seed)
     folds, scored_cv = [], []
     nothing = [(0.0, r) for r in rows if r["signals"] is None]
     features = tuple(args.features)
@@ -278,6 +288,8 @@ def main(argv=None) -> None:
     scored = [(predict(model, r["signals"]), r) for r in usable] + nothing
     floor = refusal_point(scored, args.false_refusals)
     spread = {key: [f["all"][key] for f in folds] for key in ("false_refusals", "refused_unanswerable", "ece_answered")}
+    spread["ece_answered_by_source"] = {name: [f[name]["ece_answered"] for f in folds if name in f]
+                                        for name in ("squad", "selqa", "doc2dial")}
     card = {
         "name": "qa answer confidence",
         "made_by": "python -m qa.weights.fit_confidence",
