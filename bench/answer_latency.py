@@ -1,10 +1,11 @@
 """Answer latency and memory on the seeds: this tree's reader against another revision's, side by side, one run.
 
-    python bench/answer_latency.py [--against b91e095] [--runs 5]
+    python bench/answer_latency.py [--against b91e095 | --reader PATH.onnx] [--runs 5]
 
 ``--against`` names a git revision (default: the last one with the Gemma-3-270M copy reader); it is checked out
 in a worktree under /tmp and run with this virtualenv (so it needs that revision's packages: for b91e095,
-llama-cpp-python). For each of the two trees:
+llama-cpp-python). ``--reader`` instead runs this tree twice: with its own reader, and with the reader at PATH
+(``QA_READER``; with the ``confidence.json`` beside it, if there is one, as ``QA_CONFIDENCE``). For each of the two:
 - warm: one process per tree, models loaded, index built; each seed question asked ``--runs`` times through
   ``qa.stream``, the trees alternating question by question so machine noise hits both alike; p50/p95 of the
   whole answer and of the first text shown; once on an idle machine and once with one core kept busy by another
@@ -68,9 +69,13 @@ def worktree(rev: str) -> Path:
     return path
 
 
-def env_for(tree: Path) -> dict[str, str]:
+#: Extra environment for a side run by this tree with another reader (``--reader``), by side name.
+EXTRA_ENV: dict[str, dict[str, str]] = {}
+
+
+def env_for(tree: Path, name: str = "") -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(tree), "QA_PROGRESS": "0", "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+            "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", **EXTRA_ENV.get(name, {})}
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -83,7 +88,7 @@ def warm(trees: dict[str, Path], runs: int, tmp: Path) -> dict[str, dict[str, li
     for name, tree in trees.items():
         procs[name] = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp / f"index-{name}"), str(tree / "seeds"),
                                         QUESTIONS[0]],
-                                       cwd=tree, env=env_for(tree), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       cwd=tree, env=env_for(tree, name), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        stderr=subprocess.DEVNULL, text=True)
     for name, p in procs.items():
         line = p.stdout.readline()
@@ -112,23 +117,23 @@ def warm(trees: dict[str, Path], runs: int, tmp: Path) -> dict[str, dict[str, li
     return out
 
 
-def cold(tree: Path, index_dir: Path) -> list[float]:
+def cold(tree: Path, index_dir: Path, name: str) -> list[float]:
     times = []
     for _ in range(2):
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "qa", "ask", QUESTIONS[0], "--index", str(index_dir)], cwd=tree,
-                       env=env_for(tree), check=True, capture_output=True)
+                       env=env_for(tree, name), check=True, capture_output=True)
         times.append(time.perf_counter() - t0)
     return times
 
 
-def app(tree: Path) -> tuple[float, float]:
+def app(tree: Path, name: str) -> tuple[float, float]:
     """Seconds from `python app.py` to a first answer on /ask, and the app's peak RSS (MB) after five more."""
     from gradio_client import Client
 
     port = free_port()
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=tree, env=env_for(tree),
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=tree, env=env_for(tree, name),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while True:
@@ -152,14 +157,24 @@ def app(tree: Path) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--against", default="b91e095", help="the git revision to compare with")
+    ap.add_argument("--reader", help="compare this tree's reader with this one (an .onnx with its card), not a revision")
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    trees = {"this tree": ROOT, args.against: worktree(args.against)}
+    if args.reader:
+        reader = Path(args.reader).resolve()
+        args.against = reader.parent.name[:10]
+        EXTRA_ENV[args.against] = {"QA_READER": str(reader)}
+        if (reader.parent / "confidence.json").exists():
+            EXTRA_ENV[args.against]["QA_CONFIDENCE"] = str(reader.parent / "confidence.json")
+        trees = {"this tree": ROOT, args.against: ROOT}
+    else:
+        trees = {"this tree": ROOT, args.against: worktree(args.against)}
     with tempfile.TemporaryDirectory() as tmp:
         w = warm(trees, args.runs, Path(tmp))
-        colds = {name: cold(tree, Path(tmp) / f"index-{name}") for name, tree in trees.items()}
-    apps = {name: app(tree) for name, tree in trees.items()}
-    print(f"{len(QUESTIONS)} seed questions x {args.runs} runs, the trees alternating; {os.cpu_count()} cores")
+        colds = {name: cold(tree, Path(tmp) / f"index-{name}", name) for name, tree in trees.items()}
+    apps = {name: app(tree, name) for name, tree in trees.items()}
+    print(f"{len(QUESTIONS)} seed questions x {args.runs} runs, the trees alternating; {os.cpu_count()} cores"
+          + (f"; {args.against} = this tree with {args.reader}" if args.reader else ""))
     print(f"{'tree':<10} {'warm p50':>8} {'p95':>6} {'first p50':>9} {'busy p50':>8} {'busy first':>10} "
           f"{'cold 1st':>8} {'cold 2nd':>8} {'app start':>9} {'app RSS':>8}")
     rows = {}
