@@ -3,7 +3,8 @@ reader's sentence head ("head"), for each reader given, side by side in one run.
 
     python bench/quote_choice.py [--readers qa-reader PATH.onnx ...] [--sample 300] [--seed 13]
 
-SelQA dev (tuning data; the test file is never read), every question asked through ``qa.answer`` with the
+SelQA dev (tuning data; the test file is never read), the questions of the articles held out from the sentence
+head's training (``train_reader.selqa_for_training``: the other half trains recipe 384's head), every question asked through ``qa.answer`` with the
 refusal rule off (``min_confidence`` 0), so that the figure is the choice of sentence alone: the share whose
 citations cover half of an answer sentence, overall and for why / how questions. A reader without a sentence head
 shows "span" only.
@@ -26,6 +27,7 @@ from qa import answering  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.evaluation import run_selqa_eval  # noqa: E402
 from qa.reading import PACKAGED_READER, WEIGHTS_DIR, card  # noqa: E402
+from qa.weights.train_reader import selqa_for_training  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -46,7 +48,8 @@ def main(argv=None) -> None:
                 t0 = time.perf_counter()
                 with mock.patch.object(answering, "QUOTES_BY", mode):
                     # One index per reader's run is rebuilt incrementally: the sections are the same files.
-                    r = run_selqa_eval(args.data, settings, workdir=tmp, sample=args.sample, seed=args.seed)
+                    r = run_selqa_eval(args.data, settings, workdir=tmp, sample=args.sample, seed=args.seed,
+                                      articles=lambda a: not selqa_for_training(a))
                 why, how = (r["by_type"].get(t, {}).get("cited", float("nan")) for t in ("why", "how"))
                 print(f"{Path(reader).name[:40]:<40} {mode:<9} {r['cited']:>6.3f} {why:>6.3f} {how:>6.3f} "
                       f"{r['answered']:>8.3f} {time.perf_counter() - t0:>5.0f}", flush=True)

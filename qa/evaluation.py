@@ -493,9 +493,10 @@ def selqa_right(a, q: SentenceQuestion) -> bool:
 
 
 def run_selqa_eval(path: str | Path, settings: Settings, workdir: str | Path | None = None, sample: int = 0,
-                   seed: int = 13, progress: bool = False) -> dict[str, Any]:
+                   seed: int = 13, progress: bool = False, articles=None) -> dict[str, Any]:
     """Index the file's sections together and ask every question (or a seeded ``sample``) through ``qa.answer``:
-    the share cited (a citation covers half of an answer sentence) and answered, overall and by question type."""
+    the share cited (a citation covers half of an answer sentence) and answered, overall and by question type.
+    ``articles`` (a predicate on the article's name) keeps only those articles' questions; every section is indexed."""
     import random
 
     from .answering import answer
@@ -503,6 +504,8 @@ def run_selqa_eval(path: str | Path, settings: Settings, workdir: str | Path | N
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
         root = Path(workdir) if workdir else Path(tmp)
         questions = load_selqa(path, root / "docs")
+        if articles is not None:
+            questions = [q for q in questions if articles(q.article)]
         if sample and sample < len(questions):
             questions = random.Random(seed).sample(questions, sample)
         t0 = time.perf_counter()

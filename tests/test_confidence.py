@@ -106,6 +106,9 @@ def test_qa_eval_selqa_asks_every_question_and_reports_by_type(selqa_file, tmp_p
     assert 0.0 <= report["cited"] <= report["answered"] <= 1.0
     assert report["by_type"]["how"]["cited"] == 1.0, "the fake reader finds 1,500 in the answer sentence"
     assert report["calibration"]["answers"] == round(report["answered"] * 3)
+    first = load_selqa(selqa_file, tmp_path / "docs")[0].article
+    kept = run_selqa_eval(selqa_file, s, workdir=tmp_path / "work", articles=lambda a: a != first)
+    assert kept["sections"] == 2 and 0 < kept["questions"] < 3, "every section indexed, only other articles asked"
     monkeypatch.setenv("QA_EMBEDDER", "fake")
     monkeypatch.setenv("QA_READER", "fake-reader")
     monkeypatch.setenv("QA_PROGRESS", "0")
