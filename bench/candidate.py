@@ -7,7 +7,8 @@ Each step writes its figures to ``CANDIDATE_DIR/figures/<step>.txt`` and is skip
 same command goes on where a stopped run left off (fit_confidence keeps its own cache of readings too):
 
 - confidence: ``python -m qa.weights.fit_confidence --out CANDIDATE_DIR/confidence.json`` for the candidate
-  (held-out SQuAD tuning articles, the SelQA dev half its head never trained on, doc2dial tuning turns);
+  (held-out SQuAD tuning articles, the SelQA dev half its head never trained on, doc2dial tuning turns), and for a
+  reader with a sentence head the same fit with its logit as one more signal, as figures (``--dry-run``);
 - seeds: issue 38's seed questions, shipped reader and candidate side by side (``seed_checks``);
 - quotes: ``bench/quote_choice.py``, span vs sentence head, both readers, held-out SelQA dev;
 - squad / dialogues / selqa / covid: the public ``qa eval`` commands of the README, the candidate with its own
@@ -135,10 +136,20 @@ def main(argv=None) -> None:
         else:
             # The shipped reader's env for quote_choice: it names both readers itself.
             step_env = env if step != "quotes" else {k: v for k, v in env.items() if not k.startswith("QA_")}
-            r = subprocess.run(commands[step], cwd=ROOT, env=step_env, capture_output=True, text=True)
+            r = subprocess.run(commands[step], cwd=ROOT, env=step_env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
             if r.returncode != 0:
-                raise SystemExit(f"{step} failed ({' '.join(commands[step])}):\n{r.stderr[-3000:]}")
+                raise SystemExit(f"{step} failed ({' '.join(commands[step])}):\n{r.stdout[-3000:]}")
             text = r.stdout
+            if step == "confidence" and json.loads((cand / "reader.json").read_text()).get(
+                    "training", {}).get("sentence_head"):
+                # The same cached readings refit with the sentence head's logit as one more signal (a minute):
+                # figures only, to choose by.
+                from qa.weights.fit_confidence import FEATURES
+
+                r = subprocess.run([*commands[step][:-2], "--dry-run", "--features", *FEATURES, "head"], cwd=ROOT,
+                                   env=step_env, capture_output=True, text=True)
+                text += "\n## with the sentence head as a signal (--dry-run)\n" + r.stderr
         text = f"# {time.strftime('%Y-%m-%d %H:%M')}, {time.time() - t0:.0f} s\n{text}"
         tmp = out.with_suffix(".tmp")
         tmp.write_text(text, encoding="utf-8")
