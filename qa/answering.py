@@ -256,11 +256,21 @@ def looks_like_instructions(text: str) -> bool:
 
 
 
+#: How spans of different passages compare: None, as the readings say (``Reading.shared``: a reader trained with
+#: shared normalisation); "window" / "shared" force one, for benches replaying cached readings. With "shared" every
+#: span is weighed against one "no answer", the top passage's (always read first, so the same for the early run
+#: and the full one).
+SCORING: str | None = None
+
+
 def evidence_from(passages: Sequence[Passage], readings: Sequence[Reading], loaded: LoadedIndex | None = None,
                   ) -> list[Evidence]:
     """Every sentence of the passages the reader found a span in, most relevant first, each article sentence
-    once. A span that crosses a sentence boundary cites the sentences it spans."""
+    once. A span that crosses a sentence boundary cites the sentences it spans. A span's relevance is its margin
+    over its own passage's "no answer", or, for readings on one scale (:data:`SCORING`), over the first passage's."""
     best: dict[tuple[str, int], Evidence] = {}
+    shared = SCORING == "shared" or (SCORING is None and bool(readings) and readings[0].shared)
+    common = readings[0].null if shared else 0.0
     for rank, (p, reading) in enumerate(zip(passages, readings)):
         if loaded is not None and loaded.has_sentences:
             bounds = [(int(a) - p.start, int(b) - p.start) for _, a, b in loaded.sentences_in(p.source, p.start, p.end)]
@@ -284,7 +294,7 @@ def evidence_from(passages: Sequence[Passage], readings: Sequence[Reading], load
             text = p.text[a:b]
             if looks_like_instructions(text):
                 continue
-            relevance = span.score - reading.null
+            relevance = span.score - (common if shared else reading.null)
             key = (p.source, p.start + a)
             if key not in best or relevance > best[key].relevance:
                 best[key] = Evidence(rank, p.source, p.title, p.start + a, p.start + b, text, relevance,

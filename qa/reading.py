@@ -76,6 +76,11 @@ class Reading:
     #: (start, end, logit) of each text piece, as the sentence head scored it in the piece's home window: "this
     #: piece lies in a sentence that answers the question". Empty for a reader without a sentence head.
     pieces: tuple[tuple[int, int, float], ...] = ()
+    #: True: the spans' scores are the reader's own start + end logits, on one scale across all the texts read for
+    #: a question, as a reader trained with shared normalisation scores them (its card's ``training.scoring``
+    #: "shared"); answering.py then weighs every passage's spans against one "no answer". False: each span is a
+    #: margin over its own window's "no answer" (shifted onto ``null``), comparable within a text only.
+    shared: bool = False
 
     def sentence_score(self, start: int, end: int) -> float | None:
         """The sentence head's score of the text's [start, end) (a sentence): the mean logit of its pieces;
@@ -108,14 +113,19 @@ class OnnxReader:
     """The trained reader, run by onnxruntime. ``verify`` checks the weights against their model card's sha256."""
 
     def __init__(self, path: str | Path, threads: int = 0, verify: bool = True, overlap: int = 64,
-                 per_window: bool = True, batch: str = "all", max_length: int | None = None):
+                 per_window: bool = True, batch: str = "all", max_length: int | None = None,
+                 scoring: str | None = None):
         self.path = Path(path)
-        if max_length is None:  # as the reader was trained (its card), else the shipped reader's
-            try:
-                max_length = int(card(self.path).get("training", {}).get("max_length", MAX_LENGTH))
-            except (OSError, ValueError):
-                max_length = MAX_LENGTH
-        self.max_length = max_length
+        try:
+            training = card(self.path).get("training", {})
+        except (OSError, ValueError):
+            training = {}
+        # As the reader was trained (its card), else as the shipped reader was.
+        self.max_length = max_length = int(max_length or training.get("max_length", MAX_LENGTH))
+        #: "window": spans as margins over their window's "no answer"; "shared": raw logits (see Reading.shared).
+        self.scoring = scoring or training.get("scoring", "window")
+        if self.scoring not in ("window", "shared"):
+            raise ValueError(f"The reader's scoring must be 'window' or 'shared', not {self.scoring!r}.")
         if not 0 <= overlap <= max_overlap(max_length):
             raise ValueError(f"The reader's window overlap must be 0 to {max_overlap(max_length)} word pieces, not "
                              f"{overlap}; set QA_READER_OVERLAP in that range (64 is the default).")
@@ -202,8 +212,9 @@ class OnnxReader:
                     a, b = window.offsets[i]
                     if home is None or home.get((t, a)) == w:
                         pieces[t][int(a)] = (int(a), int(b), float(sent[i]))
-            # Spans are kept as margins over this window's "no answer", shifted onto the text's lowest.
-            shift = nulls[t] - float(s_log[0] + e_log[0]) if self.per_window else 0.0
+            # Spans are kept as margins over this window's "no answer", shifted onto the text's lowest; a reader
+            # trained with shared normalisation keeps its raw logits, which compare across windows and texts.
+            shift = nulls[t] - float(s_log[0] + e_log[0]) if self.per_window and self.scoring == "window" else 0.0
             s_top = [i for i in np.argsort(-s_log) if ctx[i]][:TOP]
             e_top = [i for i in np.argsort(-e_log) if ctx[i]][:TOP]
             offsets = window.offsets
@@ -220,7 +231,7 @@ class OnnxReader:
         for t, spans in enumerate(found):
             ranked = sorted(spans.items(), key=lambda kv: -kv[1])[:KEEP]
             out.append(Reading(nulls[t], tuple(Span(a, b, s) for (a, b), s in ranked),
-                               tuple(v for _, v in sorted(pieces[t].items()))))
+                               tuple(v for _, v in sorted(pieces[t].items())), self.scoring == "shared"))
         return out
 
     def _run(self, windows) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:

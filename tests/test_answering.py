@@ -252,6 +252,27 @@ def test_an_answer_span_never_runs_from_one_paragraph_into_the_next():
     assert [e.text for e in found] == ["Russia proposed a zone in the south."]
 
 
+def test_readings_on_one_scale_weigh_every_passage_against_the_first_passages_no_answer(monkeypatch):
+    from qa import answering
+    from qa.reading import Reading, Span
+    from qa.search import Passage
+
+    texts = ["Turkey sees the YPG as part of the PKK.", "The SDF pushed back the Islamic State in 2015."]
+    passages = [Passage(f"{i}.txt", "A", 0, len(t), t, 1.0) for i, t in enumerate(texts)]
+    pkk, sdf = Span(texts[0].index("the PKK"), len(texts[0]) - 1, 6.0), Span(4, 7, 3.0)
+
+    def best(shared):
+        readings = [Reading(4.0, (pkk,), shared=shared), Reading(-2.0, (sdf,), shared=shared)]
+        return [(e.text, e.relevance) for e in answering.evidence_from(passages, readings)]
+
+    # Margins over each passage's own "no answer": the SDF span (3 over -2) outranks the PKK one (6 over 4).
+    assert best(False) == [(texts[1], 5.0), (texts[0], 2.0)]
+    # One scale: both against the first passage's "no answer" (4), the PKK span leads and the SDF one is below it.
+    assert best(True) == [(texts[0], 2.0), (texts[1], -1.0)]
+    monkeypatch.setattr(answering, "SCORING", "shared")  # a bench forcing the scale on readings that lack the flag
+    assert best(False) == best(True)
+
+
 def test_min_confidence_is_the_one_refusal_rule(built, s):
     from dataclasses import replace
 

@@ -127,9 +127,10 @@ def test_cached_readings_come_back_whole_with_the_sentence_heads_pieces_and_with
     from qa.weights.fit_confidence import _from_row, _reading_row
 
     passages = [Passage("a.txt", "A", 0, 12, "Some text.", 0.5)]
-    readings = [Reading(-1.5, (Span(0, 4, 3.0),), ((0, 4, 1.25), (5, 9, -2.0)))]
-    row = json.loads(json.dumps(_reading_row(passages, readings)))  # as the cache stores it
-    assert _from_row(row) == (passages, readings)
+    for shared in (False, True):
+        readings = [Reading(-1.5, (Span(0, 4, 3.0),), ((0, 4, 1.25), (5, 9, -2.0)), shared)]
+        row = json.loads(json.dumps(_reading_row(passages, readings)))  # as the cache stores it
+        assert _from_row(row) == (passages, readings)
     old = {"passages": row["passages"], "readings": [[-1.5, [[0, 4, 3.0]]]]}  # cached before the sentence head
     assert _from_row(old)[1] == [Reading(-1.5, (Span(0, 4, 3.0),))]
 

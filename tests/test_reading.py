@@ -54,3 +54,14 @@ def test_the_window_follows_the_readers_card(tmp_path):
     with pytest.raises(ValueError, match="0 to 332"):
         OnnxReader(weights, overlap=333)
     assert OnnxReader(tmp_path / "other.onnx").max_length == 128  # no card: the shipped reader's window
+    assert wide.scoring == OnnxReader(tmp_path / "other.onnx").scoring == "window"
+
+
+def test_a_reader_trained_with_shared_normalisation_reads_on_one_scale(tmp_path):
+    import json
+
+    weights = tmp_path / "reader.int8.onnx"
+    (tmp_path / "reader.json").write_text(json.dumps({"training": {"max_length": 384, "scoring": "shared"}}))
+    assert OnnxReader(weights).scoring == "shared" and OnnxReader(weights, scoring="window").scoring == "window"
+    with pytest.raises(ValueError, match="'window' or 'shared'"):
+        OnnxReader(weights, scoring="softmax")

@@ -53,8 +53,8 @@ CACHE = Path.home() / ".cache" / "qa" / "confidence"
 
 def _reading_row(passages, readings) -> dict:
     return {"passages": [[p.source, p.title, p.start, p.end, p.text, p.score] for p in passages],
-            "readings": [[r.null, [[s.start, s.end, s.score] for s in r.spans], [list(x) for x in r.pieces]]
-                         for r in readings]}
+            "readings": [[r.null, [[s.start, s.end, s.score] for s in r.spans], [list(x) for x in r.pieces],
+                          r.shared] for r in readings]}
 
 
 def _from_row(row):
@@ -62,8 +62,8 @@ def _from_row(row):
     from qa.search import Passage
 
     passages = [Passage(*p) for p in row["passages"]]
-    readings = [Reading(r[0], tuple(Span(*s) for s in r[1]), tuple(tuple(x) for x in r[2]) if len(r) > 2 else ())
-                for r in row["readings"]]
+    readings = [Reading(r[0], tuple(Span(*s) for s in r[1]), tuple(tuple(x) for x in r[2]) if len(r) > 2 else (),
+                        bool(r[3]) if len(r) > 3 else False) for r in row["readings"]]
     return passages, readings
 
 
@@ -233,6 +233,29 @@ def article_folds(rows: list[dict], folds: int, seed: int) -> dict[str, int]:
     return fold_of
 
 
+def cross_validate(rows: list[dict], features: tuple[str, ...], folds: int, seed: int, false_refusals: float,
+                   ) -> tuple[list[dict], list[tuple[float, dict]]]:
+    """Each fold's figures, and every row scored by the model fitted without its article's fold (rows with nothing
+    to answer with left out: they are refused at any threshold)."""
+    usable = [r for r in rows if r["signals"] is not None]
+    nothing = [(0.0, r) for r in rows if r["signals"] is None]
+    fold_of = article_folds(usable, folds, seed)
+    out, scored_cv = [], []
+    for k in range(folds):
+        train = [r for r in usable if fold_of[r["group"]] != k]
+        test = [r for r in usable if fold_of[r["group"]] == k]
+        model = fit([r for r in train if r["judged"]], features)
+        floor = refusal_point([(predict(model, r["signals"]), r) for r in train]
+                              + [(0.0, r) for r in nothing if fold_of.get(r["group"], -1) != k], false_refusals)
+        held = [(predict(model, r["signals"]), r) for r in test]
+        scored_cv += held
+        out.append({"fold": k, "min_confidence": round(floor, 4), **{
+            name: {key: f[key] for key in ("questions", "false_refusals", "refused_unanswerable")}
+            | {"ece_answered": f["calibration_answered"]["ece"]}
+            for name, f in figures(held, floor).items()}})
+    return out, scored_cv
+
+
 def main(argv=None) -> None:
     from qa.answering import SIGNALS
     from qa.config import Settings
@@ -268,22 +291,9 @@ def main(argv=None) -> None:
     rows = examples(Path(args.data), Path(args.cache), settings, args.squad, args.selqa, args.turns, args.seed,
                     reader_card)
     usable = [r for r in rows if r["signals"] is not None]
-    fold_of = article_folds(usable, args.folds, args.seed)
-    folds, scored_cv = [], []
     nothing = [(0.0, r) for r in rows if r["signals"] is None]
     features = tuple(args.features)
-    for k in range(args.folds):
-        train = [r for r in usable if fold_of[r["group"]] != k]
-        test = [r for r in usable if fold_of[r["group"]] == k]
-        model = fit([r for r in train if r["judged"]], features)
-        floor = refusal_point([(predict(model, r["signals"]), r) for r in train]
-                              + [(0.0, r) for r in nothing if fold_of.get(r["group"], -1) != k], args.false_refusals)
-        held = [(predict(model, r["signals"]), r) for r in test]
-        scored_cv += held
-        folds.append({"fold": k, "min_confidence": round(floor, 4), **{
-            name: {key: f[key] for key in ("questions", "false_refusals", "refused_unanswerable")}
-            | {"ece_answered": f["calibration_answered"]["ece"]}
-            for name, f in figures(held, floor).items()}})
+    folds, scored_cv = cross_validate(rows, features, args.folds, args.seed, args.false_refusals)
     model = fit([r for r in usable if r["judged"]], features)
     scored = [(predict(model, r["signals"]), r) for r in usable] + nothing
     floor = refusal_point(scored, args.false_refusals)
