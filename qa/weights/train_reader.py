@@ -870,6 +870,10 @@ def export(final: Path, args, weights: Path = WEIGHTS, card_path: Path = CARD) -
         "training": {"max_length": recipe["max_length"], "stride": recipe["stride"],
                      "sentence_head": recipe["sentence_head"], "batch_size": args.batch_size,
                      "attention_dropout": recipe.get("attention_dropout", 0.1),
+                     # How the answer path compares spans of different passages (reading.Reading.shared): on one
+                     # scale once a stage trained them so; bench/scoring_choice.py measures both.
+                     "scoring": "shared" if plan and any(plan[n].get("shared") for n in range(1, args.stages + 1))
+                     else "window",
                      "epochs": args.epochs, "bf16": args.bf16, **stages},
         "figures": figures,
         "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
