@@ -1,6 +1,6 @@
 """Everything a candidate reader must show before it ships, one step after another, resumable.
 
-    python bench/candidate.py CANDIDATE_DIR [--steps confidence seeds quotes squad dialogues selqa covid]
+    python bench/candidate.py CANDIDATE_DIR [--steps confidence seeds quotes dialogue_quotes squad ...]
 
 CANDIDATE_DIR holds what ``python -m qa.weights.train_reader --out DIR`` exports (reader.int8.onnx and its card).
 Each step writes its figures to ``CANDIDATE_DIR/figures/<step>.txt`` and is skipped when that file exists, so the
@@ -11,6 +11,7 @@ same command goes on where a stopped run left off (fit_confidence keeps its own 
   reader with a sentence head the same fit with its logit as one more signal, as figures (``--dry-run``);
 - seeds: issue 38's seed questions, shipped reader and candidate side by side (``seed_checks``);
 - quotes: ``bench/quote_choice.py``, span vs sentence head, both readers, held-out SelQA dev;
+- dialogue_quotes: ``bench/dialogue_choice.py``, span vs sentence head for the candidate on doc2dial tuning turns;
 - squad / dialogues / selqa / covid: the public ``qa eval`` commands of the README, the candidate with its own
   confidence model (``QA_READER``, ``QA_CONFIDENCE``, its ``min_confidence``). These are the reported figures;
   nothing is chosen on them.
@@ -48,7 +49,7 @@ SEED_CHECKS = [
     ("Who wrote Hamlet?", "What did Trump tell Ilhan Ahmed?", None),
 ]
 
-STEPS = ("confidence", "seeds", "quotes", "squad", "dialogues", "selqa", "covid")
+STEPS = ("confidence", "seeds", "quotes", "dialogue_quotes", "squad", "dialogues", "selqa", "covid")
 
 
 def seed_checks(settings, index_dir: Path) -> list[dict]:
@@ -122,6 +123,7 @@ def main(argv=None) -> None:
             "confidence": [py, "-m", "qa.weights.fit_confidence", "--data", str(args.data),
                            "--out", str(cand / "confidence.json")],
             "quotes": [py, "bench/quote_choice.py", "--readers", "qa-reader", str(reader)],
+            "dialogue_quotes": [py, "bench/dialogue_choice.py", "--bonus", "2", "--quotes-by", "span", "head"],
             "squad": [py, "-m", "qa", "eval", str(args.data / "squad2-dev-5-articles.json"), "--answers", "100",
                       "--impossible", "100", "--seed", "13"],
             "dialogues": [py, "-m", "qa", "eval", "--dialogues", str(args.data / "doc2dial-dmv-va")],
