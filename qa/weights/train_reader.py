@@ -682,24 +682,29 @@ def from_int8(onnx_path: Path, out: Path) -> Path:
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     graph = onnx.load(str(onnx_path)).graph
-    init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    # A reader with a sentence head was exported through a wrapper module (its weights named "inner.bert...").
+    init = {i.name.removeprefix("inner."): numpy_helper.to_array(i) for i in graph.initializer}
 
     def dequantised(name: str) -> np.ndarray:
         q = init[name + "_quantized"].astype(np.float32)
         return (q - init[name + "_zero_point"].astype(np.float32)) * init[name + "_scale"]
 
-    model = AutoModelForQuestionAnswering.from_pretrained(base_model_path())
+    # A reader with a sentence head has a third output (sentence_logits) and one more matrix after qa_outputs.
+    head = len(graph.output) == 3
+    model = (sentence_reader_class() if head else AutoModelForQuestionAnswering).from_pretrained(base_model_path())
     state = model.state_dict()
     new = {k: torch.from_numpy(v.copy()) for k, v in init.items() if k in state}
     for name in ("word_embeddings", "token_type_embeddings", "position_embeddings"):
         new[f"bert.embeddings.{name}.weight"] = torch.from_numpy(dequantised(f"bert.embeddings.{name}.weight"))
     # The exporter names the matrices by graph position, so they are matched to layers in the order the graph
-    # multiplies by them: per layer query, key, value, attention output, intermediate, output; then qa_outputs.
-    matrices = [n.input[1].removesuffix("_quantized") for n in graph.node if n.op_type == "MatMulInteger"
-                and n.input[1].endswith("_quantized") and n.input[1] in init]
+    # multiplies by them: per layer query, key, value, attention output, intermediate, output; then qa_outputs
+    # (and sentence_outputs).
+    matrices = [name.removesuffix("_quantized") for n in graph.node if n.op_type == "MatMulInteger"
+                and (name := n.input[1].removeprefix("inner.")).endswith("_quantized") and name in init]
     linears = [f"bert.encoder.layer.{i}.{part}" for i in range(model.config.num_hidden_layers)
                for part in ("attention.self.query", "attention.self.key", "attention.self.value",
                             "attention.output.dense", "intermediate.dense", "output.dense")] + ["qa_outputs"]
+    linears += ["sentence_outputs"] if head else []
     if len(matrices) != len(linears):
         raise ValueError(f"{onnx_path}: {len(matrices)} quantised matrices, expected {len(linears)}")
     for name, matrix in zip(linears, matrices):
