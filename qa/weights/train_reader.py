@@ -553,7 +553,7 @@ class Collator:
 
 def train(args, stage: int = 1) -> Path:
     import torch
-    from transformers import AutoTokenizer, Trainer, TrainingArguments
+    from transformers import AutoTokenizer
     from transformers.trainer_utils import get_last_checkpoint
 
     torch.set_num_threads(args.threads)
@@ -570,28 +570,17 @@ def train(args, stage: int = 1) -> Path:
         feats.extend(features(tokenizer, data[i:i + 1000], rng, recipe["max_length"], recipe["stride"],
                               recipe["sentence_head"]))
     no_answer = sum(f["start_positions"] == 0 for f in feats)
-    print(f"stage {stage}: {len(data)} examples -> {len(feats)} windows, {no_answer} without an answer "
-          f"({time.time() - t0:.0f} s)", flush=True)
+    windows = sum(len(f["input_ids"]) for f in feats) if shared else len(feats)
+    print(f"stage {stage}: {len(data)} examples -> {len(feats)} items, {windows} windows, {no_answer} items without "
+          f"an answer ({time.time() - t0:.0f} s)", flush=True)
     data_seconds = round(time.time() - t0)
     root = Path(args.work_dir)
     work = stage_dir(root, stage)
     check_settings(work, stage_settings(args, stage))
     model = stage_model(args, stage)
-    targs = TrainingArguments(
-        output_dir=str(work), learning_rate=stage_lr(args, stage),
-        # A shared stage's item is a question with all its passages: as many windows a step as the others.
-        per_device_train_batch_size=max(1, args.batch_size // recipe['stages'][stage]['passages']) if shared
-        else args.batch_size,
-        num_train_epochs=args.epochs, max_steps=args.max_steps, warmup_steps=0.06, weight_decay=0.01,
-        lr_scheduler_type="linear", logging_steps=50, save_strategy="steps", save_steps=args.save_steps,
-        save_total_limit=2, seed=args.seed, data_seed=args.seed, use_cpu=True, bf16=args.bf16,
-        train_sampling_strategy="random" if shared else "group_by_length", report_to="none",
-        dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(),
-    )
     last = get_last_checkpoint(str(work)) if work.is_dir() else None
     clock = stage_clock(last)
-    trainer = Trainer(model=model, args=targs, train_dataset=feats, callbacks=[clock],
-                      data_collator=GroupCollator() if shared else Collator(tokenizer))
+    trainer = stage_trainer(args, stage, model, tokenizer, feats, work, [clock])
     if last:
         print(f"resuming from {last} ({clock.before:.0f} s of training before it)", flush=True)
     t0 = time.time()
@@ -602,12 +591,34 @@ def train(args, stage: int = 1) -> Path:
     tokenizer.save_pretrained(str(final))
     (final / "train_state.json").write_text(json.dumps({
         "steps": trainer.state.global_step, "examples": len(data),
-        "windows": sum(len(f["input_ids"]) for f in feats) if shared else len(feats),
+        "windows": windows,
         # Training time summed over every run that resumed this stage (each checkpoint keeps the sum up to it; the
         # work after the last checkpoint of a killed run is lost and redone, and not counted).
         "seconds": clock.seconds(), "data_seconds_last_run": data_seconds, "threads": args.threads,
         "bf16": args.bf16}), encoding="utf-8")
     return final
+
+
+def stage_trainer(args, stage: int, model, tokenizer, feats: list[dict], work: Path, callbacks=()):
+    """The Trainer of one stage. A shared stage's item is a question with all its passages (GroupCollator), so a
+    step reads as many windows as the others', and the Trainer must hand the collator every key: by default it
+    drops those the model's forward() does not name, ``answer_window`` among them."""
+    from transformers import Trainer, TrainingArguments
+
+    recipe = RECIPES[args.recipe]
+    shared = bool(recipe.get("stages", {}).get(stage, {}).get("shared"))
+    targs = TrainingArguments(
+        output_dir=str(work), learning_rate=stage_lr(args, stage),
+        per_device_train_batch_size=max(1, args.batch_size // recipe["stages"][stage]["passages"]) if shared
+        else args.batch_size,
+        num_train_epochs=args.epochs, max_steps=args.max_steps, warmup_steps=0.06, weight_decay=0.01,
+        lr_scheduler_type="linear", logging_steps=50, save_strategy="steps", save_steps=args.save_steps,
+        save_total_limit=2, seed=args.seed, data_seed=args.seed, use_cpu=True, bf16=args.bf16,
+        train_sampling_strategy="random" if shared else "group_by_length", report_to="none",
+        dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(), remove_unused_columns=not shared,
+    )
+    return Trainer(model=model, args=targs, train_dataset=feats, callbacks=list(callbacks),
+                   data_collator=GroupCollator() if shared else Collator(tokenizer))
 
 
 def stage_model(args, stage: int):
