@@ -204,6 +204,8 @@ def test_a_shared_stage_trains_a_step_through_the_trainer(tmp_path):
     model = tr.sentence_reader_class().from_pretrained(tr.base_model_path())
     trainer = tr.stage_trainer(args, 3, model, tok, items, tmp_path, [])
     assert trainer.args.per_device_train_batch_size == 2  # 8 windows: 2 questions of 4 passages
+    # Batches gather questions of like length: each item counts as its longest window, not as its 4 windows.
+    assert trainer._get_train_sampler().lengths == [max(map(len, it["input_ids"])) for it in items]
     result = trainer.train()
     assert result.global_step == 1 and math.isfinite(result.training_loss) and result.training_loss > 0
 

@@ -605,6 +605,7 @@ def stage_trainer(args, stage: int, model, tokenizer, feats: list[dict], work: P
     drops those the model's forward() does not name, ``answer_window`` among them."""
     from transformers import Trainer, TrainingArguments
 
+    GroupTrainer = _group_trainer()
     recipe = RECIPES[args.recipe]
     shared = bool(recipe.get("stages", {}).get(stage, {}).get("shared"))
     targs = TrainingArguments(
@@ -614,11 +615,27 @@ def stage_trainer(args, stage: int, model, tokenizer, feats: list[dict], work: P
         num_train_epochs=args.epochs, max_steps=args.max_steps, warmup_steps=0.06, weight_decay=0.01,
         lr_scheduler_type="linear", logging_steps=50, save_strategy="steps", save_steps=args.save_steps,
         save_total_limit=2, seed=args.seed, data_seed=args.seed, use_cpu=True, bf16=args.bf16,
-        train_sampling_strategy="random" if shared else "group_by_length", report_to="none",
+        train_sampling_strategy="group_by_length", report_to="none",
         dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(), remove_unused_columns=not shared,
     )
-    return Trainer(model=model, args=targs, train_dataset=feats, callbacks=list(callbacks),
-                   data_collator=GroupCollator() if shared else Collator(tokenizer))
+    trainer_class = GroupTrainer if shared else Trainer
+    return trainer_class(model=model, args=targs, train_dataset=feats, callbacks=list(callbacks),
+                         data_collator=GroupCollator() if shared else Collator(tokenizer))
+
+
+def _group_trainer():
+    """A Trainer whose batches of shared items gather questions of like length. Its own length grouping would
+    count an item's windows (always ``passages``), and a random batch pads all its windows to its longest one."""
+    from transformers import Trainer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class GroupTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            data = train_dataset if train_dataset is not None else self.train_dataset
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=[max(map(len, it["input_ids"])) for it in data])
+
+    return GroupTrainer
 
 
 def stage_model(args, stage: int):
