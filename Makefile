@@ -29,9 +29,9 @@ test: setup
 lint: setup
 	$(PY) -m ruff check qa tests bench app.py
 
-# Retrain the evidence reader from ../shared/data (CPU, four stages of about an hour; resumes), then refit the
+# Retrain the evidence reader from ../shared/data (CPU, two stages of about 1.6 and 2.3 h; resumes), then refit the
 # confidence model for it (held-out SQuAD, SelQA and doc2dial; cached under ~/.cache/qa/confidence).
-# DATA=DIR reads the training files from DIR instead of ../shared/data; RECIPE=384 trains issue 37's recipe.
+# DATA=DIR reads the training files from DIR instead of ../shared/data; RECIPE=128 trains the reader before (four stages).
 reader: setup
 	$(PY) -m qa.weights.train_reader $(if $(DATA),--data $(DATA)) $(if $(RECIPE),--recipe $(RECIPE))
 	$(PY) -m qa.weights.fit_confidence $(if $(DATA),--data $(DATA))

@@ -3,7 +3,8 @@
 The default reader is the project's own: all-MiniLM-L6-v2 fine-tuned as an extractive QA cross-encoder by
 ``python -m qa.weights.train_reader`` and shipped as int8 ONNX (qa/weights/reader.int8.onnx, with its model card
 reader.json, whose sha256 is checked on load), run by onnxruntime like the embedder. It reads the question with one
-window of text at a time, 128 word pieces, as it was trained; a longer text is read in windows that overlap by
+window of text at a time, as many word pieces as it was trained on (its card's ``training.max_length``: 384 for the
+shipped reader, so a chunk of up to 200 words is read whole); a longer text is read in windows that overlap by
 ``Settings.reader_overlap`` pieces (64).
 
 A window's [CLS] token stands for "no answer here". Each span is scored in its home window, the one where its first
@@ -15,7 +16,8 @@ answers, quoted sentences or an abstention.
 Why (bench/reader_compare.py, 300 + 300 held-out SQuAD tuning questions): against 32-piece overlaps with every
 window's spans scored against the text's lowest "no answer", this read refuses more unanswerable questions at the
 same false refusals (0.440 against 0.410 at 10 %) with F1 0.733 against 0.723 and citations 0.833 against 0.810,
-for 1.5x the reading. Wider windows than the training's do worse (192: F1 0.634; 256: 0.609).
+for 1.5x the reading (measured with the 128-piece reader before this one). Wider windows than the training's do
+worse (that reader at 192: F1 0.634; 256: 0.609).
 
 Each passage is read in an onnxruntime run of its own (``Settings.reader_batch`` "text"). The int8 model quantises
 its activations with one scale per run, so read together (``"all"``) a passage's margins depend a little on what is
@@ -44,7 +46,7 @@ from .errors import ReaderWeightsError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 PACKAGED_READER = "qa-reader"
-MAX_LENGTH = 128  # the shipped reader's window, as trained; a card's training.max_length says another reader's
+MAX_LENGTH = 128  # the window of a reader whose card does not say (training.max_length); the shipped one's is 384
 MAX_QUESTION_TOKENS = 48
 
 
