@@ -168,14 +168,18 @@ def test_the_sentence_reader_scores_every_piece_and_learns_from_its_labels():
     assert float(loss) < first
 
 
+def _two_groups() -> list[dict]:
+    """A question answered in the second of its two paragraphs, and one with no answer in either."""
+    other = "The Rhine flows from the Alps to the North Sea through six countries."
+    return [{"question": "When was the first fort built?", "contexts": [other, CONTEXT], "answer_in": 1,
+             "answer_start": CONTEXT.index("1753"), "answer_text": "1753"},
+            {"question": "Who built the dam?", "contexts": [CONTEXT, other], "answer_in": -1,
+             "answer_start": -1, "answer_text": ""}]
+
+
 def test_a_shared_group_labels_the_answer_in_its_own_window_and_no_answer_at_the_first_cls():
     tok = _tokenizer()
-    other = "The Rhine flows from the Alps to the North Sea through six countries."
-    groups = [{"question": "When was the first fort built?", "contexts": [other, CONTEXT], "answer_in": 1,
-               "answer_start": CONTEXT.index("1753"), "answer_text": "1753"},
-              {"question": "Who built the dam?", "contexts": [CONTEXT, other], "answer_in": -1,
-               "answer_start": -1, "answer_text": ""}]
-    items = tr.group_features(tok, groups, 384, 128)
+    items = tr.group_features(tok, _two_groups(), 384, 128)
     assert [it["answer_window"] for it in items] == [1, 0] and items[1]["start_positions"] == 0
     batch = tr.GroupCollator()(items)
     n, k, width = batch["input_ids"].shape
@@ -190,16 +194,10 @@ def test_a_shared_group_labels_the_answer_in_its_own_window_and_no_answer_at_the
     assert out["start_logits"].shape == (n * k, width) and float(out["loss"]) > 0
 
 
-
 def test_a_shared_stage_trains_a_step_through_the_trainer(tmp_path):
     # The Trainer drops the keys forward() does not name unless told not to; stage 3 once died on that.
     tok = _tokenizer()
-    other = "The Rhine flows from the Alps to the North Sea through six countries."
-    groups = [{"question": "When was the first fort built?", "contexts": [other, CONTEXT], "answer_in": 1,
-               "answer_start": CONTEXT.index("1753"), "answer_text": "1753"},
-              {"question": "Who built the dam?", "contexts": [CONTEXT, other], "answer_in": -1,
-               "answer_start": -1, "answer_text": ""}]
-    items = tr.group_features(tok, groups, 384, 128)
+    items = tr.group_features(tok, _two_groups(), 384, 128)
     args = _args(tmp_path, batch_size=8, max_steps=1, save_steps=100, bf16=False)
     model = tr.sentence_reader_class().from_pretrained(tr.base_model_path())
     trainer = tr.stage_trainer(args, 3, model, tok, items, tmp_path, [])
@@ -208,6 +206,7 @@ def test_a_shared_stage_trains_a_step_through_the_trainer(tmp_path):
     assert trainer._get_train_sampler().lengths == [max(map(len, it["input_ids"])) for it in items]
     result = trainer.train()
     assert result.global_step == 1 and math.isfinite(result.training_loss) and result.training_loss > 0
+
 
 def test_a_shared_group_whose_answer_lies_past_its_window_is_left_out():
     tok = _tokenizer()
