@@ -611,7 +611,6 @@ def stage_trainer(args, stage: int, model, tokenizer, feats: list[dict], work: P
     drops those the model's forward() does not name, ``answer_window`` among them."""
     from transformers import Trainer, TrainingArguments
 
-    GroupTrainer = _group_trainer()
     recipe = RECIPES[args.recipe]
     shared = bool(recipe.get("stages", {}).get(stage, {}).get("shared"))
     targs = TrainingArguments(
@@ -624,7 +623,7 @@ def stage_trainer(args, stage: int, model, tokenizer, feats: list[dict], work: P
         train_sampling_strategy="group_by_length", report_to="none",
         dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(), remove_unused_columns=not shared,
     )
-    trainer_class = GroupTrainer if shared else Trainer
+    trainer_class = _group_trainer() if shared else Trainer
     return trainer_class(model=model, args=targs, train_dataset=feats, callbacks=list(callbacks),
                          data_collator=GroupCollator() if shared else Collator(tokenizer))
 
