@@ -247,6 +247,7 @@ def test_a_stage_folder_refuses_checkpoints_made_under_other_settings(tmp_path):
     tr.check_settings(tmp_path, tr.stage_settings(_args(tmp_path), 1))  # the same settings resume
     with pytest.raises(SystemExit, match=r"other settings \(batch_size.*Move that folder away"):
         tr.check_settings(tmp_path, tr.stage_settings(_args(tmp_path, batch_size=16), 1))
+    assert "shipped" not in tr.stage_settings(_args(tmp_path), 1)  # which stage ships is no training setting
     settings = tr.stage_settings(_args(tmp_path), 2)
     assert settings["swap_kinds"][-1] == "negation" and settings["attention_dropout"] == 0.0
 

@@ -659,7 +659,8 @@ def stage_settings(args, stage: int) -> dict:
                                                    else LATER_STAGES[stage])
     settings = {"recipe": args.recipe, "stage": stage, "seed": args.seed, "batch_size": args.batch_size,
                 "epochs": args.epochs, "max_steps": args.max_steps,
-                **{k: v for k, v in recipe.items() if k not in ("stages", "work")}, **plan}
+                # "shipped" says which stage ships, not how one trains: changing it must not orphan checkpoints.
+                **{k: v for k, v in recipe.items() if k not in ("stages", "work", "shipped")}, **plan}
     return json.loads(json.dumps(settings))  # tuples as lists, as read back from disk
 
 
