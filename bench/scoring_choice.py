@@ -39,7 +39,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     s = Settings.from_env(progress=False, min_confidence=0.0)
     reader_card = card(reader_path(s))
-    cache = fc.CACHE / f"{reader_card['sha256'][:12]}-{s.reader_batch}-{s.reader_overlap}"
+    cache = fc.CACHE / fc.reading_key(reader_card["sha256"], s)
     if not (cache / "squad.jsonl").exists():
         raise SystemExit(f"no cached readings in {cache}: run QA_READER=... python -m qa.weights.fit_confidence first")
     limits = answering.thresholds()

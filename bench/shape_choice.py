@@ -44,7 +44,7 @@ from qa.evaluation import (  # noqa: E402
     write_corpus,
 )
 from qa.questions import descriptive  # noqa: E402
-from qa.weights.fit_confidence import CACHE, _from_row  # noqa: E402
+from qa.weights.fit_confidence import CACHE, _from_row, reading_key  # noqa: E402
 from qa.weights.train_reader import DATA, TRAIN_TUNING_ARTICLES  # noqa: E402
 
 _MARKER = re.compile(r"\s*\[\d+\]")
@@ -62,8 +62,8 @@ def main(argv=None) -> None:
     ap.add_argument("--cache", help="fit_confidence's cache for the shipped reader")
     args = ap.parse_args(argv)
     s = Settings(progress=False, min_confidence=0.0)
-    sha = card(WEIGHTS_DIR / "reader.int8.onnx")["sha256"][:12]
-    cache = Path(args.cache) if args.cache else CACHE / f"{sha}-{s.reader_batch}-{s.reader_overlap}"
+    sha = card(WEIGHTS_DIR / "reader.int8.onnx")["sha256"]
+    cache = Path(args.cache) if args.cache else CACHE / reading_key(sha, s)
     limits = answering.thresholds()
     policies = {"form": (descriptive, limits["longest_short_answer"]),
                 "short": (lambda q: False, limits["longest_short_answer"]),

@@ -324,6 +324,9 @@ def test_the_shipped_confidence_was_fitted_for_the_shipped_reader():
 
     fitted = json.loads((WEIGHTS_DIR / "confidence.json").read_text(encoding="utf-8"))
     assert Settings().min_confidence == fitted["min_confidence"], "the default refusal point is the fitted one"
+    # ... and it was fitted on readings made as the defaults read: a change of reranking or reading refits it.
+    assert fitted["reading"] == {k: getattr(Settings(), k) for k in fitted["reading"]}
+    assert set(fitted["reading"]) >= {"reader_batch", "reader_overlap", "rerank", "rerank_weight"}
     card = json.loads((WEIGHTS_DIR / "reader.json").read_text(encoding="utf-8"))
     assert fitted["reader_sha256"] == card["sha256"]
     from qa.reading import reader_sha256  # what the answer path checks the confidence model against

@@ -135,6 +135,19 @@ def test_cached_readings_come_back_whole_with_the_sentence_heads_pieces_and_with
     assert _from_row(old)[1] == [Reading(-1.5, (Span(0, 4, 3.0),))]
 
 
+def test_cached_readings_are_kept_apart_by_every_setting_that_changes_what_is_read():
+    from dataclasses import replace
+
+    from qa.config import Settings
+    from qa.weights.fit_confidence import reading_key
+
+    base = Settings()
+    keys = {reading_key("ab" * 32, s) for s in (base, replace(base, rerank_weight=2.0), replace(base, rerank=20),
+                                                  replace(base, reader_overlap=32), replace(base, reader_batch="all"))}
+    assert len(keys) == 5
+    assert reading_key("ab" * 32, base) != reading_key("cd" * 32, base)
+
+
 def test_each_fold_gets_its_share_of_each_sources_articles():
     from qa.weights.fit_confidence import article_folds
 

@@ -67,6 +67,13 @@ def _from_row(row):
     return passages, readings
 
 
+def reading_key(sha: str, settings) -> str:
+    """The readings cache's folder name: a change of reader or of any setting that changes what is read starts a
+    new cache instead of replaying stale readings."""
+    return (f"{sha[:12]}-{settings.reader_batch}-{settings.reader_overlap}-rerank{settings.rerank}"
+            f"x{settings.rerank_weight:g}")
+
+
 def collect(name: str, items: list[dict], docs: Path, cache: Path, settings) -> list[dict]:
     """Read each item (``{"id", "question", "history"}``) once through the answer path, caching the readings in
     ``cache/name.jsonl``; returns the cached rows for ``items``, in order."""
@@ -285,8 +292,9 @@ def main(argv=None) -> None:
     reader_path = HERE / "reader.int8.onnx" if settings.reader == PACKAGED_READER else Path(settings.reader)
     reader_card = card(reader_path)
     sha = reader_card["sha256"]  # the reader QA_READER names, whose readings these are
-    # Readings depend on the reader, its window overlap and what one run reads together (Settings.reader_batch).
-    args.cache = args.cache or str(CACHE / f"{sha[:12]}-{settings.reader_batch}-{settings.reader_overlap}")
+    # Readings depend on the reader, its window overlap, what one run reads together (Settings.reader_batch) and
+    # which passages the reranking puts in front (Settings.rerank, rerank_weight).
+    args.cache = args.cache or str(CACHE / reading_key(sha, settings))
     t0 = time.time()
     rows = examples(Path(args.data), Path(args.cache), settings, args.squad, args.selqa, args.turns, args.seed,
                     reader_card)
@@ -320,7 +328,8 @@ def main(argv=None) -> None:
                              "pooled": figures(scored_cv + nothing, floor)},
         "fitted": figures(scored, floor),
         "reader_sha256": sha,
-        "reading": {"reader_batch": settings.reader_batch, "reader_overlap": settings.reader_overlap},
+        "reading": {"reader_batch": settings.reader_batch, "reader_overlap": settings.reader_overlap,
+                    "rerank": settings.rerank, "rerank_weight": settings.rerank_weight},
         "fitted_with": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
         "seconds": round(time.time() - t0),
     }
