@@ -174,12 +174,11 @@ def test_off_topic_questions_abstain_alone_and_mid_conversation_and_the_confiden
             assert a.abstained and a.confidence < reader_settings.min_confidence, (q, h is not None)
 
 
+# "What did Graham ...?" failed here with the reranking weight at 2: after talk of Ilhan Ahmed and Al Tanf the
+# search with the conversation put other passages first and the answer moved ('contribute troops' against 'pitch
+# in' alone, both wrong; issue 38). At weight 1 (docs/benchmarks.md, 2026-12-06) it is the same answer both ways.
 @pytest.mark.parametrize("q", ["How many soldiers would European countries contribute?", "Who is Ilhan Ahmed?",
-                               "Why does Turkey oppose the YPG?", pytest.param(
-                                   "What did Graham ask European allies to do?", marks=pytest.mark.xfail(
-                                       strict=True, reason="not yet: after talk of Ilhan Ahmed and Al Tanf the "
-                                       "search with the conversation finds other passages, and the recipe-384 reader "
-                                       "answers 'contribute troops' there, 'pitch in' alone (both wrong; issue 38)"))])
+                               "Why does Turkey oppose the YPG?", "What did Graham ask European allies to do?"])
 def test_a_standalone_question_after_another_topic_gets_the_answer_it_gets_alone(q, seeds_index, reader_settings):
     # Each passage is read in a run of its own (reader_batch "text"): read together, the int8 reader's activation
     # scale made "senior Syrian Kurdish official" "senior Syrian Kurdish" after talk about France.
