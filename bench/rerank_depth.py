@@ -106,7 +106,7 @@ def head_score(reading, text: str) -> float:
 
 
 def reorder(passages, readings, weight: float, key: str, rrf_k: float) -> list:
-    """qa.search.rerank's fusion, with the reader's side ranked by ``key``."""
+    """qa.search.rerank's fusion, with the reader's side ranked by ``key`` ("head" or "both")."""
     def ranks(values):
         order = sorted(range(len(values)), key=lambda i: -values[i])
         return {i: r for r, i in enumerate(order)}
@@ -119,7 +119,7 @@ def reorder(passages, readings, weight: float, key: str, rrf_k: float) -> list:
 
 
 def replay(args) -> None:
-    from qa.search import merge, rank_many
+    from qa.search import merge, rank_many, rerank
 
     s = Settings.from_env(progress=False)
     specs = []
@@ -143,7 +143,10 @@ def replay(args) -> None:
                 if depth:
                     todo = [p.text for p in passages if p.text not in done]
                     done.update(zip(todo, reader.read(question, todo) if todo else []))
-                    passages = reorder(passages, [done[p.text] for p in passages], weight, key, s.rrf_k)
+                    readings = [done[p.text] for p in passages]
+                    passages = (rerank(question, passages, None, replace(s, rerank=depth, rerank_weight=weight),
+                                       readings)[0]  # the product's own fusion
+                                if key == "margin" else reorder(passages, readings, weight, key, s.rrf_k))
                 hits[spec][0] += any(ok(p) for p in passages[:1])
                 hits[spec][1] += any(ok(p) for p in passages[:5])
             if n % 50 == 0:
