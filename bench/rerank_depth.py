@@ -3,14 +3,17 @@
     python bench/rerank_depth.py [--set covid|doc2dial|squad-tuning] [--questions 150] [--specs 0,5,10,10:4,20]
     python bench/rerank_depth.py --set doc2dial --replay --specs 10,10:1,20:1:head   # read once, all specs
 
-A spec is DEPTH[:READER_WEIGHT[:KEY]]; KEY ranks passages for the reader's side of the fusion: ``margin`` (its best
-span over "no answer", as shipped), ``head`` (its sentence head's best sentence) or ``both`` (the mean of the two
-ranks). With ``--replay`` each passage is read once per question and every spec is scored from those readings
-(exact: with ``reader_batch`` "text" each passage is read in a run of its own); no per-spec time is printed then. ``covid`` is COVID-QA's long papers, a public test set: report, never choose on it.
-The held-out sets to choose on: ``doc2dial``, the 400 doc2dial tuning turns (``qa.evaluation.tuning_turns``: later
-turns outside the public sample, which the reader never trained on), each searched as ``qa.answer`` searches it,
-with its conversation; ``squad-tuning``, the 5 SQuAD 2.0 tuning articles every reader stage holds out. (doc2dial's other turns, first turns
-included, trained the reader's sentence head, so they are not held out.)
+A spec is DEPTH[:READER_WEIGHT[:KEY]] (weight: the shipped ``Settings.rerank_weight`` when left out); KEY ranks
+passages for the reader's side of the fusion: ``margin`` (its best span over "no answer", as shipped), ``head``
+(its sentence head's best sentence) or ``both`` (the mean of the two ranks). With ``--replay`` each passage is
+read once per question and every spec is scored from those readings (exact: with ``reader_batch`` "text" each
+passage is read in a run of its own); no per-spec time is printed then.
+
+``covid`` is COVID-QA's long papers, a public test set: report, never choose on it. The held-out sets to choose
+on: ``doc2dial``, the 400 doc2dial tuning turns (``qa.evaluation.tuning_turns``: later turns outside the public
+sample, which the reader never trained on), each searched as ``qa.answer`` searches it, with its conversation;
+``squad-tuning``, the 5 SQuAD 2.0 tuning articles every reader stage holds out. (doc2dial's other turns, first
+turns included, trained the reader's sentence head, so they are not held out.)
 """
 
 from __future__ import annotations
@@ -29,7 +32,15 @@ sys.path.insert(0, str(ROOT))
 
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
-from qa.evaluation import chat_history, dialogue_hit, hit, load_squad, load_turns, tuning_turns, write_corpus  # noqa: E402
+from qa.evaluation import (  # noqa: E402
+    chat_history,
+    dialogue_hit,
+    hit,
+    load_squad,
+    load_turns,
+    tuning_turns,
+    write_corpus,
+)
 from qa.index import build_index  # noqa: E402
 from qa.local_store import load_index  # noqa: E402
 from qa.questions import rewrite_follow_up  # noqa: E402
@@ -57,6 +68,16 @@ def questions(name: str, path: Path, docs: Path, n: int, seed: int):
     return docs, [(q.question, lambda p, q=q: hit(p, q)) for q in pick]
 
 
+def parse_specs(text: str, default_weight: float) -> list[tuple[int, float, str]]:
+    """``DEPTH[:WEIGHT[:KEY]],...`` as ``(depth, weight, key)``."""
+    out = []
+    for spec in text.split(","):
+        parts = spec.split(":")
+        out.append((int(parts[0]), float(parts[1]) if len(parts) > 1 else default_weight,
+                    parts[2] if len(parts) > 2 else "margin"))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", choices=sorted(SETS), default="covid")
@@ -76,8 +97,9 @@ def main() -> None:
         loaded, emb = load_index(Path(tmp) / "index"), get_embedder(s)
         print(f"{args.set}: {len(sample)} questions (seed {args.seed}), {stats.documents} documents, "
               f"{stats.chunks} chunks", flush=True)
-        for spec in args.specs.split(","):
-            depth, weight = (int(spec.split(":")[0]), float(spec.split(":")[1])) if ":" in spec else (int(spec), 2.0)
+        for depth, weight, key in parse_specs(args.specs, s.rerank_weight):
+            if key != "margin":
+                raise SystemExit(f"rank by {key!r} only with --replay")
             st = replace(s, rerank=depth, rerank_weight=weight)
             reader = get_reader(st) if depth else None
             # k = 5 as qa.search is called (a larger k would rerank more than the depth, and merging more
@@ -90,11 +112,11 @@ def main() -> None:
                 ms.append(1000 * (time.perf_counter() - t0))
             wide = [] if depth else search_many(loaded, emb, [q for q, _ in sample], 20, st)
 
-            def recall(k: int, found: list) -> str:
+            def at(k: int, found: list) -> str:
                 return f"recall@{k} {sum(any(ok(p) for p in ps[:k]) for ps, (_, ok) in zip(found, sample)) / len(sample):.3f}"
 
-            recall = "  ".join([recall(1, found), recall(5, found), *(recall(k, wide) for k in ((10, 20) if wide else ()))])
-            print(f"rerank {depth:3d} weight {weight:g}: {recall}  median {statistics.median(ms):.0f} ms per question",
+            figures = "  ".join([at(1, found), at(5, found), *(at(k, wide) for k in ((10, 20) if wide else ()))])
+            print(f"rerank {depth:3d} weight {weight:g}: {figures}  median {statistics.median(ms):.0f} ms per question",
                   flush=True)
 
 
@@ -122,10 +144,7 @@ def replay(args) -> None:
     from qa.search import merge, rank_many, rerank
 
     s = Settings.from_env(progress=False)
-    specs = []
-    for spec in args.specs.split(","):
-        parts = spec.split(":")
-        specs.append((int(parts[0]), float(parts[1]) if len(parts) > 1 else 2.0, parts[2] if len(parts) > 2 else "margin"))
+    specs = parse_specs(args.specs, s.rerank_weight)
     with tempfile.TemporaryDirectory() as tmp:
         docs, sample = questions(args.set, Path(args.data) if args.data else SETS[args.set], Path(tmp) / "docs",
                                  args.questions, args.seed)
