@@ -2,7 +2,11 @@
 today's) or all on one scale, against the first passage's ("shared", what a reader trained with shared
 normalisation is for), each with the rank penalty a lower-ranked passage pays, side by side on the same readings.
 
-    QA_READER=PATH.onnx python bench/scoring_choice.py [--penalty 0 0.5 1]
+    QA_READER=PATH.onnx python bench/scoring_choice.py [--penalty 0 0.5 1] [--head-weight 0 0.5 1]
+                                                       [--scoring window shared]
+
+``--head-weight``: how much the reader's sentence head adds to a sentence's span margin when the evidence is ranked
+(thresholds.json's ``head_weight``), so that the head and the spans choose the answer's sentence together.
 
 Replays ``answering.draft`` on the held-out readings ``python -m qa.weights.fit_confidence`` cached for that reader
 (SQuAD tuning articles held out from reader training, SelQA dev, doc2dial tuning turns; run it first), under each
@@ -16,6 +20,7 @@ hold each passage's spans as margins shifted onto its lowest "no answer": for a 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -35,6 +40,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--penalty", type=float, nargs="+", default=None,
                     help="rank penalties to try (default: thresholds.json's)")
+    ap.add_argument("--head-weight", type=float, nargs="+", default=None,
+                    help="sentence-head weights to try (default: thresholds.json's)")
+    ap.add_argument("--scoring", nargs="+", default=["window", "shared"], choices=["window", "shared"])
     ap.add_argument("--data", type=Path, default=fc.DATA)
     args = ap.parse_args(argv)
     s = Settings.from_env(progress=False, min_confidence=0.0)
@@ -44,24 +52,25 @@ def main(argv=None) -> None:
         raise SystemExit(f"no cached readings in {cache}: run QA_READER=... python -m qa.weights.fit_confidence first")
     limits = answering.thresholds()
     penalties = args.penalty if args.penalty is not None else [limits["rank_penalty"]]
+    weights = args.head_weight if args.head_weight is not None else [limits["head_weight"]]
     print(f"reader {reader_path(s)} ({reader_card['sha256'][:12]}), readings {cache}")
-    print(f"{'scoring':<8} {'penalty':>7} {'SQuAD right':>11} {'SelQA':>6} {'doc2dial':>8} {'refused unans.':>14} "
-          f"{'false ref.':>10} {'ECE ans.':>8} {'s':>4}")
-    for scoring in ("window", "shared"):
-        for pen in penalties:
-            t0 = time.time()
-            with mock.patch.object(answering, "SCORING", scoring), \
-                    mock.patch.object(answering, "thresholds", lambda p=pen: {**limits, "rank_penalty": p}):
-                rows = fc.examples(args.data, cache, s, 0, 0, 400, 13, reader_card)
-            right = {src: statistics.mean(r["right"] for r in rows if r["source"] == src and r["answerable"])
-                     for src in ("squad", "selqa", "doc2dial")}
-            folds, scored = fc.cross_validate(rows, fc.FEATURES, 5, 13, 0.10)
-            refused = statistics.mean(f["squad"]["refused_unanswerable"] for f in folds)
-            false_ref = statistics.mean(f["all"]["false_refusals"] for f in folds)
-            floor = statistics.mean(f["min_confidence"] for f in folds)
-            ece = fc.figures(scored, floor)["all"]["calibration_answered"]["ece"]
-            print(f"{scoring:<8} {pen:>7.1f} {right['squad']:>11.3f} {right['selqa']:>6.3f} {right['doc2dial']:>8.3f} "
-                  f"{refused:>14.3f} {false_ref:>10.3f} {ece:>8.3f} {time.time() - t0:>4.0f}", flush=True)
+    print(f"{'scoring':<8} {'penalty':>7} {'head w.':>7} {'SQuAD right':>11} {'SelQA':>6} {'doc2dial':>8} "
+          f"{'refused unans.':>14} {'false ref.':>10} {'ECE ans.':>8} {'s':>4}")
+    for scoring, pen, hw in itertools.product(args.scoring, penalties, weights):
+        t0 = time.time()
+        knobs = {**limits, "rank_penalty": pen, "head_weight": hw}
+        with mock.patch.object(answering, "SCORING", scoring), \
+                mock.patch.object(answering, "thresholds", lambda k=knobs: k):
+            rows = fc.examples(args.data, cache, s, 0, 0, 400, 13, reader_card)
+        right = {src: statistics.mean(r["right"] for r in rows if r["source"] == src and r["answerable"])
+                 for src in ("squad", "selqa", "doc2dial")}
+        folds, scored = fc.cross_validate(rows, fc.FEATURES, 5, 13, 0.10)
+        refused = statistics.mean(f["squad"]["refused_unanswerable"] for f in folds)
+        false_ref = statistics.mean(f["all"]["false_refusals"] for f in folds)
+        floor = statistics.mean(f["min_confidence"] for f in folds)
+        ece = fc.figures(scored, floor)["all"]["calibration_answered"]["ece"]
+        print(f"{scoring:<8} {pen:>7.1f} {hw:>7.2f} {right['squad']:>11.3f} {right['selqa']:>6.3f} "
+              f"{right['doc2dial']:>8.3f} {refused:>14.3f} {false_ref:>10.3f} {ece:>8.3f} {time.time() - t0:>4.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -127,10 +127,11 @@ class Evidence:
 #   extra_quote: how far below the best sentence another may be and still be quoted;
 #   rank_penalty: margin units a sentence of the next passage down must out-score one above it by;
 #   page_bonus: margin units a follow-up's evidence gains from being in the article of the last answer;
-#   longest_short_answer: a span of more words is no short answer, and its sentences are quoted instead.
+#   longest_short_answer: a span of more words is no short answer, and its sentences are quoted instead;
+#   head_weight: how much the reader's sentence head (a logit) adds to a sentence's span margin when ranking.
 THRESHOLDS_FILE = Path(__file__).resolve().parent / "weights" / "thresholds.json"
 DEFAULT_THRESHOLDS = {"extra_quote": 3.0, "rank_penalty": 1.0, "page_bonus": 2.0,
-                      "longest_short_answer": 15}
+                      "longest_short_answer": 15, "head_weight": 0.0}
 
 
 @functools.cache
@@ -183,11 +184,14 @@ def signals(top: Evidence, evidence: Sequence[Evidence], passages: Sequence[Pass
 
 
 @functools.lru_cache(maxsize=8)
-def calibrator(path: str = "", reader_sha: str | None = None) -> dict[str, Any] | None:
+def calibrator(path: str = "", reader_sha: str | None = None,
+               reading: tuple[tuple[str, Any], ...] = ()) -> dict[str, Any] | None:
     """The fitted model in ``path`` (default CONFIDENCE_FILE): features, their mean and scale, coefficients and
     intercept; None when the file is missing or unreadable (the confidence then falls back to the squashed margin,
     and says so in the log). With ``reader_sha``, the log warns once when the file was fitted for another
-    reader: its probabilities are then another reader's."""
+    reader: its probabilities are then another reader's. With ``reading`` (:func:`reading_settings`), it warns
+    once when the file was fitted under other reading or reranking settings: the signals then come from other
+    passages, read otherwise, than those it was fitted on."""
     file = Path(path) if path else CONFIDENCE_FILE
     try:
         whole = json.loads(file.read_text(encoding="utf-8"))
@@ -203,7 +207,21 @@ def calibrator(path: str = "", reader_sha: str | None = None) -> dict[str, Any] 
         log.warning("The confidence model %s was fitted for reader %s, not this one (%s): the confidence shown is "
                     "not calibrated for it. Fit one: QA_READER=... python -m qa.weights.fit_confidence --out FILE, "
                     "then set QA_CONFIDENCE=FILE", file, fitted_for[:12], reader_sha[:12])
+    fitted_reading = whole.get("reading") or {}
+    if differ := {k: (fitted_reading[k], v) for k, v in reading if k in fitted_reading and fitted_reading[k] != v}:
+        said = ", ".join(f"{k} {now!r} (fitted at {then!r})" for k, (then, now) in sorted(differ.items()))
+        log.warning("The confidence model %s was fitted under other reading settings than these: %s. The confidence "
+                    "shown may be off. Use the settings it was fitted with, or fit one under these: "
+                    "python -m qa.weights.fit_confidence --out FILE, then set QA_CONFIDENCE=FILE", file, said)
     return c
+
+
+#: The settings that change what an answer's signals are made from; fit_confidence records them with its model.
+READING_SETTINGS = ("reader_batch", "reader_overlap", "rerank", "rerank_weight")
+
+
+def reading_settings(settings: Settings) -> tuple[tuple[str, Any], ...]:
+    return tuple((k, getattr(settings, k)) for k in READING_SETTINGS)
 
 
 def confidence_of(sig: dict[str, float], model: dict[str, Any] | None = None) -> float:
@@ -349,10 +367,11 @@ HEAD_RANK_PENALTY = 0.5
 
 
 def choose_quotes(evidence: Sequence[Evidence], floor: float, extra: float, most: int = 3,
-                  by_head: bool = False) -> list[Evidence]:
+                  by_head: bool = False, head_weight: float = 0.0) -> list[Evidence]:
     """The best sentence, and up to ``most - 1`` more within ``extra`` of it, all above ``floor``, with no two
     sentences overlapping or saying nearly the same, none under SHORTEST_QUOTE words and no headline. Best by
-    span relevance, or with ``by_head`` (and sentence-head scores on all of them) by the sentence head, ``extra``
+    span relevance (plus ``head_weight`` times the sentence head, as :func:`ranked_evidence` ranks), or with
+    ``by_head`` (and sentence-head scores on all of them) by the sentence head, ``extra``
     then being HEAD_EXTRA_QUOTE."""
     chosen: list[Evidence] = []
     evidence = [e for e in evidence if len(WORD.findall(e.text)) >= SHORTEST_QUOTE and not _headline(e)]
@@ -363,7 +382,7 @@ def choose_quotes(evidence: Sequence[Evidence], floor: float, extra: float, most
         extra = HEAD_EXTRA_QUOTE
 
     def score(e: Evidence) -> float:
-        return e.head - HEAD_RANK_PENALTY * e.passage if by_head else e.relevance
+        return e.head - HEAD_RANK_PENALTY * e.passage if by_head else e.relevance + head_weight * (e.head or 0.0)
 
     for e in evidence:
         if (not by_head and e.relevance < floor) or (chosen and score(e) < score(chosen[0]) - extra):
@@ -430,7 +449,8 @@ def stream(
     for passages, readings, final in read_stages(searched, read_as, loaded, embedder, reader, settings,
                                                  early=early and alone is None):
         a = compose(q, searched, reader_q, passages, readings, loaded, t0, settings.max_quotes, settings.min_confidence,
-                    page=page, model=calibrator(settings.confidence, reader_sha256(settings)) or {})
+                    page=page, model=calibrator(settings.confidence, reader_sha256(settings),
+                                                 reading_settings(settings)) or {})
         if own is not None:
             a = replace(a, history_used=not all(any(o.source == c.source and o.start < c.end and c.start < o.end
                                                     for o in own)
@@ -546,8 +566,10 @@ def ranked_evidence(passages: Sequence[Passage], readings: Sequence[Reading], lo
     limits = thresholds()
     pen = limits["rank_penalty"] if rank_penalty is None else rank_penalty
     bonus = limits["page_bonus"] if page is not None else 0.0
+    hw = limits["head_weight"]
     return sorted(evidence_from(passages, readings, loaded),
-                  key=lambda e: -(e.relevance - pen * e.passage + (bonus if e.source == page else 0.0)))
+                  key=lambda e: -(e.relevance + hw * (e.head or 0.0) - pen * e.passage
+                                  + (bonus if e.source == page else 0.0)))
 
 
 def conversation_page(history: Any, loaded: LoadedIndex, embedder: Embedder, settings: Settings) -> str | None:
@@ -647,7 +669,8 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
         a = Answer(q, f"{short} [1]", [cite], False, searched, [Support(short, (1,), True)], [], 0.0,
                    time.perf_counter() - t0, index_version=version, shape="short", short=short)
         return a, signals(top, evidence, passages, readings, False, reader_q, follow_up, short)
-    quotes = choose_quotes(evidence, -math.inf, limits["extra_quote"], most_quotes, by_head=QUOTES_BY == "head")
+    quotes = choose_quotes(evidence, -math.inf, limits["extra_quote"], most_quotes, by_head=QUOTES_BY == "head",
+                           head_weight=limits["head_weight"])
     a = _quotes(q, searched, evidence, quotes, passages, loaded, t0, version)
     return (a, signals(quotes[0], evidence, passages, readings, True, reader_q, follow_up)) if a else nothing
 

@@ -320,13 +320,16 @@ def test_missing_thresholds_warn_and_fall_back_to_defaults(monkeypatch, tmp_path
 def test_the_shipped_confidence_was_fitted_for_the_shipped_reader():
     import hashlib
 
+    from qa import answering
+
     from qa.reading import WEIGHTS_DIR
 
     fitted = json.loads((WEIGHTS_DIR / "confidence.json").read_text(encoding="utf-8"))
     assert Settings().min_confidence == fitted["min_confidence"], "the default refusal point is the fitted one"
     # ... and it was fitted on readings made as the defaults read: a change of reranking or reading refits it.
     assert fitted["reading"] == {k: getattr(Settings(), k) for k in fitted["reading"]}
-    assert set(fitted["reading"]) >= {"reader_batch", "reader_overlap", "rerank", "rerank_weight"}
+    assert set(fitted["reading"]) == set(answering.READING_SETTINGS) >= {"reader_batch", "reader_overlap", "rerank",
+                                                                        "rerank_weight"}
     card = json.loads((WEIGHTS_DIR / "reader.json").read_text(encoding="utf-8"))
     assert fitted["reader_sha256"] == card["sha256"]
     from qa.reading import reader_sha256  # what the answer path checks the confidence model against
@@ -640,3 +643,18 @@ def test_a_confidence_model_fitted_for_another_reader_is_named_in_the_log(tmp_pa
     assert answering.calibrator(path, "a" * 64) is not None and "not calibrated" not in caplog.text
     assert answering.calibrator(path, "b" * 64) is not None
     assert "fitted for reader aaaaaaaaaaaa, not this one (bbbbbbbbbbbb)" in caplog.text and "QA_CONFIDENCE" in caplog.text
+
+
+def test_a_confidence_model_fitted_under_other_reading_settings_is_named_in_the_log(tmp_path, caplog):
+    from qa import answering
+
+    file = tmp_path / "c.json"
+    path = _confidence_file(file, 0.0)
+    file.write_text(json.dumps({**json.loads(file.read_text()),
+                                "reading": dict(answering.reading_settings(Settings()))}))
+    assert answering.calibrator(path, None, answering.reading_settings(Settings())) is not None
+    assert "other reading settings" not in caplog.text
+    other = dataclasses.replace(Settings(), rerank=20, rerank_weight=2.0)
+    assert answering.calibrator(path, None, answering.reading_settings(other)) is not None
+    assert "rerank 20 (fitted at 10)" in caplog.text and "rerank_weight 2.0 (fitted at 1.0)" in caplog.text
+    assert "reader_batch" not in caplog.text and "QA_CONFIDENCE" in caplog.text

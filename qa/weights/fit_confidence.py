@@ -287,6 +287,7 @@ def main(argv=None) -> None:
                          "reader (QA_READER), write elsewhere and answer with QA_CONFIDENCE=that file")
     args = ap.parse_args(argv)
     settings = Settings.from_env(progress=False, min_confidence=0.0)
+    from qa import answering
     from qa.reading import PACKAGED_READER, card
 
     reader_path = HERE / "reader.int8.onnx" if settings.reader == PACKAGED_READER else Path(settings.reader)
@@ -328,8 +329,7 @@ def main(argv=None) -> None:
                              "pooled": figures(scored_cv + nothing, floor)},
         "fitted": figures(scored, floor),
         "reader_sha256": sha,
-        "reading": {"reader_batch": settings.reader_batch, "reader_overlap": settings.reader_overlap,
-                    "rerank": settings.rerank, "rerank_weight": settings.rerank_weight},
+        "reading": dict(answering.reading_settings(settings)),  # calibrator() warns when the answer's differ
         "fitted_with": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
         "seconds": round(time.time() - t0),
     }
