@@ -1,0 +1,97 @@
+"""What int8 quantisation costs the reader: one trained checkpoint exported as fp32 ONNX and quantised as shipped
+(dynamic int8, per channel) and otherwise, each scored on the held-out tuning articles, paragraph given, with the
+same ``evaluate()`` that writes the model card, and timed.
+
+    python bench/reader_precision.py [--checkpoint ~/.cache/qa/train_reader_384/stage2/final] [--recipe 384]
+                                     [--variants fp32 int8 int8-heads-fp32 int8-tensor]
+
+- fp32: the exported graph as is (about 90 MB, 4x the shipped file);
+- int8: as shipped (``quantize_dynamic``, QInt8 weights, per channel);
+- int8-heads-fp32: as shipped, but the output heads (span and sentence) left in fp32;
+- int8-tensor: int8 with one scale per tensor instead of per channel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qa.weights import train_reader as tr  # noqa: E402
+
+VARIANTS = ("fp32", "int8", "int8-heads-fp32", "int8-tensor")
+
+
+def export_fp32(checkpoint: Path, recipe: str, out: Path) -> None:
+    import torch
+
+    model = tr.model_class(recipe).from_pretrained(checkpoint).eval()
+    names = ["start_logits", "end_logits"] + (["sentence_logits"] if tr.RECIPES[recipe]["sentence_head"] else [])
+
+    class Outputs(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            o = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return tuple(o[n] for n in names)
+
+    dummy = {k: torch.ones(1, 16, dtype=torch.long) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    axes = {0: "batch", 1: "tokens"}
+    torch.onnx.export(Outputs(model).eval(), tuple(dummy.values()), str(out), input_names=list(dummy),
+                      output_names=names, dynamic_axes={**{k: axes for k in dummy}, **{n: axes for n in names}},
+                      opset_version=17, dynamo=False)
+
+
+def variant(fp32: Path, name: str, out: Path) -> Path:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    if name == "fp32":
+        return fp32
+    kw = {"weight_type": QuantType.QInt8, "per_channel": name != "int8-tensor"}
+    if name == "int8-heads-fp32":
+        # The heads' MatMuls (qa_outputs, sentence_outputs): every MatMul outside the encoder's layers.
+        graph = onnx.load(str(fp32)).graph
+        kw["nodes_to_exclude"] = [n.name for n in graph.node if n.op_type == "MatMul" and "/encoder/" not in n.name]
+    quantize_dynamic(str(fp32), str(out), **kw)
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", type=Path, default=Path.home() / ".cache/qa/train_reader_384/stage2/final")
+    ap.add_argument("--recipe", default="384", choices=list(tr.RECIPES))
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=13)
+    args = ap.parse_args(argv)
+    from qa.reading import OnnxReader
+
+    recipe = tr.RECIPES[args.recipe]
+    held_out = tr.examples(args.seed, 0, 0.0)[1]
+    print(f"checkpoint {args.checkpoint}, {len(held_out)} held-out questions, {args.threads} threads", flush=True)
+    with tempfile.TemporaryDirectory(prefix="qa-precision-") as tmp:
+        fp32 = Path(tmp) / "reader.fp32.onnx"
+        export_fp32(args.checkpoint, args.recipe, fp32)
+        for name in args.variants:
+            path = variant(fp32, name, Path(tmp) / f"reader.{name}.onnx")
+            reader = OnnxReader(path, threads=args.threads, verify=False, max_length=recipe["max_length"],
+                                overlap=recipe["stride"])
+            t0 = time.time()
+            figures = tr.evaluate(reader, held_out)
+            figures = {k: v for k, v in figures.items() if k not in ("held_out_articles",)}
+            figures["seconds_per_question"] = round((time.time() - t0) / len(held_out), 4)
+            figures["megabytes"] = round(path.stat().st_size / 1e6, 1)
+            print(name, json.dumps(figures), flush=True)
+
+
+if __name__ == "__main__":
+    main()
