@@ -3,8 +3,12 @@ today's) or all on one scale, against the first passage's ("shared", what a read
 normalisation is for), each with the rank penalty a lower-ranked passage pays, side by side on the same readings.
 
     QA_READER=PATH.onnx python bench/scoring_choice.py [--penalty 0 0.5 1] [--head-weight 0 0.5 1]
+                                                       [--extra-quote 0 1 3]
                                                        [--scoring window shared]
 
+``--extra-quote``: how far below the best sentence another may still be quoted; the "quotes" column is the
+mean number of sentences a quoted answer cites, "prec." the share of a quoted answer's citations that hold the
+answer (SelQA: half an answer sentence; d2d, doc2dial: part of the grounding span).
 ``--head-weight``: how much the reader's sentence head adds to a sentence's span margin when the evidence is ranked
 (thresholds.json's ``head_weight``), so that the head and the spans choose the answer's sentence together.
 
@@ -42,6 +46,9 @@ def main(argv=None) -> None:
                     help="rank penalties to try (default: thresholds.json's)")
     ap.add_argument("--head-weight", type=float, nargs="+", default=None,
                     help="sentence-head weights to try (default: thresholds.json's)")
+    ap.add_argument("--extra-quote", type=float, nargs="+", default=None,
+                    help="how far below the best sentence another may be and still be quoted (default: "
+                         "thresholds.json's)")
     ap.add_argument("--scoring", nargs="+", default=["window", "shared"], choices=["window", "shared"])
     ap.add_argument("--data", type=Path, default=fc.DATA)
     args = ap.parse_args(argv)
@@ -53,14 +60,48 @@ def main(argv=None) -> None:
     limits = answering.thresholds()
     penalties = args.penalty if args.penalty is not None else [limits["rank_penalty"]]
     weights = args.head_weight if args.head_weight is not None else [limits["head_weight"]]
+    extras = args.extra_quote if args.extra_quote is not None else [limits["extra_quote"]]
+    draft = answering.draft
+    quoted: list[int] = []
+
+    def counting(*a, **k):  # how many sentences each quoted answer cites
+        out = draft(*a, **k)
+        if out[0].shape == "quotes":
+            quoted.append(len(out[0].citations))
+        return out
+
+    # Of a quoted answer's citations, the share that hold the answer (doc2dial: overlap the grounding span; SelQA:
+    # cover half an answer sentence): what quoting more sentences costs in precision.
+    from qa import evaluation
+    precise: list[float] = []
+
+    def share(a, hits) -> None:
+        if a.shape == "quotes" and a.citations:
+            precise.append(sum(hits) / len(a.citations))
+
+    def cites_gold(citations, t, _f=evaluation.cites_gold):
+        if citations and all((c.answer_start, c.answer_end) == (c.start, c.end) for c in citations):  # quotes
+            doc2dial_precise.append(sum(_f([c], t) for c in citations) / len(citations))
+        return _f(citations, t)
+
+    def selqa_right(a, q, _f=evaluation.selqa_right):
+        share(a, [any(evaluation.covers(c, q.source, s, e, half=True) for s, e in q.golds) for c in a.citations])
+        return _f(a, q)
+
+    doc2dial_precise: list[float] = []
+
     print(f"reader {reader_path(s)} ({reader_card['sha256'][:12]}), readings {cache}")
-    print(f"{'scoring':<8} {'penalty':>7} {'head w.':>7} {'SQuAD right':>11} {'SelQA':>6} {'doc2dial':>8} "
-          f"{'refused unans.':>14} {'false ref.':>10} {'ECE ans.':>8} {'s':>4}")
-    for scoring, pen, hw in itertools.product(args.scoring, penalties, weights):
+    print(f"{'scoring':<8} {'penalty':>7} {'head w.':>7} {'extra':>5} {'quotes':>6} {'SQuAD right':>11} {'SelQA':>6} {'doc2dial':>8} "
+          f"{'refused unans.':>14} {'false ref.':>10} {'ECE ans.':>8} {'prec. SelQA':>11} {'d2d':>5} {'s':>4}")
+    for scoring, pen, hw, extra in itertools.product(args.scoring, penalties, weights, extras):
         t0 = time.time()
-        knobs = {**limits, "rank_penalty": pen, "head_weight": hw}
+        knobs = {**limits, "rank_penalty": pen, "head_weight": hw, "extra_quote": extra}
+        quoted.clear(), precise.clear(), doc2dial_precise.clear()
         with mock.patch.object(answering, "SCORING", scoring), \
-                mock.patch.object(answering, "thresholds", lambda k=knobs: k):
+                mock.patch.object(answering, "thresholds", lambda k=knobs: k), \
+                mock.patch.object(answering, "draft", counting), \
+                mock.patch.object(evaluation, "cites_gold", cites_gold), \
+                mock.patch.object(evaluation, "selqa_right", selqa_right):
             rows = fc.examples(args.data, cache, s, 0, 0, 400, 13, reader_card)
         right = {src: statistics.mean(r["right"] for r in rows if r["source"] == src and r["answerable"])
                  for src in ("squad", "selqa", "doc2dial")}
@@ -69,8 +110,10 @@ def main(argv=None) -> None:
         false_ref = statistics.mean(f["all"]["false_refusals"] for f in folds)
         floor = statistics.mean(f["min_confidence"] for f in folds)
         ece = fc.figures(scored, floor)["all"]["calibration_answered"]["ece"]
-        print(f"{scoring:<8} {pen:>7.1f} {hw:>7.2f} {right['squad']:>11.3f} {right['selqa']:>6.3f} "
-              f"{right['doc2dial']:>8.3f} {refused:>14.3f} {false_ref:>10.3f} {ece:>8.3f} {time.time() - t0:>4.0f}", flush=True)
+        print(f"{scoring:<8} {pen:>7.1f} {hw:>7.2f} {extra:>5.1f} {statistics.mean(quoted or [0]):>6.2f} "
+              f"{right['squad']:>11.3f} {right['selqa']:>6.3f} "
+              f"{right['doc2dial']:>8.3f} {refused:>14.3f} {false_ref:>10.3f} {ece:>8.3f} {statistics.mean(precise or [0]):>11.3f} "
+              f"{statistics.mean(doc2dial_precise or [0]):>5.3f} {time.time() - t0:>4.0f}", flush=True)
 
 
 if __name__ == "__main__":
