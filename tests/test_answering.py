@@ -321,7 +321,6 @@ def test_the_shipped_confidence_was_fitted_for_the_shipped_reader():
     import hashlib
 
     from qa import answering
-
     from qa.reading import WEIGHTS_DIR
 
     fitted = json.loads((WEIGHTS_DIR / "confidence.json").read_text(encoding="utf-8"))
