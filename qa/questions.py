@@ -54,6 +54,19 @@ _FACTOID = re.compile(r"\b(?:who|whom|whose|when|where|which|what|how\s+(?:many|
                       r"tall|high|soon|deep|wide|fast|early|late))\b", re.IGNORECASE)
 
 
+_ASKS = re.compile(r"^\W*(?:who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did|can|could|"
+                   r"should|will|would|has|have|had|may|must)\b", re.IGNORECASE)
+
+
+def as_asked(text: str) -> str:
+    """``text`` with a question mark when it is a question without one ("how many us troops in syria", as typed
+    into a search box): the reader learnt from questions that end in one. Text holding a "?" anywhere, or not
+    opening as a question, is left as it is. Measured, not used (``answering.ASK_AS_QUESTION``)."""
+    if "?" in text or not _ASKS.match(_OPENER.sub("", text)):
+        return text
+    return text.rstrip().rstrip(".!,;:").rstrip() + "?"
+
+
 def descriptive(question: str) -> bool:
     """A question answered with sentences, not a phrase: why / how / what-is / describe / summarize / do-I, and
     any question with no factoid wh-word at all (a yes/no question, "Is there a fee?", or a statement in a
