@@ -34,6 +34,10 @@ VARIANTS = {
     "+ previous question": lambda t, s, q: f"{q} ({t.said('user')[-1]})" if t.said('user') else q,
     "+ last agent turn": lambda t, s, q: f"{q} ({t.said('agent')[-1]})" if t.said('agent') else q,
     "as searched (+ all)": lambda t, searched, q: searched,
+    # A short last answer ("2,000") is left out; the question it answered says what the talk is about instead.
+    "shipped, else previous question": lambda t, s, q: (reader_text(q, chat_history(t))
+                                                        if reader_text(q, chat_history(t)) != q or not t.said('user')
+                                                        else f"{q} ({t.said('user')[-1]})"),
 }
 
 
@@ -41,13 +45,16 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", nargs="?", default=str(ROOT.parent / "shared/data/doc2dial-dmv-va"))
     ap.add_argument("--turns", type=int, default=150)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME",
+                    help=f"which to compare (default all: {', '.join(VARIANTS)})")
     args = ap.parse_args(argv)
     s = Settings.from_env(progress=False)
+    variants = {name: VARIANTS[name] for name in args.variants}
     turns = load_turns(args.folder)
     tune = tuning_turns(turns, args.turns)
-    forced = {v: 0 for v in VARIANTS}
-    answered = {v: 0 for v in VARIANTS}
-    cited = {v: 0 for v in VARIANTS}
+    forced = {v: 0 for v in variants}
+    answered = {v: 0 for v in variants}
+    cited = {v: 0 for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
         build_index(Path(args.folder) / "documents", Path(tmp) / "index", settings=s)
         loaded, emb, reader = ensure_index(Path(tmp) / "index", s), get_embedder(s), get_reader(s)
@@ -56,7 +63,7 @@ def main(argv=None) -> None:
             ranking = rank_many(loaded, emb, [searched], s.rerank, s)[0]
             passages, _ = rerank(searched, merge(loaded, ranking, s.rerank), reader, s)
             passages = passages[: s.answer_passages]
-            for name, make in VARIANTS.items():
+            for name, make in variants.items():
                 q = make(t, searched, reader_q)
                 readings = reader.read(q, [p.text for p in passages])
                 ev = ranked_evidence(passages, readings, loaded)
@@ -72,7 +79,7 @@ def main(argv=None) -> None:
             if i % 50 == 0:
                 print(f"  {i}/{len(tune)} turns", file=sys.stderr, flush=True)
     print(f"{len(tune)} tuning turns; the chosen sentence overlaps the gold span:")
-    for name in VARIANTS:
+    for name in variants:
         print(f"  {name:32} forced {forced[name] / len(tune):.3f}   answered {answered[name] / len(tune):.3f}, "
               f"of those cited {cited[name] / max(1, answered[name]):.3f}")
 
