@@ -29,15 +29,15 @@ from qa.reading import get_reader  # noqa: E402
 from qa.search import merge, rank_many, rerank  # noqa: E402
 
 VARIANTS = {
-    "shipped (reader_text)": lambda t, searched, reader_q: reader_text(reader_q, chat_history(t)),
+    "shipped (reader_text)": lambda t, searched, reader_q: reader_text(reader_q, chat_history(t), t.question),
+    "statement only (before 2026-12-06)": lambda t, searched, reader_q: reader_text(reader_q, chat_history(t)),
     "the question itself": lambda t, searched, reader_q: reader_q,
     "+ previous question": lambda t, s, q: f"{q} ({t.said('user')[-1]})" if t.said('user') else q,
     "+ last agent turn": lambda t, s, q: f"{q} ({t.said('agent')[-1]})" if t.said('agent') else q,
     "as searched (+ all)": lambda t, searched, q: searched,
-    # A short last answer ("2,000") is left out; the question it answered says what the talk is about instead.
-    "shipped, else previous question": lambda t, s, q: (reader_text(q, chat_history(t))
-                                                        if reader_text(q, chat_history(t)) != q or not t.said('user')
-                                                        else f"{q} ({t.said('user')[-1]})"),
+    "statement, else previous question": lambda t, s, q: (reader_text(q, chat_history(t))
+                                                          if reader_text(q, chat_history(t)) != q or not t.said('user')
+                                                          else f"{q} ({t.said('user')[-1]})"),
 }
 
 

@@ -516,7 +516,7 @@ def _prepare(question, index_dir, history, settings):
         wh = re.match(r"(?:why|how|what|when|who|where|which|whether)\b", topic, re.IGNORECASE)
         reader_q = f"{topic[0].upper()}{topic[1:]}?" if wh else f"What about {topic}?"
     page = conversation_page(history, loaded, embedder, settings)
-    return q, searched, reader_q, reader_text(reader_q, history), loaded, embedder, reader, settings, page
+    return q, searched, reader_q, reader_text(reader_q, history, q), loaded, embedder, reader, settings, page
 
 
 def read_evidence(searched: str, reader_q: str, loaded: LoadedIndex, embedder: Embedder, reader: Reader,

@@ -175,13 +175,25 @@ def rewrite_follow_up(question: str, history: Any, generator: Generator | None) 
 CONTEXT_MIN_WORDS = 8
 
 
-def reader_text(reader_q: str, history: Any) -> str:
+def reader_text(reader_q: str, history: Any, question: str | None = None) -> str:
     """What the reader reads for ``reader_q``: the question, and for a follow-up the last assistant turn in
     parentheses when that is a statement. On 150 doc2dial tuning turns (outside the public sample) the sentence
     the answer chose overlapped the gold span for 0.293 of them, against 0.253 with the question alone, 0.260 with
     the previous question and 0.260 with everything searched (bench/dialogue_reading.py). A short answer ("2,000")
-    is left out, so that it cannot pull itself back as the answer to the next question."""
-    answers = [text for role, text in _turns(history) if role == "assistant"]
+    is left out, so that it cannot pull itself back as the answer to the next question.
+
+    Given the ``question`` as asked: when there is no such statement and the question leans on the conversation
+    (:func:`needs_context`: "What is she urging?" after "Who is Ilhan Ahmed?"), the user's previous question
+    instead, which says what the talk is about. On 400 doc2dial tuning turns (28 of them changed) the chosen
+    sentence overlapped the gold span for 0.320 instead of 0.312, and 0.345 instead of 0.334 of the answered
+    (0.892 instead of 0.897). A question that stands alone is read alone, as when asked alone. (Without
+    ``question``, as the reader's training data was made: reproducible.)"""
+    turns = _turns(history)
+    answers = [text for role, text in turns if role == "assistant"]
     if answers and len(WORD.findall(answers[-1])) >= CONTEXT_MIN_WORDS:
         return f"{reader_q} ({answers[-1]})"
+    users = [text for role, text in turns if role == "user"]
+    # Not after a generator's standalone rewrite (reader_q then holds words of the conversation already).
+    if question is not None and users and needs_context(question) and content_words(reader_q) <= content_words(question):
+        return f"{reader_q} ({users[-1]})"
     return reader_q

@@ -342,11 +342,19 @@ def test_the_shipped_confidence_was_fitted_for_the_shipped_reader():
     assert set(chosen["data"]) == set(DEFAULT_THRESHOLDS)  # and each with where it came from
 
 
-def test_a_follow_up_searches_with_the_conversation_and_reads_the_question_itself(built, s, reader):
+def test_a_follow_up_searches_with_the_conversation_and_reads_the_question_with_the_one_before(built, s, reader):
     a = qa.answer("and how many US troops?", index_dir=built, history=[(Q, "1,500 [1]")], settings=s)
     assert a.question == "and how many US troops?"
     assert a.searched_for == f"and how many US troops? ({Q} 1,500)"
-    assert reader.questions[-1] == "How many US troops?"
+    # The short answer "1,500" is never read with it (it would pull itself back); the question it answered is.
+    assert reader.questions[-1] == f"How many US troops? ({Q})"
+
+
+def test_a_question_that_stands_alone_is_read_alone_after_a_short_answer(built, s, reader):
+    alone = "How many soldiers would European countries contribute to the zone?"
+    qa.answer(alone, index_dir=built, history=[("Who is Ilhan Ahmed?", "senior Syrian Kurdish official [1]")],
+              settings=s)
+    assert reader.questions[-1] == alone
 
 
 def test_the_reader_reads_a_follow_up_with_the_last_statement_but_never_a_short_answer():
@@ -357,6 +365,16 @@ def test_the_reader_reads_a_follow_up_with_the_last_statement_but_never_a_short_
         f"What if it was longer? ({statement})"
     assert reader_text("How many would stay?", [("How many would leave?", "2,000 [1]")]) == "How many would stay?"
     assert reader_text("How many would stay?", None) == "How many would stay?"
+    # Given the question as asked, one leaning on the conversation is read with the previous question instead.
+    history = [("Who is Ilhan Ahmed?", "senior Syrian Kurdish official [1]")]
+    assert reader_text("What is she urging?", history, "What is she urging?") == \
+        "What is she urging? (Who is Ilhan Ahmed?)"
+    assert reader_text("What is she urging?", history) == "What is she urging?"  # as training data was made
+    assert reader_text("What did Ilhan Ahmed urge the Administration to do?", history,
+                       "What did Ilhan Ahmed urge the Administration to do?") == \
+        "What did Ilhan Ahmed urge the Administration to do?"
+    assert reader_text("What if it was longer?", [("Can I renew online?", statement)], "What if it was longer?") == \
+        f"What if it was longer? ({statement})"
 
 
 def test_a_generators_rewrite_is_read_when_it_checks_out(built, s, reader):
@@ -374,7 +392,7 @@ def test_a_generators_rewrite_that_adds_words_is_refused(built, s, reader):
     qa.answer("and how many US troops?", index_dir=built, history=[{"role": "user", "content": Q},
                                                                   {"role": "assistant", "content": "1,500"}],
               settings=Settings(embedder="fake", reader="fake-reader", generator="rw-bad", progress=False))
-    assert reader.questions[-1] == "How many US troops?"
+    assert reader.questions[-1] == f"How many US troops? ({Q})"
 
 
 def test_without_history_the_question_is_searched_and_read_as_asked():
