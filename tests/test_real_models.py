@@ -208,7 +208,8 @@ def test_why_turkey_opposes_the_ypg_cites_the_pkk_sentence(seeds_index, reader_s
     assert "PKK" in a.citations[0].text
 
 
-@pytest.mark.xfail(strict=True, reason="not yet: 'stay' vs the article's 'keep'; the reader picks 2,000 (issue 19)")
+@pytest.mark.xfail(strict=True, reason="not yet: 'stay' vs the article's 'keep'; the reader picks 2,000, read alone or with "
+                                         "the question before it (issue 19)")
 def test_the_follow_up_on_troops_that_stay_gets_about_200(seeds_index, reader_settings):
     first = qa.answer("How many US troops will be withdrawn from Syria?", index_dir=seeds_index,
                       settings=reader_settings)
