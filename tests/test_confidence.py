@@ -157,3 +157,25 @@ def test_each_fold_gets_its_share_of_each_sources_articles():
     assert sorted(fold_of[f"squad:{a}"] for a in "abcde") == [0, 1, 2, 3, 4]
     sizes = [sum(1 for g, k in fold_of.items() if g.startswith("selqa") and k == f) for f in range(5)]
     assert sorted(sizes) == [4, 4, 5, 5, 5] and fold_of == article_folds(rows, 5, seed=13)
+
+
+def test_cached_readings_are_read_again_only_where_the_path_now_reads_otherwise(docs, tmp_path, monkeypatch):
+    from qa import answering
+    from qa.weights.fit_confidence import collect
+
+    fakes.register("fake")
+    reader = fakes.register_reader()
+    s = qa.Settings(embedder="fake", reader="fake-reader", progress=False, rerank=0)
+    q = "How many soldiers would European countries contribute?"
+    items = [{"id": "alone", "question": q},
+             {"id": "follow", "question": "and how many would stay?", "history": [(q, "1,500 [1]")]}]
+    first = collect("t", items, docs, tmp_path, s)
+    assert [r["read_as"] for r in first] == [q, f"How many would stay? ({q})"]
+    assert collect("t", items, docs, tmp_path, s) == first and len(reader.questions) == 2  # nothing read again
+    # The path now puts follow-ups to the reader otherwise: only that row is read again, and its new row is used.
+    real = answering.reader_text
+    monkeypatch.setattr(answering, "reader_text", lambda reader_q, history, question=None: real(reader_q, history))
+    again = collect("t", items, docs, tmp_path, s)
+    assert again[0] == first[0] and again[1]["read_as"] == "How many would stay?"
+    assert reader.questions[2:] == ["How many would stay?"]
+    assert collect("t", items, docs, tmp_path, s) == again

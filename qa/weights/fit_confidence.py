@@ -76,7 +76,9 @@ def reading_key(sha: str, settings) -> str:
 
 def collect(name: str, items: list[dict], docs: Path, cache: Path, settings) -> list[dict]:
     """Read each item (``{"id", "question", "history"}``) once through the answer path, caching the readings in
-    ``cache/name.jsonl``; returns the cached rows for ``items``, in order."""
+    ``cache/name.jsonl``; returns the cached rows for ``items``, in order. A cached row is used only while the
+    answer path would still search, read and favour what it records (``searched``, ``read_as``, ``page``): a
+    change to how questions or follow-ups are put to the reader re-reads just the rows it changes."""
     from qa import answering
     from qa.index import build_index
 
@@ -93,18 +95,22 @@ def collect(name: str, items: list[dict], docs: Path, cache: Path, settings) -> 
                 pass  # a line cut short by a killed run is read again
     t0 = time.time()
     with open(path, "a", encoding="utf-8") as f:
-        todo = [it for it in items if it["id"] not in done]
-        for i, it in enumerate(todo, 1):
+        n = 0
+        for it in items:
             q, searched, reader_q, read_as, loaded, emb, reader, st, page = answering._prepare(
                 it["question"], index_dir, it.get("history"), settings)
+            row = done.get(it["id"])
+            if row is not None and [row.get(k) for k in ("searched", "read_as", "page")] == [searched, read_as, page]:
+                continue
             passages, readings = answering.read_evidence(searched, read_as, loaded, emb, reader, st)
-            row = {"id": it["id"], "q": q, "searched": searched, "reader_q": reader_q, "page": page,
-                   **_reading_row(passages, readings)}
-            f.write(json.dumps(row) + "\n")
+            row = {"id": it["id"], "q": q, "searched": searched, "reader_q": reader_q, "read_as": read_as,
+                   "page": page, **_reading_row(passages, readings)}
+            f.write(json.dumps(row) + "\n")  # appended: the last row of an id is the one read
             f.flush()
             done[it["id"]] = row
-            if i % 100 == 0:
-                print(f"  {name}: {i}/{len(todo)} read, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+            n += 1
+            if n % 100 == 0:
+                print(f"  {name}: {n} read, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     return [done[it["id"]] for it in items]
 
 
