@@ -208,6 +208,14 @@ def test_why_turkey_opposes_the_ypg_cites_the_pkk_sentence(seeds_index, reader_s
     assert "PKK" in a.citations[0].text
 
 
+def test_a_follow_up_leaning_on_the_conversation_is_read_with_the_question_before_it(seeds_index, reader_settings):
+    # Read alone, "What is she urging?" quoted Trump telling Ahmed he loved the Kurds; read with "Who is Ilhan
+    # Ahmed?" beside it (her short answer is no statement to read), the reader finds what she urges.
+    first = qa.answer("Who is Ilhan Ahmed?", index_dir=seeds_index, settings=reader_settings)
+    a = qa.answer("What is she urging?", index_dir=seeds_index, history=[first], settings=reader_settings)
+    assert not a.abstained and any("delay any withdrawal" in c.text for c in a.citations), a.text
+
+
 @pytest.mark.xfail(strict=True, reason="not yet: 'stay' vs the article's 'keep'; the reader picks 2,000, read alone or with "
                                          "the question before it (issue 19)")
 def test_the_follow_up_on_troops_that_stay_gets_about_200(seeds_index, reader_settings):
