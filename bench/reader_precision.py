@@ -28,28 +28,6 @@ from qa.weights import train_reader as tr  # noqa: E402
 VARIANTS = ("fp32", "int8", "int8-heads-fp32", "int8-tensor")
 
 
-def export_fp32(checkpoint: Path, recipe: str, out: Path) -> None:
-    import torch
-
-    model = tr.model_class(recipe).from_pretrained(checkpoint).eval()
-    names = ["start_logits", "end_logits"] + (["sentence_logits"] if tr.RECIPES[recipe]["sentence_head"] else [])
-
-    class Outputs(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            o = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-            return tuple(o[n] for n in names)
-
-    dummy = {k: torch.ones(1, 16, dtype=torch.long) for k in ("input_ids", "attention_mask", "token_type_ids")}
-    axes = {0: "batch", 1: "tokens"}
-    torch.onnx.export(Outputs(model).eval(), tuple(dummy.values()), str(out), input_names=list(dummy),
-                      output_names=names, dynamic_axes={**{k: axes for k in dummy}, **{n: axes for n in names}},
-                      opset_version=17, dynamo=False)
-
-
 def variant(fp32: Path, name: str, out: Path) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -80,7 +58,7 @@ def main(argv=None) -> None:
     print(f"checkpoint {args.checkpoint}, {len(held_out)} held-out questions, {args.threads} threads", flush=True)
     with tempfile.TemporaryDirectory(prefix="qa-precision-") as tmp:
         fp32 = Path(tmp) / "reader.fp32.onnx"
-        export_fp32(args.checkpoint, args.recipe, fp32)
+        tr.export_fp32(args.checkpoint, args.recipe, fp32)
         for name in args.variants:
             path = variant(fp32, name, Path(tmp) / f"reader.{name}.onnx")
             reader = OnnxReader(path, threads=args.threads, verify=False, max_length=recipe["max_length"],

@@ -823,12 +823,14 @@ def evaluate(reader, held_out: list[dict]) -> dict:
     return out
 
 
-def export(final: Path, args, weights: Path = WEIGHTS, card_path: Path = CARD) -> None:
+def export_fp32(final: Path, recipe_name: str, out: Path) -> None:
+    """The checkpoint ``final`` as an fp32 ONNX graph at ``out``: ids, mask and types in; span logits (and the
+    sentence head's) out, batch and length dynamic. :func:`export` quantises it; bench/reader_precision.py
+    compares it with its quantisations."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    recipe = RECIPES[args.recipe]
-    model = model_class(args.recipe).from_pretrained(final).eval()
+    recipe = RECIPES[recipe_name]
+    model = model_class(recipe_name).from_pretrained(final).eval()
     names = ["start_logits", "end_logits"] + (["sentence_logits"] if recipe["sentence_head"] else [])
 
     class Outputs(torch.nn.Module):  # a tuple in a fixed order, whatever the model returns
@@ -840,13 +842,20 @@ def export(final: Path, args, weights: Path = WEIGHTS, card_path: Path = CARD) -
             out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
             return tuple(out[n] for n in names)
 
-    fp32 = weights.with_name("reader.fp32.onnx")
     dummy = {k: torch.ones(1, 16, dtype=torch.long) for k in ("input_ids", "attention_mask", "token_type_ids")}
     axes = {0: "batch", 1: "tokens"}
     torch.onnx.export(Outputs(model).eval(), (dummy["input_ids"], dummy["attention_mask"], dummy["token_type_ids"]),
-                      str(fp32), input_names=list(dummy), output_names=names,
+                      str(out), input_names=list(dummy), output_names=names,
                       dynamic_axes={**{k: axes for k in dummy}, **{n: axes for n in names}},
                       opset_version=17, dynamo=False)
+
+
+def export(final: Path, args, weights: Path = WEIGHTS, card_path: Path = CARD) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    recipe = RECIPES[args.recipe]
+    fp32 = weights.with_name("reader.fp32.onnx")
+    export_fp32(final, args.recipe, fp32)
     quantize_dynamic(str(fp32), str(weights), weight_type=QuantType.QInt8, per_channel=True)
     fp32.unlink()
     from qa.reading import OnnxReader
