@@ -57,7 +57,7 @@ def main(argv=None) -> None:
                         mock.patch.object(answering, "FOLLOWING_SENTENCES", 2 if follow else 0), \
                         mock.patch.object(answering, "QUOTES_BY", by):
                     a = answering.compose(q, searched, reader_q, passages, readings, loaded, 0.0, st.max_quotes,
-                                          st.min_confidence, page=page)
+                                          st.min_confidence, page=page, embedder=emb)
                 results[bonus, follow, by].append((not a.abstained, not a.abstained and cites_gold(a.citations, t)))
             if i % 50 == 0:
                 print(f"  {i}/{len(tune)} turns, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)

@@ -73,7 +73,9 @@ def main(argv=None) -> None:
                 forced[name] += hit
                 quotes = descriptive(reader_q)
                 short = "" if quotes else ev[0].text[ev[0].answer_start - ev[0].start:ev[0].answer_end - ev[0].start]
-                if confidence_of(signals(ev[0], ev, passages, readings, quotes, reader_q, True, short)) >= s.min_confidence:
+                sig = signals(ev[0], ev, passages, readings, quotes, reader_q, True, short)
+                sig["similarity"] = 0.0  # a follow-up's, as qa.answering.similarity gives it
+                if confidence_of(sig) >= s.min_confidence:
                     answered[name] += 1
                     cited[name] += hit
             if i % 50 == 0:

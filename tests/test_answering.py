@@ -292,8 +292,13 @@ def test_confidence_is_the_shipped_models_probability(monkeypatch, caplog):
     sig = dict.fromkeys(answering.SIGNALS, 0.0)
     model = answering.calibrator()
     assert model is not None and set(model["features"]) <= set(answering.SIGNALS) and "relevance" in model["features"]
-    low, high = answering.confidence_of({**sig, "relevance": -8.0}), answering.confidence_of({**sig, "relevance": 8.0})
+    typical = {**sig, **dict(zip(model["features"], model["mean"]))}  # every other signal at its fitted mean
+    low, high = (answering.confidence_of({**typical, "relevance": -8.0}),
+                 answering.confidence_of({**typical, "relevance": 8.0}))
     assert 0.01 <= low < 0.5 < high <= 0.99, "a larger margin over 'no answer' is likelier right"
+    if "similarity" in model["features"]:
+        assert (answering.confidence_of({**typical, "similarity": 0.2})
+                < answering.confidence_of({**typical, "similarity": 0.8})), "an answer closer to the question"
     z = model["intercept"] + sum(w * (0.0 - m) / sc for m, sc, w in zip(model["mean"], model["scale"], model["coef"]))
     assert answering.confidence_of(sig) == pytest.approx(min(0.99, max(0.01, 1 / (1 + 2.718281828459045 ** -z))))
     monkeypatch.setattr(answering, "CONFIDENCE_FILE", answering.CONFIDENCE_FILE.with_name("missing.json"))
@@ -584,6 +589,8 @@ def test_a_question_that_stands_alone_can_get_its_own_answer_in_any_conversation
     from qa import answering
 
     monkeypatch.setattr(answering, "STANDALONE", "both")  # measured in bench/standalone.py; "never" is shipped
+    # Its own answer whenever it has one: the hashing embedder's similarity is no measure of which is likelier right.
+    monkeypatch.setattr(answering, "STANDALONE_MARGIN", -1.0)
     alone = qa.answer(Q, index_dir=built, settings=s)
     other = ["Why does Turkey oppose the YPG?", "What did Trump tell Ilhan Ahmed?"]
     for history in (other, [(q, "Something else entirely.") for q in other],
@@ -636,7 +643,8 @@ def test_the_sentence_heads_logit_is_a_signal_and_zero_without_a_head():
     for head, expected in ((3.5, 3.5), (40.0, 15.0), (None, 0.0)):
         top = Evidence(0, "a.txt", "A", 0, 19, p.text, 4.0, 0, 5, head=head)
         sig = signals(top, [top], [p], [r], quotes=True, question="Where is Paris?", follow_up=False)
-        assert sig["head"] == expected and set(sig) == set(SIGNALS)
+        # All but the embedder's similarity, which compose adds when its model weighs it (test below).
+        assert sig["head"] == expected and set(SIGNALS) - set(sig) == {"similarity"}
 
 
 def _confidence_file(path, intercept, reader_sha256="0" * 64):
@@ -651,6 +659,31 @@ def test_settings_name_the_confidence_model_the_answer_uses(built, s, tmp_path):
     a = qa.answer(Q, index_dir=built, settings=sure)
     assert not a.abstained and a.confidence == 0.99
     assert qa.answer(Q, index_dir=built, settings=unsure).abstained
+
+
+def test_the_embedders_similarity_of_question_and_answer_weighs_in_the_confidence(built, s, tmp_path):
+    import math
+
+    from qa import answering
+    from tests.fakes import HashEmbedder
+
+    file = tmp_path / "sim.json"
+    model = {"features": ["similarity"], "mean": [0.0], "scale": [1.0], "coef": [4.0], "intercept": -2.0}
+    file.write_text(json.dumps({"model": model}), encoding="utf-8")
+    by_sim = dataclasses.replace(s, confidence=str(file))
+    a = qa.answer(Q, index_dir=built, settings=by_sim)
+    q, text = HashEmbedder().encode([Q, a.citations[0].text])
+    cos = float(q @ text)
+    assert 0.1 < cos < 0.9 and a.confidence == pytest.approx(1 / (1 + math.exp(2.0 - 4.0 * cos)))
+    # Searched with its conversation, a question's similarity is 0: what was searched is no longer the question.
+    later = qa.answer("and how many would stay?", index_dir=built, history=[a], settings=by_sim)
+    assert later.searched_for != later.question and later.confidence == pytest.approx(1 / (1 + math.exp(2.0)))
+    q, searched, reader_q, read_as, loaded, emb, reader, st, _ = answering._prepare(Q, built, None, by_sim)
+    passages, readings = answering.read_evidence(searched, read_as, loaded, emb, reader, st)
+    with pytest.raises(ValueError, match="pass the embedder"):
+        answering.compose(q, searched, reader_q, passages, readings, loaded, 0.0, model=model)
+    again = answering.compose(q, searched, reader_q, passages, readings, loaded, 0.0, model=model, embedder=emb)
+    assert again.confidence == pytest.approx(a.confidence)
 
 
 def test_a_confidence_model_fitted_for_another_reader_is_named_in_the_log(tmp_path, caplog):
