@@ -4,6 +4,7 @@ normalisation is for), each with the rank penalty a lower-ranked passage pays, s
 
     QA_READER=PATH.onnx python bench/scoring_choice.py [--penalty 0 0.5 1] [--head-weight 0 0.5 1]
                                                        [--extra-quote 0 1 3] [--longest-short 10 15 20]
+                                                       [--similarity-weight 0 5 10] [--similarity-top 3 5 10]
                                                        [--scoring window shared]
 
 ``--extra-quote``: how far below the best sentence another may still be quoted; the "quotes" column is the
@@ -11,6 +12,8 @@ mean number of sentences a quoted answer cites, "prec." the share of a quoted an
 answer (SelQA: half an answer sentence; d2d, doc2dial: part of the grounding span).
 ``--head-weight``: how much the reader's sentence head adds to a sentence's span margin when the evidence is ranked
 (thresholds.json's ``head_weight``), so that the head and the spans choose the answer's sentence together.
+``--similarity-weight`` / ``--similarity-top``: how much the embedder's cosine of question and sentence adds, among
+the best sentences (``answering.closest_first``).
 
 Replays ``answering.draft`` on the held-out readings ``python -m qa.weights.fit_confidence`` cached for that reader
 (SQuAD tuning articles held out from reader training, SelQA dev, doc2dial tuning turns; run it first), under each
@@ -52,6 +55,11 @@ def main(argv=None) -> None:
     ap.add_argument("--longest-short", type=int, nargs="+", default=None,
                     help="most words a short answer may have before its sentences are quoted instead (default: "
                          "thresholds.json's longest_short_answer)")
+    ap.add_argument("--similarity-weight", type=float, nargs="+", default=None,
+                    help="weights of the embedder's question-sentence cosine among the best sentences (default: "
+                         "thresholds.json's similarity_weight)")
+    ap.add_argument("--similarity-top", type=int, nargs="+", default=None,
+                    help="how many of the best sentences it ranks again (default: thresholds.json's)")
     ap.add_argument("--scoring", nargs="+", default=["window", "shared"], choices=["window", "shared"])
     ap.add_argument("--data", type=Path, default=fc.DATA)
     args = ap.parse_args(argv)
@@ -65,6 +73,8 @@ def main(argv=None) -> None:
     weights = args.head_weight if args.head_weight is not None else [limits["head_weight"]]
     extras = args.extra_quote if args.extra_quote is not None else [limits["extra_quote"]]
     longest = args.longest_short if args.longest_short is not None else [limits["longest_short_answer"]]
+    sim_w = args.similarity_weight if args.similarity_weight is not None else [limits["similarity_weight"]]
+    sim_k = args.similarity_top if args.similarity_top is not None else [limits["similarity_top"]]
     draft = answering.draft
     quoted: list[int] = []
 
@@ -95,11 +105,13 @@ def main(argv=None) -> None:
     doc2dial_precise: list[float] = []
 
     print(f"reader {reader_path(s)} ({reader_card['sha256'][:12]}), readings {cache}")
-    print(f"{'scoring':<8} {'penalty':>7} {'head w.':>7} {'extra':>5} {'short':>5} {'quotes':>6} {'SQuAD right':>11} {'SelQA':>6} {'doc2dial':>8} "
+    print(f"{'scoring':<8} {'penalty':>7} {'head w.':>7} {'extra':>5} {'short':>5} {'sim w.':>6} {'top':>3} {'quotes':>6} {'SQuAD right':>11} {'SelQA':>6} {'doc2dial':>8} "
           f"{'refused unans.':>14} {'false ref.':>10} {'ECE ans.':>8} {'prec. SelQA':>11} {'d2d':>5} {'s':>4}")
-    for scoring, pen, hw, extra, most in itertools.product(args.scoring, penalties, weights, extras, longest):
+    for scoring, pen, hw, extra, most, sw, sk in itertools.product(args.scoring, penalties, weights, extras, longest,
+                                                                   sim_w, sim_k):
         t0 = time.time()
-        knobs = {**limits, "rank_penalty": pen, "head_weight": hw, "extra_quote": extra, "longest_short_answer": most}
+        knobs = {**limits, "rank_penalty": pen, "head_weight": hw, "extra_quote": extra, "longest_short_answer": most,
+                 "similarity_weight": sw, "similarity_top": sk}
         quoted.clear(), precise.clear(), doc2dial_precise.clear()
         with mock.patch.object(answering, "SCORING", scoring), \
                 mock.patch.object(answering, "thresholds", lambda k=knobs: k), \
@@ -109,12 +121,13 @@ def main(argv=None) -> None:
             rows = fc.examples(args.data, cache, s, 0, 0, 400, 13, reader_card)
         right = {src: statistics.mean(r["right"] for r in rows if r["source"] == src and r["answerable"])
                  for src in ("squad", "selqa", "doc2dial")}
-        folds, scored = fc.cross_validate(rows, fc.FEATURES, 5, 13, 0.10)
+        folds, scored = fc.cross_validate(rows, fc.FEATURES, 5, 13, 0.10, fc.C)
         refused = statistics.mean(f["squad"]["refused_unanswerable"] for f in folds)
         false_ref = statistics.mean(f["all"]["false_refusals"] for f in folds)
         floor = statistics.mean(f["min_confidence"] for f in folds)
         ece = fc.figures(scored, floor)["all"]["calibration_answered"]["ece"]
-        print(f"{scoring:<8} {pen:>7.1f} {hw:>7.2f} {extra:>5.1f} {most:>5} {statistics.mean(quoted or [0]):>6.2f} "
+        print(f"{scoring:<8} {pen:>7.1f} {hw:>7.2f} {extra:>5.1f} {most:>5} {sw:>6.1f} {sk:>3} "
+              f"{statistics.mean(quoted or [0]):>6.2f} "
               f"{right['squad']:>11.3f} {right['selqa']:>6.3f} "
               f"{right['doc2dial']:>8.3f} {refused:>14.3f} {false_ref:>10.3f} {ece:>8.3f} {statistics.mean(precise or [0]):>11.3f} "
               f"{statistics.mean(doc2dial_precise or [0]):>5.3f} {time.time() - t0:>4.0f}", flush=True)

@@ -27,7 +27,7 @@ import math
 import re
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -129,10 +129,13 @@ class Evidence:
 #   rank_penalty: margin units a sentence of the next passage down must out-score one above it by;
 #   page_bonus: margin units a follow-up's evidence gains from being in the article of the last answer;
 #   longest_short_answer: a span of more words is no short answer, and its sentences are quoted instead;
-#   head_weight: how much the reader's sentence head (a logit) adds to a sentence's span margin when ranking.
+#   head_weight: how much the reader's sentence head (a logit) adds to a sentence's span margin when ranking;
+#   similarity_weight: margin units the embedder's cosine of question and sentence adds, among the best
+#   similarity_top sentences (0: the reader's ranking alone).
 THRESHOLDS_FILE = Path(__file__).resolve().parent / "weights" / "thresholds.json"
 DEFAULT_THRESHOLDS = {"extra_quote": 3.0, "rank_penalty": 1.0, "page_bonus": 2.0,
-                      "longest_short_answer": 15, "head_weight": 0.0}
+                      "longest_short_answer": 15, "head_weight": 0.0, "similarity_weight": 0.0,
+                      "similarity_top": 5}
 
 
 @functools.cache
@@ -584,13 +587,34 @@ def ranked_evidence(passages: Sequence[Passage], readings: Sequence[Reading], lo
     """The evidence an answer chooses from, its choice first: evidence from a lower-ranked passage must
     out-score a higher one's by ``rank_penalty`` (thresholds.json) margin units per rank, and evidence from
     another article than ``page`` (the one a conversation's last answer came from) by ``page_bonus``."""
+    key = _rank_key(rank_penalty, page)
+    return sorted(evidence_from(passages, readings, loaded), key=lambda e: -key(e))
+
+
+def _rank_key(rank_penalty: float | None, page: str | None) -> Callable[[Evidence], float]:
     limits = thresholds()
     pen = limits["rank_penalty"] if rank_penalty is None else rank_penalty
     bonus = limits["page_bonus"] if page is not None else 0.0
     hw = limits["head_weight"]
-    return sorted(evidence_from(passages, readings, loaded),
-                  key=lambda e: -(e.relevance + hw * (e.head or 0.0) - pen * e.passage
-                                  + (bonus if e.source == page else 0.0)))
+    return lambda e: e.relevance + hw * (e.head or 0.0) - pen * e.passage + (bonus if e.source == page else 0.0)
+
+
+def closest_first(evidence: list[Evidence], query: str, embedder: Embedder, rank_penalty: float | None = None,
+                  page: str | None = None) -> list[Evidence]:
+    """``evidence`` (ranked) with its best ``similarity_top`` sentences ranked again, each gaining
+    ``similarity_weight`` times the embedder's cosine of ``query`` and the sentence: a second opinion, from a
+    model trained on other data, where the reader's margins are close. Held out (thresholds.json), weight 20 among
+    the best 5 raised the answers right at any confidence on SQuAD from 0.820 to 0.833, SelQA 0.820 to 0.848,
+    doc2dial 0.458 to 0.485, for one embedding of 6 short texts per answer."""
+    limits = thresholds()
+    w, k = limits["similarity_weight"], int(limits["similarity_top"])
+    if not w or len(evidence) < 2 or k < 2:
+        return evidence
+    top = evidence[:k]
+    v = embedder.encode([query, *(e.text for e in top)])
+    key = _rank_key(rank_penalty, page)
+    score = {id(e): key(e) + w * float(v[0] @ s) for e, s in zip(top, v[1:])}
+    return sorted(top, key=lambda e: -score[id(e)]) + evidence[k:]
 
 
 def conversation_page(history: Any, loaded: LoadedIndex, embedder: Embedder, settings: Settings) -> str | None:
@@ -660,12 +684,16 @@ def with_what_follows(e: Evidence, loaded: LoadedIndex | None) -> Evidence:
 
 def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], readings: Sequence[Reading],
           loaded: LoadedIndex | None, t0: float, most_quotes: int = 3, rank_penalty: float | None = None,
-          page: str | None = None) -> tuple[Answer, dict[str, float] | None]:
+          page: str | None = None, embedder: Embedder | None = None) -> tuple[Answer, dict[str, float] | None]:
     """The answer the readings support at any confidence (a short span or quoted sentences), and the
     :func:`signals` its confidence comes from; ``(abstention, None)`` when there is nothing to answer with.
-    ``page``: the article the conversation's last answer came from (:func:`conversation_page`)."""
+    ``page``: the article the conversation's last answer came from (:func:`conversation_page`). With
+    ``embedder``, the best sentences are ranked again with its similarity (:func:`closest_first`); the
+    question asked alone is compared, or for a follow-up the question as the reader reads it."""
     limits = thresholds()
     evidence = ranked_evidence(passages, readings, loaded, rank_penalty, page)
+    if embedder is not None:
+        evidence = closest_first(evidence, searched if searched == q else reader_q, embedder, rank_penalty, page)
     version = loaded.generation if loaded is not None else ""
     nothing = _abstain(q, searched, passages, 0.0, t0, version), None
     if not evidence:
@@ -703,7 +731,7 @@ def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], r
     """:func:`draft`'s answer with its confidence under ``model`` (default: the shipped one), the probability that
     it is right; below ``min_confidence`` (``Settings.min_confidence``) the answer says the articles don't say.
     That is the one refusal rule. ``embedder`` gives the :func:`similarity` signal, for a model that weighs it."""
-    a, sig = draft(q, searched, reader_q, passages, readings, loaded, t0, most_quotes, rank_penalty, page)
+    a, sig = draft(q, searched, reader_q, passages, readings, loaded, t0, most_quotes, rank_penalty, page, embedder)
     if sig is None:
         return a
     if "similarity" in ((model if model is not None else calibrator()) or {}).get("features", ()):

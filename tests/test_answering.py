@@ -708,3 +708,24 @@ def test_a_confidence_model_fitted_under_other_reading_settings_is_named_in_the_
     assert answering.calibrator(path, None, answering.reading_settings(other)) is not None
     assert "rerank 20 (fitted at 10)" in caplog.text and "rerank_weight 2.0 (fitted at 1.0)" in caplog.text
     assert "reader_batch" not in caplog.text and "QA_CONFIDENCE" in caplog.text
+
+
+def test_the_embedders_similarity_reranks_only_the_best_sentences_and_only_when_weighed(monkeypatch):
+    from qa import answering
+    from qa.answering import Evidence, closest_first
+    from tests.fakes import HashEmbedder
+
+    def ev(i, text, relevance):
+        return Evidence(0, "a.txt", "A", i * 100, i * 100 + len(text), text, relevance, i * 100, i * 100 + 4)
+
+    ranked = [ev(0, "Paris hosts a large museum.", 5.0), ev(1, "The Eiffel Tower stands in Paris, France.", 4.5),
+              ev(2, "Where the Eiffel Tower stands is Paris.", 3.5)]
+    q = "Where does the Eiffel Tower stand?"
+    emb = HashEmbedder()
+    limits = {**answering.thresholds(), "rank_penalty": 0.0, "page_bonus": 0.0, "head_weight": 0.0}
+    for weight, top, first in ((0.0, 5, 0), (10.0, 2, 1), (10.0, 3, 2)):
+        monkeypatch.setattr(answering, "thresholds", lambda w=weight, k=top: {**limits, "similarity_weight": w,
+                                                                              "similarity_top": k})
+        out = closest_first(ranked, q, emb)
+        assert out[0] is ranked[first] and sorted(map(id, out)) == sorted(map(id, ranked))
+        assert out[top:] == ranked[top:], "only the best similarity_top sentences are ranked again"

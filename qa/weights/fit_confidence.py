@@ -128,18 +128,18 @@ def replay(rows: list[dict], index_dir: Path, settings) -> list:
     from qa.index import ensure_index
 
     loaded = ensure_index(index_dir, settings)
+    embedder = get_embedder(settings)
     out = []
     for row in rows:
         passages, readings = _from_row(row)
         out.append(answering.draft(row["q"], row["searched"], row["reader_q"], passages, readings, loaded, 0.0,
-                                   settings.max_quotes, page=row["page"]))
+                                   settings.max_quotes, page=row["page"], embedder=embedder))
     todo = [(sig, row["searched"], a.citations[0].text) for row, (a, sig) in zip(rows, out)
             if sig is not None and a.citations and not sig["follow_up"]]
     for _, sig in out:
         if sig is not None:
             sig["similarity"] = 0.0
     if todo:
-        embedder = get_embedder(settings)
         for i in range(0, len(todo), 256):
             part = todo[i:i + 256]
             q = embedder.encode([t[1] for t in part])
