@@ -233,7 +233,7 @@ def similarity(embedder: Embedder, searched: str, a: Answer, follow_up: bool) ->
     trained on other data than the reader's. 0 for a question searched with its conversation, where what was
     searched is a conversation, not a question. On the held-out rows of fit_confidence, cross-validated by
     article, it raised the share of SQuAD's unanswerable questions refused at 10 % false refusals from 0.438 to
-    0.488 (docs/benchmarks.md, 2026-12-06)."""
+    0.485 (C 0.1; docs/benchmarks.md, 2026-12-06)."""
     if follow_up or not a.citations:
         return 0.0
     v = embedder.encode([searched, a.citations[0].text])

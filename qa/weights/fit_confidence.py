@@ -46,7 +46,7 @@ from .train_reader import DATA, TRAIN_TUNING_ARTICLES
 #: "no answer" score and the lead over the next sentence calibrated SQuAD and doc2dial best (ECE 0.020 and 0.046,
 #: against 0.027 and 0.082 with all eleven signals: the others fitted noise that did not carry across articles).
 #: The embedder's similarity of question and answer, with whether a conversation shaped the search, then raised
-#: the unanswerable SQuAD questions refused at 10 % false refusals from 0.438 to 0.488 (docs/benchmarks.md,
+#: the unanswerable SQuAD questions refused at 10 % false refusals from 0.438 to 0.485 at C 0.1 (docs/benchmarks.md,
 #: 2026-12-06).
 FEATURES = ("relevance", "quotes", "relevance_quotes", "null", "gap", "similarity", "follow_up")
 #: The logistic regression's C. With those signals, 0.1 calibrated a held-out SQuAD article better than 1 (median
