@@ -234,10 +234,19 @@ def similarity(embedder: Embedder, searched: str, a: Answer, follow_up: bool) ->
     searched is a conversation, not a question. On the held-out rows of fit_confidence, cross-validated by
     article, it raised the share of SQuAD's unanswerable questions refused at 10 % false refusals from 0.438 to
     0.485 (C 0.1; docs/benchmarks.md, 2026-12-06)."""
-    if follow_up or not a.citations:
-        return 0.0
-    v = embedder.encode([searched, a.citations[0].text])
-    return float(v[0] @ v[1])
+    return similarities(embedder, [(searched, a, follow_up)])[0]
+
+
+def similarities(embedder: Embedder, items: Sequence[tuple[str, Answer, bool]], batch: int = 256) -> list[float]:
+    """:func:`similarity` of each ``(searched, answer, follow_up)``, embedded ``batch`` pairs at a time."""
+    out = [0.0] * len(items)
+    todo = [i for i, (_, a, follow_up) in enumerate(items) if a.citations and not follow_up]
+    for k in range(0, len(todo), batch):
+        part = todo[k:k + batch]
+        v = embedder.encode([t for i in part for t in (items[i][0], items[i][1].citations[0].text)])
+        for j, i in enumerate(part):
+            out[i] = float(v[2 * j] @ v[2 * j + 1])
+    return out
 
 
 def confidence_of(sig: dict[str, float], model: dict[str, Any] | None = None) -> float:

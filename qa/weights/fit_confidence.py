@@ -134,18 +134,10 @@ def replay(rows: list[dict], index_dir: Path, settings) -> list:
         passages, readings = _from_row(row)
         out.append(answering.draft(row["q"], row["searched"], row["reader_q"], passages, readings, loaded, 0.0,
                                    settings.max_quotes, page=row["page"], embedder=embedder))
-    todo = [(sig, row["searched"], a.citations[0].text) for row, (a, sig) in zip(rows, out)
-            if sig is not None and a.citations and not sig["follow_up"]]
-    for _, sig in out:
-        if sig is not None:
-            sig["similarity"] = 0.0
-    if todo:
-        for i in range(0, len(todo), 256):
-            part = todo[i:i + 256]
-            q = embedder.encode([t[1] for t in part])
-            v = embedder.encode([t[2] for t in part])
-            for (sig, _, _), x, y in zip(part, q, v):
-                sig["similarity"] = float(x @ y)
+    scored = [(row, a, sig) for row, (a, sig) in zip(rows, out) if sig is not None]
+    sims = answering.similarities(embedder, [(row["searched"], a, bool(sig["follow_up"])) for row, a, sig in scored])
+    for (_, _, sig), x in zip(scored, sims):
+        sig["similarity"] = x
     return out
 
 
