@@ -556,6 +556,33 @@ def test_a_follow_up_prefers_evidence_from_the_last_answers_article():
     assert ranked_evidence(passages, readings, None, page="b.txt")[0].source == "a.txt"
 
 
+def test_the_similarity_reranking_leaves_the_page_bonus_out_so_a_conversation_does_not_change_the_order(
+        monkeypatch):
+    # The seeds' consistency check: a standalone question asked in a conversation gets the answer it gets alone.
+    # The page bonus may choose which sentences are among the best, but not their order once the embedder weighs in.
+    import numpy as np
+
+    from qa import answering
+    from qa.answering import closest_first, ranked_evidence
+    from qa.reading import Reading, Span
+    from qa.search import Passage
+
+    class Flat:  # every text the same vector: the similarity adds the same to each sentence
+        def encode(self, texts):
+            return np.ones((len(texts), 4), dtype=np.float32) / 2
+
+    text = "Troops will stay in the north."
+    passages = [Passage("a.txt", "A", 0, len(text), text, 1.0), Passage("b.txt", "B", 0, len(text), text, 0.9)]
+    readings = [Reading(0.0, (Span(0, 6, 5.0),)), Reading(0.0, (Span(0, 6, 5.0),))]
+    limits = {**answering.thresholds(), "rank_penalty": 1.0, "page_bonus": 2.0, "head_weight": 0.0,
+              "similarity_top": 5}
+    for weight, in_conversation in ((0.0, "b.txt"), (20.0, "a.txt")):
+        monkeypatch.setattr(answering, "thresholds", lambda w=weight: {**limits, "similarity_weight": w})
+        alone = closest_first(ranked_evidence(passages, readings, None), "q", Flat())
+        talked = closest_first(ranked_evidence(passages, readings, None, page="b.txt"), "q", Flat())
+        assert alone[0].source == "a.txt" and talked[0].source == in_conversation
+
+
 def test_earlier_questions_as_plain_strings_make_a_follow_up(built, s):
     a = qa.answer("and how many US troops?", index_dir=built, history=[Q], settings=s)
     assert a.searched_for == f"and how many US troops? ({Q})"
