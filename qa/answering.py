@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import chunking
 from .config import Settings
 from .embeddings import Embedder, get_embedder
@@ -744,6 +746,8 @@ def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], r
     """:func:`draft`'s answer with its confidence under ``model`` (default: the shipped one), the probability that
     it is right; below ``min_confidence`` (``Settings.min_confidence``) the answer says the articles don't say.
     That is the one refusal rule. ``embedder`` gives the :func:`similarity` signal, for a model that weighs it."""
+    if embedder is not None:
+        embedder = _Remembered(embedder)  # the re-ranking and the similarity share the question's vector
     a, sig = draft(q, searched, reader_q, passages, readings, loaded, t0, most_quotes, rank_penalty, page, embedder)
     if sig is None:
         return a
@@ -755,6 +759,19 @@ def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], r
     if p < min_confidence:
         return _abstain(q, searched, passages, p, t0, a.index_version)
     return replace(a, confidence=p, seconds=time.perf_counter() - t0)
+
+
+class _Remembered:
+    """An embedder that embeds each text once: the vectors one answer's re-ranking and similarity share."""
+
+    def __init__(self, embedder: Embedder):
+        self.embedder, self.vectors = embedder, {}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        todo = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if todo:
+            self.vectors.update(zip(todo, self.embedder.encode(todo)))
+        return np.stack([self.vectors[t] for t in texts])
 
 
 def _quotes(q: str, searched: str, evidence: Sequence[Evidence], quotes: Sequence[Evidence],

@@ -756,3 +756,22 @@ def test_the_embedders_similarity_reranks_only_the_best_sentences_and_only_when_
         out = closest_first(ranked, q, emb)
         assert out[0] is ranked[first] and sorted(map(id, out)) == sorted(map(id, ranked))
         assert out[top:] == ranked[top:], "only the best similarity_top sentences are ranked again"
+
+
+def test_one_answer_embeds_each_text_once():
+    from qa.answering import _Remembered
+    from tests.fakes import HashEmbedder
+
+    seen = []
+
+    class Counting(HashEmbedder):
+        def encode(self, texts):
+            seen.extend(texts)
+            return super().encode(texts)
+
+    e = _Remembered(Counting())
+    first = e.encode(["the question", "a sentence", "the question"])
+    again = e.encode(["a sentence", "the question", "another sentence"])
+    assert seen == ["the question", "a sentence", "another sentence"]
+    assert (first[0] == again[1]).all() and (first[1] == again[0]).all() and (first[0] == first[2]).all()
+    assert (again == HashEmbedder().encode(["a sentence", "the question", "another sentence"])).all()
