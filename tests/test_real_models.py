@@ -203,9 +203,13 @@ def test_an_overview_quotes_what_the_articles_say_about_its_topic(seeds_index, r
 
 
 def test_why_turkey_opposes_the_ypg_cites_the_pkk_sentence(seeds_index, reader_settings):
+    # The PKK sentence is quoted; whether first or second depends on the CPU: the int8 reader puts it first on the
+    # AVX-512 machines before, second (0.4 below "...assuring Ankara over Kurdish factions such as the YPG
+    # militia") on an AVX2-only AMD EPYC (docs/benchmarks.md, 2026-12-06). A quoted answer is right when a
+    # citation holds the answer (qa.evaluation), so that is what is asked here.
     a = qa.answer("Why does Turkey oppose the YPG?", index_dir=seeds_index, settings=reader_settings)
     assert not a.abstained and a.shape == "quotes"
-    assert "PKK" in a.citations[0].text
+    assert any("PKK" in c.text for c in a.citations), a.text
 
 
 def test_a_follow_up_leaning_on_the_conversation_is_read_with_the_question_before_it(seeds_index, reader_settings):
