@@ -616,7 +616,8 @@ def closest_first(evidence: list[Evidence], query: str, embedder: Embedder,
     ``similarity_weight`` times the embedder's cosine of ``query`` and the sentence: a second opinion, from a
     model trained on other data, where the reader's margins are close. Held out (thresholds.json), weight 20 among
     the best 5 raised the answers right at any confidence on SQuAD from 0.820 to 0.833, SelQA 0.820 to 0.848,
-    doc2dial 0.458 to 0.477, for one embedding of 6 short texts per answer.
+    doc2dial 0.458 to 0.477 (the readings of an AVX2-only CPU: 0.820 to 0.824, 0.828 to 0.851, 0.465 to 0.468),
+    for one embedding of 6 short texts per answer.
 
     The conversation's page bonus chose which sentences are among the best, but is left out of their new order:
     with it inside, a standalone question asked in a conversation got another answer than asked alone (the seeds'
