@@ -473,11 +473,12 @@ def stream(
     if searched != q:
         n = settings.answer_passages
         own = merge(loaded, rank_many(loaded, embedder, [q], n, settings)[0], n)
+    remembered = _Remembered(embedder)  # the early and the final answer embed the question once between them
     for passages, readings, final in read_stages(searched, read_as, loaded, embedder, reader, settings,
                                                  early=early and alone is None):
         a = compose(q, searched, reader_q, passages, readings, loaded, t0, settings.max_quotes, settings.min_confidence,
                     page=page, model=calibrator(settings.confidence, reader_sha256(settings),
-                                                 reading_settings(settings)) or {}, embedder=embedder)
+                                                 reading_settings(settings)) or {}, embedder=remembered)
         if own is not None:
             a = replace(a, history_used=not all(any(o.source == c.source and o.start < c.end and c.start < o.end
                                                     for o in own)
@@ -747,7 +748,7 @@ def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], r
     """:func:`draft`'s answer with its confidence under ``model`` (default: the shipped one), the probability that
     it is right; below ``min_confidence`` (``Settings.min_confidence``) the answer says the articles don't say.
     That is the one refusal rule. ``embedder`` gives the :func:`similarity` signal, for a model that weighs it."""
-    if embedder is not None:
+    if embedder is not None and not isinstance(embedder, _Remembered):
         embedder = _Remembered(embedder)  # the re-ranking and the similarity share the question's vector
     a, sig = draft(q, searched, reader_q, passages, readings, loaded, t0, most_quotes, rank_penalty, page, embedder)
     if sig is None:
@@ -763,7 +764,8 @@ def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], r
 
 
 class _Remembered:
-    """An embedder that embeds each text once: the vectors one answer's re-ranking and similarity share."""
+    """An embedder that embeds each text once: the vectors one answer's re-ranking and similarity share (and its
+    early and final versions, in :func:`stream`)."""
 
     def __init__(self, embedder: Embedder):
         self.embedder, self.vectors = embedder, {}
