@@ -4,16 +4,15 @@ normalisation is for), each with the rank penalty a lower-ranked passage pays, s
 
     QA_READER=PATH.onnx python bench/scoring_choice.py [--penalty 0 0.5 1] [--head-weight 0 0.5 1]
                                                        [--extra-quote 0 1 3] [--longest-short 10 15 20]
-                                                       [--similarity-weight 0 5 10] [--similarity-top 3 5 10]
-                                                       [--scoring window shared]
+                                                       [--ranker on off] [--scoring window shared]
 
 ``--extra-quote``: how far below the best sentence another may still be quoted; the "quotes" column is the
 mean number of sentences a quoted answer cites, "prec." the share of a quoted answer's citations that hold the
 answer (SelQA: half an answer sentence; d2d, doc2dial: part of the grounding span).
 ``--head-weight``: how much the reader's sentence head adds to a sentence's span margin when the evidence is ranked
 (thresholds.json's ``head_weight``), so that the head and the spans choose the answer's sentence together.
-``--similarity-weight`` / ``--similarity-top``: how much the embedder's cosine of question and sentence adds, among
-the best sentences (``answering.closest_first``).
+``--ranker``: the best sentences ranked again by the fitted sentence ranker (``answering.best_first``, on) or left
+in the reader's order (off).
 
 Replays ``answering.draft`` on the held-out readings ``python -m qa.weights.fit_confidence`` cached for that reader
 (SQuAD tuning articles held out from reader training, SelQA dev, doc2dial tuning turns; run it first), under each
@@ -55,11 +54,8 @@ def main(argv=None) -> None:
     ap.add_argument("--longest-short", type=int, nargs="+", default=None,
                     help="most words a short answer may have before its sentences are quoted instead (default: "
                          "thresholds.json's longest_short_answer)")
-    ap.add_argument("--similarity-weight", type=float, nargs="+", default=None,
-                    help="weights of the embedder's question-sentence cosine among the best sentences (default: "
-                         "thresholds.json's similarity_weight)")
-    ap.add_argument("--similarity-top", type=int, nargs="+", default=None,
-                    help="how many of the best sentences it ranks again (default: thresholds.json's)")
+    ap.add_argument("--ranker", nargs="+", default=["on"], choices=["on", "off"],
+                    help="the fitted sentence ranker on, or the reader's order of sentences (off)")
     ap.add_argument("--scoring", nargs="+", default=["window", "shared"], choices=["window", "shared"])
     ap.add_argument("--data", type=Path, default=fc.DATA)
     args = ap.parse_args(argv)
@@ -73,8 +69,6 @@ def main(argv=None) -> None:
     weights = args.head_weight if args.head_weight is not None else [limits["head_weight"]]
     extras = args.extra_quote if args.extra_quote is not None else [limits["extra_quote"]]
     longest = args.longest_short if args.longest_short is not None else [limits["longest_short_answer"]]
-    sim_w = args.similarity_weight if args.similarity_weight is not None else [limits["similarity_weight"]]
-    sim_k = args.similarity_top if args.similarity_top is not None else [limits["similarity_top"]]
     draft = answering.draft
     quoted: list[int] = []
 
@@ -105,17 +99,18 @@ def main(argv=None) -> None:
     doc2dial_precise: list[float] = []
 
     print(f"reader {reader_path(s)} ({reader_card['sha256'][:12]}), readings {cache}")
-    print(f"{'scoring':<8} {'penalty':>7} {'head w.':>7} {'extra':>5} {'short':>5} {'sim w.':>6} {'top':>3} {'quotes':>6} {'SQuAD right':>11} {'SelQA':>6} {'doc2dial':>8} "
+    print(f"{'scoring':<8} {'penalty':>7} {'head w.':>7} {'extra':>5} {'short':>5} {'ranker':>6} {'quotes':>6} {'SQuAD right':>11} {'SelQA':>6} {'doc2dial':>8} "
           f"{'refused unans.':>14} {'false ref.':>10} {'ECE ans.':>8} {'prec. SelQA':>11} {'d2d':>5} {'s':>4}")
-    for scoring, pen, hw, extra, most, sw, sk in itertools.product(args.scoring, penalties, weights, extras, longest,
-                                                                   sim_w, sim_k):
+    for scoring, pen, hw, extra, most, ranker in itertools.product(args.scoring, penalties, weights, extras, longest,
+                                                                   args.ranker):
         t0 = time.time()
-        knobs = {**limits, "rank_penalty": pen, "head_weight": hw, "extra_quote": extra, "longest_short_answer": most,
-                 "similarity_weight": sw, "similarity_top": sk}
+        knobs = {**limits, "rank_penalty": pen, "head_weight": hw, "extra_quote": extra, "longest_short_answer": most}
+        ranked = answering.sentence_ranker() if ranker == "on" else None
         quoted.clear(), precise.clear(), doc2dial_precise.clear()
         with mock.patch.object(answering, "SCORING", scoring), \
                 mock.patch.object(answering, "thresholds", lambda k=knobs: k), \
                 mock.patch.object(answering, "draft", counting), \
+                mock.patch.object(answering, "sentence_ranker", lambda *a, r=ranked: r), \
                 mock.patch.object(evaluation, "cites_gold", cites_gold), \
                 mock.patch.object(evaluation, "selqa_right", selqa_right):
             rows = fc.examples(args.data, cache, s, 0, 0, 400, 13, reader_card)
@@ -126,7 +121,7 @@ def main(argv=None) -> None:
         false_ref = statistics.mean(f["all"]["false_refusals"] for f in folds)
         floor = statistics.mean(f["min_confidence"] for f in folds)
         ece = fc.figures(scored, floor)["all"]["calibration_answered"]["ece"]
-        print(f"{scoring:<8} {pen:>7.1f} {hw:>7.2f} {extra:>5.1f} {most:>5} {sw:>6.1f} {sk:>3} "
+        print(f"{scoring:<8} {pen:>7.1f} {hw:>7.2f} {extra:>5.1f} {most:>5} {ranker:>6} "
               f"{statistics.mean(quoted or [0]):>6.2f} "
               f"{right['squad']:>11.3f} {right['selqa']:>6.3f} "
               f"{right['doc2dial']:>8.3f} {refused:>14.3f} {false_ref:>10.3f} {ece:>8.3f} {statistics.mean(precise or [0]):>11.3f} "

@@ -131,13 +131,11 @@ class Evidence:
 #   rank_penalty: margin units a sentence of the next passage down must out-score one above it by;
 #   page_bonus: margin units a follow-up's evidence gains from being in the article of the last answer;
 #   longest_short_answer: a span of more words is no short answer, and its sentences are quoted instead;
-#   head_weight: how much the reader's sentence head (a logit) adds to a sentence's span margin when ranking;
-#   similarity_weight: margin units the embedder's cosine of question and sentence adds, among the best
-#   similarity_top sentences (0: the reader's ranking alone).
+#   head_weight: how much the reader's sentence head (a logit) adds to a sentence's span margin when ranking.
+# Which of the best sentences comes first is then the fitted sentence ranker's choice (best_first).
 THRESHOLDS_FILE = Path(__file__).resolve().parent / "weights" / "thresholds.json"
 DEFAULT_THRESHOLDS = {"extra_quote": 3.0, "rank_penalty": 1.0, "page_bonus": 2.0,
-                      "longest_short_answer": 15, "head_weight": 0.0, "similarity_weight": 0.0,
-                      "similarity_top": 5}
+                      "longest_short_answer": 15, "head_weight": 0.0}
 
 
 @functools.cache
@@ -611,27 +609,68 @@ def _rank_key(rank_penalty: float | None, page: str | None) -> Callable[[Evidenc
     return lambda e: e.relevance + hw * (e.head or 0.0) - pen * e.passage + (bonus if e.source == page else 0.0)
 
 
-def closest_first(evidence: list[Evidence], query: str, embedder: Embedder,
-                  rank_penalty: float | None = None) -> list[Evidence]:
-    """``evidence`` (ranked) with its best ``similarity_top`` sentences ranked again, each gaining
-    ``similarity_weight`` times the embedder's cosine of ``query`` and the sentence: a second opinion, from a
-    model trained on other data, where the reader's margins are close. Held out (thresholds.json), weight 20 among
-    the best 5 raised the answers right at any confidence on SQuAD from 0.820 to 0.833, SelQA 0.820 to 0.848,
-    doc2dial 0.458 to 0.477 (the readings of an AVX2-only CPU: 0.820 to 0.824, 0.828 to 0.851, 0.465 to 0.468),
-    for one embedding of 6 short texts per answer.
+#: The sentence ranker's inputs, in order (:func:`sentence_features`).
+RANKER_FEATURES = ("relevance", "head", "passage", "cosine", "overlap", "asks", "log_words")
+SENTENCE_RANKER_FILE = Path(__file__).resolve().parent / "weights" / "sentence_ranker.json"
 
-    The conversation's page bonus chose which sentences are among the best, but is left out of their new order:
-    with it inside, a standalone question asked in a conversation got another answer than asked alone (the seeds'
-    consistency check), for 0.008 more doc2dial turns right (0.485)."""
-    limits = thresholds()
-    w, k = limits["similarity_weight"], int(limits["similarity_top"])
-    if not w or len(evidence) < 2 or k < 2:
+
+def asked_words(question: str, query: str) -> set[str]:
+    """The content words a sentence is checked for: the question's as typed, or the query's when it has none."""
+    return content_words(question) or content_words(query)
+
+
+def sentence_features(e: Evidence, cosine: float, asked: set[str]) -> list[float]:
+    """:data:`RANKER_FEATURES` of one evidence sentence: the reader's span margin and sentence head, its passage's
+    rank, the embedder's cosine of the query and the sentence, the share of ``asked`` it holds, whether it is a
+    question itself, and the log of its length in words."""
+    held = len(asked & content_words(e.text)) / len(asked) if asked else 0.0
+    return [e.relevance, e.head or 0.0, float(e.passage), cosine, held, float(e.text.rstrip().endswith("?")),
+            math.log(max(1, len(e.text.split())))]
+
+
+def ranker_score(model: dict[str, Any], features: Sequence[float]) -> float:
+    return sum(c * (x - m) / s for c, x, m, s in zip(model["coef"], features, model["mean"], model["scale"]))
+
+
+@functools.lru_cache(maxsize=4)
+def sentence_ranker(path: str = "") -> dict[str, Any] | None:
+    """The fitted ranker in ``path`` (default SENTENCE_RANKER_FILE): ``{"top", "model"}``; None when it is missing
+    or unreadable (the reader's order then stands, and the log says so)."""
+    file = Path(path) if path else SENTENCE_RANKER_FILE
+    try:
+        whole = json.loads(file.read_text(encoding="utf-8"))
+        m = whole["model"]
+        if tuple(m["features"]) != RANKER_FEATURES or not all(len(m[k]) == len(RANKER_FEATURES)
+                                                               for k in ("mean", "scale", "coef")):
+            raise ValueError(f"its features are not {RANKER_FEATURES}")
+        return {"top": int(whole["top"]), "model": m}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("The sentence ranker %s could not be read (%s); answers take the reader's order of sentences. "
+                    "Restore it (git checkout qa/weights/sentence_ranker.json) or refit it: "
+                    "python -m qa.weights.fit_sentence_ranker", file, e)
+        return None
+
+
+def best_first(evidence: list[Evidence], question: str, query: str, embedder: Embedder,
+               ranker: dict[str, Any] | None = None) -> list[Evidence]:
+    """``evidence`` (in the reader's order) with its best ``top`` sentences ranked again by the fitted sentence
+    ranker (qa/weights/sentence_ranker.json, made by qa/weights/fit_sentence_ranker.py): a linear score over the
+    reader's margin and sentence head, the passage's rank, the embedder's cosine of ``query`` and the sentence,
+    the share of ``question``'s content words it holds, whether it asks rather than says, and its length. Held out
+    (5-fold by article), the first sentence answered SQuAD 0.840 -> 0.852, SelQA 0.833 -> 0.856, doc2dial
+    0.338 -> 0.400 of the time, against the reader's order.
+
+    The conversation's page bonus chose which sentences are among the best, but is not a feature: a standalone
+    question asked in a conversation then gets the answer it gets alone (the seeds' consistency check)."""
+    ranker = ranker if ranker is not None else sentence_ranker()
+    if ranker is None or len(evidence) < 2:
         return evidence
-    top = evidence[:k]
+    top = evidence[:ranker["top"]]
     v = embedder.encode([query, *(e.text for e in top)])
-    key = _rank_key(rank_penalty, None)
-    score = {id(e): key(e) + w * float(v[0] @ s) for e, s in zip(top, v[1:])}
-    return sorted(top, key=lambda e: -score[id(e)]) + evidence[k:]
+    asked = asked_words(question, query)
+    score = {id(e): ranker_score(ranker["model"], sentence_features(e, float(v[0] @ s), asked))
+             for e, s in zip(top, v[1:])}
+    return sorted(top, key=lambda e: -score[id(e)]) + evidence[ranker["top"]:]
 
 
 def conversation_page(history: Any, loaded: LoadedIndex, embedder: Embedder, settings: Settings) -> str | None:
@@ -705,12 +744,12 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
     """The answer the readings support at any confidence (a short span or quoted sentences), and the
     :func:`signals` its confidence comes from; ``(abstention, None)`` when there is nothing to answer with.
     ``page``: the article the conversation's last answer came from (:func:`conversation_page`). With
-    ``embedder``, the best sentences are ranked again with its similarity (:func:`closest_first`); the
+    ``embedder``, the best sentences are ranked again by the sentence ranker (:func:`best_first`); the
     question asked alone is compared, or for a follow-up the question as the reader reads it."""
     limits = thresholds()
     evidence = ranked_evidence(passages, readings, loaded, rank_penalty, page)
     if embedder is not None:
-        evidence = closest_first(evidence, searched if searched == q else reader_q, embedder, rank_penalty)
+        evidence = best_first(evidence, q, searched if searched == q else reader_q, embedder)
     version = loaded.generation if loaded is not None else ""
     nothing = _abstain(q, searched, passages, 0.0, t0, version), None
     if not evidence:

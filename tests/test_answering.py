@@ -556,31 +556,35 @@ def test_a_follow_up_prefers_evidence_from_the_last_answers_article():
     assert ranked_evidence(passages, readings, None, page="b.txt")[0].source == "a.txt"
 
 
-def test_the_similarity_reranking_leaves_the_page_bonus_out_so_a_conversation_does_not_change_the_order(
-        monkeypatch):
-    # The seeds' consistency check: a standalone question asked in a conversation gets the answer it gets alone.
-    # The page bonus may choose which sentences are among the best, but not their order once the embedder weighs in.
-    import numpy as np
+def _ranker(**coef):
+    from qa.answering import RANKER_FEATURES
 
+    n = len(RANKER_FEATURES)
+    return {"top": coef.pop("top", 5), "model": {"features": list(RANKER_FEATURES), "mean": [0.0] * n,
+                                                  "scale": [1.0] * n,
+                                                  "coef": [coef.get(f, 0.0) for f in RANKER_FEATURES]}}
+
+
+def test_the_sentence_ranker_leaves_the_page_bonus_out_so_a_conversation_does_not_change_the_order(monkeypatch):
+    # The seeds' consistency check: a standalone question asked in a conversation gets the answer it gets alone.
+    # The page bonus may choose which sentences are among the best, but not their order once the ranker weighs in.
     from qa import answering
-    from qa.answering import closest_first, ranked_evidence
+    from qa.answering import best_first, ranked_evidence
     from qa.reading import Reading, Span
     from qa.search import Passage
-
-    class Flat:  # every text the same vector: the similarity adds the same to each sentence
-        def encode(self, texts):
-            return np.ones((len(texts), 4), dtype=np.float32) / 2
+    from tests.fakes import HashEmbedder
 
     text = "Troops will stay in the north."
     passages = [Passage("a.txt", "A", 0, len(text), text, 1.0), Passage("b.txt", "B", 0, len(text), text, 0.9)]
     readings = [Reading(0.0, (Span(0, 6, 5.0),)), Reading(0.0, (Span(0, 6, 5.0),))]
-    limits = {**answering.thresholds(), "rank_penalty": 1.0, "page_bonus": 2.0, "head_weight": 0.0,
-              "similarity_top": 5}
-    for weight, in_conversation in ((0.0, "b.txt"), (20.0, "a.txt")):
-        monkeypatch.setattr(answering, "thresholds", lambda w=weight: {**limits, "similarity_weight": w})
-        alone = closest_first(ranked_evidence(passages, readings, None), "q", Flat())
-        talked = closest_first(ranked_evidence(passages, readings, None, page="b.txt"), "q", Flat())
-        assert alone[0].source == "a.txt" and talked[0].source == in_conversation
+    monkeypatch.setattr(answering, "thresholds", lambda: {**answering.DEFAULT_THRESHOLDS, "rank_penalty": 1.0,
+                                                          "page_bonus": 2.0})
+    ranker = _ranker(relevance=1.0, passage=-1.0)
+    alone = ranked_evidence(passages, readings, None)
+    talked = ranked_evidence(passages, readings, None, page="b.txt")
+    assert talked[0].source == "b.txt", "the page bonus chose the other sentence first"
+    assert best_first(alone, "q", "q", HashEmbedder(), ranker)[0].source == "a.txt"
+    assert best_first(talked, "q", "q", HashEmbedder(), ranker)[0].source == "a.txt"
 
 
 def test_earlier_questions_as_plain_strings_make_a_follow_up(built, s):
@@ -737,25 +741,61 @@ def test_a_confidence_model_fitted_under_other_reading_settings_is_named_in_the_
     assert "reader_batch" not in caplog.text and "QA_CONFIDENCE" in caplog.text
 
 
-def test_the_embedders_similarity_reranks_only_the_best_sentences_and_only_when_weighed(monkeypatch):
-    from qa import answering
-    from qa.answering import Evidence, closest_first
+def test_the_sentence_ranker_reorders_only_the_best_sentences_by_its_fitted_weights():
+    from qa.answering import Evidence, best_first
     from tests.fakes import HashEmbedder
 
     def ev(i, text, relevance):
         return Evidence(0, "a.txt", "A", i * 100, i * 100 + len(text), text, relevance, i * 100, i * 100 + 4)
 
     ranked = [ev(0, "Paris hosts a large museum.", 5.0), ev(1, "The Eiffel Tower stands in Paris, France.", 4.5),
-              ev(2, "Where the Eiffel Tower stands is Paris.", 3.5)]
+              ev(2, "Where does the Eiffel Tower stand?", 3.5), ev(3, "The Eiffel Tower stands on the Seine.", 1.0)]
     q = "Where does the Eiffel Tower stand?"
     emb = HashEmbedder()
-    limits = {**answering.thresholds(), "rank_penalty": 0.0, "page_bonus": 0.0, "head_weight": 0.0}
-    for weight, top, first in ((0.0, 5, 0), (10.0, 2, 1), (10.0, 3, 2)):
-        monkeypatch.setattr(answering, "thresholds", lambda w=weight, k=top: {**limits, "similarity_weight": w,
-                                                                              "similarity_top": k})
-        out = closest_first(ranked, q, emb)
-        assert out[0] is ranked[first] and sorted(map(id, out)) == sorted(map(id, ranked))
-        assert out[top:] == ranked[top:], "only the best similarity_top sentences are ranked again"
+    assert best_first(ranked, q, q, emb, _ranker(relevance=1.0)) == ranked  # the reader's margin alone: as read
+    # The words of the question weigh most: the sentence holding them all, but one that asks, not says, is held back.
+    out = best_first(ranked, q, q, emb, _ranker(overlap=10.0, asks=-20.0, top=3))
+    assert out[0] is ranked[1] and out[3] is ranked[3], "only the best `top` sentences are ranked again"
+    assert sorted(map(id, out)) == sorted(map(id, ranked))
+    assert best_first(ranked, q, q, emb, _ranker(overlap=10.0, top=3))[0] is ranked[2]
+
+
+def test_the_shipped_sentence_ranker_loads_with_its_provenance_and_a_missing_one_keeps_the_readers_order(
+        tmp_path, caplog):
+    import json
+
+    from qa.answering import RANKER_FEATURES, SENTENCE_RANKER_FILE, sentence_ranker
+
+    shipped = json.loads(SENTENCE_RANKER_FILE.read_text(encoding="utf-8"))
+    assert tuple(shipped["model"]["features"]) == RANKER_FEATURES and shipped["made_by"].startswith("python -m")
+    figures = shipped["figures"]
+    ranker, reader = (figures[k] for k in ("first_sentence_answers_ranker_out_of_fold",
+                                            "first_sentence_answers_reader_order"))
+    assert all(ranker[s] >= reader[s] for s in reader), "shipped only where it measured better held out"
+    assert sentence_ranker()["top"] == shipped["top"]
+    bad = tmp_path / "ranker.json"
+    bad.write_text(json.dumps({**shipped, "model": {**shipped["model"], "features": ["relevance"]}}))
+    assert sentence_ranker(str(bad)) is None and "fit_sentence_ranker" in caplog.text
+    assert sentence_ranker(str(tmp_path / "missing.json")) is None
+
+
+def test_the_sentence_ranker_fit_learns_which_signal_marks_the_answering_sentence():
+    import random
+
+    from qa.weights.fit_sentence_ranker import first_right, fit
+
+    rng = random.Random(3)
+    rows = []
+    for i in range(120):  # the reader's margin is noise; the cosine (feature 3) marks the sentence that answers
+        right = rng.randrange(4)
+        feats = [[rng.gauss(0, 1), 0.0, float(j), rng.gauss(0, 0.3) + (1.5 if j == right else 0.0), 0.0, 0.0, 2.0]
+                 for j in range(4)]
+        rows.append({"source": ("squad", "selqa", "doc2dial")[i % 3], "group": f"g{i % 10}", "features": feats,
+                     "labels": [j == right for j in range(4)]})
+    model = fit(rows, 0.01)
+    assert model["coef"][3] > 1.0 > abs(model["coef"][0])
+    before, after = first_right(rows, None), first_right(rows, model)
+    assert all(after[s] >= 0.8 > 0.4 > before[s] for s in before)
 
 
 def test_one_answer_embeds_each_text_once():
