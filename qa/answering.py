@@ -657,8 +657,8 @@ def best_first(evidence: list[Evidence], question: str, query: str, embedder: Em
     ranker (qa/weights/sentence_ranker.json, made by qa/weights/fit_sentence_ranker.py): a linear score over the
     reader's margin and sentence head, the passage's rank, the embedder's cosine of ``query`` and the sentence,
     the share of ``question``'s content words it holds, whether it asks rather than says, and its length. Held out
-    (5-fold by article), the first sentence answered SQuAD 0.840 -> 0.852, SelQA 0.833 -> 0.856, doc2dial
-    0.338 -> 0.400 of the time, against the reader's order.
+    (5-fold by article), the first sentence answered SQuAD 0.855, SelQA 0.848, doc2dial 0.395 of the time, against
+    0.834 / 0.813 / 0.330 in the reader's order and 0.840 / 0.833 / 0.338 with the embedder's cosine added by hand.
 
     The conversation's page bonus chose which sentences are among the best, but is not a feature: a standalone
     question asked in a conversation then gets the answer it gets alone (the seeds' consistency check)."""
