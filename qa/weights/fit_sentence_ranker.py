@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -152,6 +151,8 @@ def first_right(rows: list[dict], model: dict | None) -> dict[str, float]:
 def cross_validate(rows: list[dict], folds: int, seed: int, l2: float) -> tuple[dict[str, float], list[dict]]:
     """The ranker's first-sentence figures out of fold (each row scored by a model fitted without its article's
     fold), and each fold's."""
+    from qa.answering import ranker_score
+
     from .fit_confidence import article_folds
 
     fold_of = article_folds(rows, folds, seed)
@@ -160,8 +161,6 @@ def cross_validate(rows: list[dict], folds: int, seed: int, l2: float) -> tuple[
         model = fit([r for r in rows if fold_of[r["group"]] != k], l2)
         test = [r for r in rows if fold_of[r["group"]] == k]
         per_fold.append({"fold": k, "reader": first_right(test, None), "ranker": first_right(test, model)})
-        from qa.answering import ranker_score
-
         for r in test:
             scores = [ranker_score(model, f) for f in r["features"]]
             best = max(range(len(scores)), key=lambda i: (scores[i], -i))
@@ -222,5 +221,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    random.seed(0)
     main()
