@@ -45,3 +45,10 @@ def test_dependency_audit():
                     f"(e.g. {deps[0]['skip_reason']!r})")
     vulnerable = {d["name"]: [v["id"] for v in d["vulns"]] for d in audited if d.get("vulns")}
     assert vulnerable == {}, vulnerable
+
+
+def test_every_fitted_file_the_answer_path_loads_ships_in_the_wheel():
+    # confidence.json once was missing here: a non-editable install then showed the uncalibrated margin.
+    shipped = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["qa.weights"])
+    fitted = {p.name for p in (ROOT / "qa" / "weights").iterdir() if p.suffix in (".json", ".onnx")}
+    assert fitted and fitted <= shipped, f"add to package-data: {sorted(fitted - shipped)}"
