@@ -176,8 +176,7 @@ def signals(top: Evidence, evidence: Sequence[Evidence], passages: Sequence[Pass
         for i, (p, r) in enumerate(zip(passages, readings)):
             if i != top.passage and r.best is not None and " ".join(p.text[r.best.start:r.best.end].lower().split()) == said:
                 agree += 1
-    asked = content_words(question)
-    held = len(asked & content_words(top.text)) / len(asked) if asked else 0.0
+    held = share_held(content_words(question), top.text)
     rel = clip(top.relevance)
     return {"relevance": rel, "quotes": float(quotes), "relevance_quotes": rel * quotes, "rank": float(top.passage),
             "search_score": float(passages[top.passage].score) if top.passage < len(passages) else 0.0,
@@ -619,12 +618,16 @@ def asked_words(question: str, query: str) -> set[str]:
     return content_words(question) or content_words(query)
 
 
+def share_held(asked: set[str], text: str) -> float:
+    """The share of the content words ``asked`` that ``text`` holds (0 when none are asked)."""
+    return len(asked & content_words(text)) / len(asked) if asked else 0.0
+
+
 def sentence_features(e: Evidence, cosine: float, asked: set[str]) -> list[float]:
     """:data:`RANKER_FEATURES` of one evidence sentence: the reader's span margin and sentence head, its passage's
     rank, the embedder's cosine of the query and the sentence, the share of ``asked`` it holds, whether it is a
     question itself, and the log of its length in words."""
-    held = len(asked & content_words(e.text)) / len(asked) if asked else 0.0
-    return [e.relevance, e.head or 0.0, float(e.passage), cosine, held, float(e.text.rstrip().endswith("?")),
+    return [e.relevance, e.head or 0.0, float(e.passage), cosine, share_held(asked, e.text), float(e.text.rstrip().endswith("?")),
             math.log(max(1, len(e.text.split())))]
 
 

@@ -129,11 +129,17 @@ def fit(rows: list[dict], l2: float) -> dict:
             "scale": [round(float(v), 6) for v in scale], "coef": [round(float(v), 6) for v in w]}
 
 
+def chosen(model: dict, features: list[list[float]]) -> int:
+    """The sentence ``model`` puts first: its best score, the earlier on a tie (as ``answering.best_first``'s sort)."""
+    from qa.answering import ranker_score
+
+    scores = [ranker_score(model, f) for f in features]
+    return max(range(len(scores)), key=lambda i: (scores[i], -i))
+
+
 def first_right(rows: list[dict], model: dict | None) -> dict[str, float]:
     """Per source, the share of questions whose first sentence answers: ranked by ``model``, or as the reader
     ranked them (None)."""
-    from qa.answering import ranker_score
-
     out = {}
     for s in SOURCES:
         mine = [r for r in rows if r["source"] == s]
@@ -142,8 +148,7 @@ def first_right(rows: list[dict], model: dict | None) -> dict[str, float]:
             if model is None:
                 hits.append(r["labels"][0])
             else:
-                scores = [ranker_score(model, f) for f in r["features"]]
-                hits.append(r["labels"][max(range(len(scores)), key=lambda i: (scores[i], -i))])
+                hits.append(r["labels"][chosen(model, r["features"])])
         out[s] = round(sum(hits) / max(1, len(hits)), 4)
     return out
 
@@ -151,8 +156,6 @@ def first_right(rows: list[dict], model: dict | None) -> dict[str, float]:
 def cross_validate(rows: list[dict], folds: int, seed: int, l2: float) -> tuple[dict[str, float], list[dict]]:
     """The ranker's first-sentence figures out of fold (each row scored by a model fitted without its article's
     fold), and each fold's."""
-    from qa.answering import ranker_score
-
     from .fit_confidence import article_folds
 
     fold_of = article_folds(rows, folds, seed)
@@ -162,9 +165,7 @@ def cross_validate(rows: list[dict], folds: int, seed: int, l2: float) -> tuple[
         test = [r for r in rows if fold_of[r["group"]] == k]
         per_fold.append({"fold": k, "reader": first_right(test, None), "ranker": first_right(test, model)})
         for r in test:
-            scores = [ranker_score(model, f) for f in r["features"]]
-            best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-            judged.append({**r, "labels": [r["labels"][best]]})
+            judged.append({**r, "labels": [r["labels"][chosen(model, r["features"])]]})
     return first_right(judged, None), per_fold
 
 
