@@ -3,7 +3,7 @@ today's) or all on one scale, against the first passage's ("shared", what a read
 normalisation is for), each with the rank penalty a lower-ranked passage pays, side by side on the same readings.
 
     QA_READER=PATH.onnx python bench/scoring_choice.py [--penalty 0 0.5 1] [--head-weight 0 0.5 1]
-                                                       [--extra-quote 0 1 3] [--longest-short 10 15 20]
+                                                       [--extra-quote 0 1 3] [--extra-ranked none 0.5 1] [--longest-short 10 15 20]
                                                        [--ranker on off] [--scoring window shared]
 
 ``--extra-quote``: how far below the best sentence another may still be quoted; the "quotes" column is the
@@ -51,6 +51,9 @@ def main(argv=None) -> None:
     ap.add_argument("--extra-quote", type=float, nargs="+", default=None,
                     help="how far below the best sentence another may be and still be quoted (default: "
                          "thresholds.json's)")
+    ap.add_argument("--extra-ranked", type=lambda x: None if x == "none" else float(x), nargs="+", default=None,
+                    help="how far below the first sentence on the sentence ranker's score another may be and still "
+                         "be quoted; none: extra-quote's margin rule instead (default: thresholds.json's)")
     ap.add_argument("--longest-short", type=int, nargs="+", default=None,
                     help="most words a short answer may have before its sentences are quoted instead (default: "
                          "thresholds.json's longest_short_answer)")
@@ -68,6 +71,7 @@ def main(argv=None) -> None:
     penalties = args.penalty if args.penalty is not None else [limits["rank_penalty"]]
     weights = args.head_weight if args.head_weight is not None else [limits["head_weight"]]
     extras = args.extra_quote if args.extra_quote is not None else [limits["extra_quote"]]
+    ranked_extras = args.extra_ranked if args.extra_ranked is not None else [limits.get("extra_ranked")]
     longest = args.longest_short if args.longest_short is not None else [limits["longest_short_answer"]]
     draft = answering.draft
     quoted: list[int] = []
@@ -99,12 +103,13 @@ def main(argv=None) -> None:
     doc2dial_precise: list[float] = []
 
     print(f"reader {reader_path(s)} ({reader_card['sha256'][:12]}), readings {cache}")
-    print(f"{'scoring':<8} {'penalty':>7} {'head w.':>7} {'extra':>5} {'short':>5} {'ranker':>6} {'quotes':>6} {'SQuAD right':>11} {'SelQA':>6} {'doc2dial':>8} "
+    print(f"{'scoring':<8} {'penalty':>7} {'head w.':>7} {'extra':>5} {'ex.rk':>5} {'short':>5} {'ranker':>6} {'quotes':>6} {'SQuAD right':>11} {'SelQA':>6} {'doc2dial':>8} "
           f"{'refused unans.':>14} {'false ref.':>10} {'ECE ans.':>8} {'prec. SelQA':>11} {'d2d':>5} {'s':>4}")
-    for scoring, pen, hw, extra, most, ranker in itertools.product(args.scoring, penalties, weights, extras, longest,
-                                                                   args.ranker):
+    for scoring, pen, hw, extra, ex_rk, most, ranker in itertools.product(args.scoring, penalties, weights, extras,
+                                                                          ranked_extras, longest, args.ranker):
         t0 = time.time()
-        knobs = {**limits, "rank_penalty": pen, "head_weight": hw, "extra_quote": extra, "longest_short_answer": most}
+        knobs = {**limits, "rank_penalty": pen, "head_weight": hw, "extra_quote": extra, "extra_ranked": ex_rk,
+                 "longest_short_answer": most}
         ranked = answering.sentence_ranker() if ranker == "on" else None
         quoted.clear(), precise.clear(), doc2dial_precise.clear()
         with mock.patch.object(answering, "SCORING", scoring), \
@@ -121,7 +126,8 @@ def main(argv=None) -> None:
         false_ref = statistics.mean(f["all"]["false_refusals"] for f in folds)
         floor = statistics.mean(f["min_confidence"] for f in folds)
         ece = fc.figures(scored, floor)["all"]["calibration_answered"]["ece"]
-        print(f"{scoring:<8} {pen:>7.1f} {hw:>7.2f} {extra:>5.1f} {most:>5} {ranker:>6} "
+        print(f"{scoring:<8} {pen:>7.1f} {hw:>7.2f} {extra:>5.1f} {'none' if ex_rk is None else f'{ex_rk:.2f}':>5} "
+              f"{most:>5} {ranker:>6} "
               f"{statistics.mean(quoted or [0]):>6.2f} "
               f"{right['squad']:>11.3f} {right['selqa']:>6.3f} "
               f"{right['doc2dial']:>8.3f} {refused:>14.3f} {false_ref:>10.3f} {ece:>8.3f} {statistics.mean(precise or [0]):>11.3f} "

@@ -123,18 +123,21 @@ class Evidence:
     answer_start: int  # that span, in article offsets
     answer_end: int
     head: float | None = None  # the reader's sentence head on this sentence (a logit), None without one
+    ranked: float | None = None  # the sentence ranker's score (a logit among its question's best), None outside them
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # How an answer picks its evidence (qa/weights/thresholds.json), each with its provenance in the file:
-#   extra_quote: how far below the best sentence another may be and still be quoted;
+#   extra_quote: how far below the best sentence another may be and still be quoted (span margins; only where the
+#     sentence ranker scored nothing);
+#   extra_ranked: the same, on the sentence ranker's score, once it has put a sentence first;
 #   rank_penalty: margin units a sentence of the next passage down must out-score one above it by;
 #   page_bonus: margin units a follow-up's evidence gains from being in the article of the last answer;
 #   longest_short_answer: a span of more words is no short answer, and its sentences are quoted instead;
 #   head_weight: how much the reader's sentence head (a logit) adds to a sentence's span margin when ranking.
 # Which of the best sentences comes first is then the fitted sentence ranker's choice (best_first).
 THRESHOLDS_FILE = Path(__file__).resolve().parent / "weights" / "thresholds.json"
-DEFAULT_THRESHOLDS = {"extra_quote": 3.0, "rank_penalty": 1.0, "page_bonus": 2.0,
+DEFAULT_THRESHOLDS = {"extra_quote": 3.0, "extra_ranked": 1.5, "rank_penalty": 1.0, "page_bonus": 2.0,
                       "longest_short_answer": 15, "head_weight": 0.0}
 
 
@@ -391,12 +394,14 @@ HEAD_RANK_PENALTY = 0.5
 
 
 def choose_quotes(evidence: Sequence[Evidence], floor: float, extra: float, most: int = 3,
-                  by_head: bool = False, head_weight: float = 0.0) -> list[Evidence]:
+                  by_head: bool = False, head_weight: float = 0.0,
+                  extra_ranked: float | None = None) -> list[Evidence]:
     """The best sentence, and up to ``most - 1`` more within ``extra`` of it, all above ``floor``, with no two
     sentences overlapping or saying nearly the same, none under SHORTEST_QUOTE words and no headline. Best by
     span relevance (plus ``head_weight`` times the sentence head, as :func:`ranked_evidence` ranks), or with
     ``by_head`` (and sentence-head scores on all of them) by the sentence head, ``extra``
-    then being HEAD_EXTRA_QUOTE."""
+    then being HEAD_EXTRA_QUOTE. With ``extra_ranked``, when the sentence ranker has scored the first
+    (:func:`best_first`), another is quoted only within ``extra_ranked`` of it on the ranker's score instead."""
     chosen: list[Evidence] = []
     evidence = [e for e in evidence if len(WORD.findall(e.text)) >= SHORTEST_QUOTE and not _headline(e)]
     by_head = by_head and bool(evidence) and all(e.head is not None for e in evidence)
@@ -408,8 +413,13 @@ def choose_quotes(evidence: Sequence[Evidence], floor: float, extra: float, most
     def score(e: Evidence) -> float:
         return e.head - HEAD_RANK_PENALTY * e.passage if by_head else e.relevance + head_weight * (e.head or 0.0)
 
+    def too_far(e: Evidence) -> bool:
+        if by_head or extra_ranked is None or chosen[0].ranked is None:
+            return score(e) < score(chosen[0]) - extra
+        return e.ranked is None or e.ranked < chosen[0].ranked - extra_ranked
+
     for e in evidence:
-        if (not by_head and e.relevance < floor) or (chosen and score(e) < score(chosen[0]) - extra):
+        if (not by_head and e.relevance < floor) or (chosen and too_far(e)):
             break
         if any(c.source == e.source and c.start < e.end and e.start < c.end for c in chosen):
             continue
@@ -673,7 +683,8 @@ def best_first(evidence: list[Evidence], question: str, query: str, embedder: Em
     asked = asked_words(question, query)
     score = {id(e): ranker_score(ranker["model"], sentence_features(e, float(v[0] @ s), asked))
              for e, s in zip(top, v[1:])}
-    return sorted(top, key=lambda e: -score[id(e)]) + evidence[ranker["top"]:]
+    best = sorted(top, key=lambda e: -score[id(e)])
+    return [replace(e, ranked=score[id(e)]) for e in best] + evidence[ranker["top"]:]
 
 
 def conversation_page(history: Any, loaded: LoadedIndex, embedder: Embedder, settings: Settings) -> str | None:
@@ -778,7 +789,7 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
                    time.perf_counter() - t0, index_version=version, shape="short", short=short)
         return a, signals(top, evidence, passages, readings, False, reader_q, follow_up, short)
     quotes = choose_quotes(evidence, -math.inf, limits["extra_quote"], most_quotes, by_head=QUOTES_BY == "head",
-                           head_weight=limits["head_weight"])
+                           head_weight=limits["head_weight"], extra_ranked=limits.get("extra_ranked"))
     a = _quotes(q, searched, evidence, quotes, passages, loaded, t0, version)
     return (a, signals(quotes[0], evidence, passages, readings, True, reader_q, follow_up)) if a else nothing
 

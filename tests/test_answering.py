@@ -123,10 +123,14 @@ def test_a_follow_up_streams_its_early_answer_read_as_the_final_one_is(built, s,
 WHY = "Why would European countries pitch in soldiers?"
 
 
-def test_a_why_question_gets_verbatim_sentences_each_with_its_own_citation(built, docs, s):
+def test_a_why_question_gets_verbatim_sentences_each_with_its_own_citation(built, docs, s, monkeypatch):
+    from qa import answering
+
+    # Every sentence within the quoting gap on the ranker's score: of those the fake finds, three at most are quoted.
+    monkeypatch.setattr(answering, "thresholds", lambda: {**answering.DEFAULT_THRESHOLDS, "extra_ranked": 1e9})
     a = qa.answer(WHY, index_dir=built, settings=s)
     assert not a.abstained and a.shape == "quotes" and a.short == ""
-    assert len(a.citations) == 3  # the fake finds three sentences within the quoting gap: all three, at most
+    assert len(a.citations) == 3
     assert a.citations[0].text.startswith("The idea is that European countries would pitch in")
     assert a.text == " ".join(f"{c.text} [{c.n}]" for c in a.citations)
     for c in a.citations:
@@ -174,6 +178,27 @@ def test_quotes_skip_overlaps_and_near_duplicates_and_stop_at_the_gap():
     assert choose_quotes([best, overlapping, duplicate, other, far], floor=0.0, extra=3.0) == [best, other]
     assert choose_quotes([best, other], floor=8.0, extra=3.0) == [best]
     assert choose_quotes([best, overlapping, duplicate, other, far], floor=0.0, extra=3.0, most=1) == [best]
+
+
+def test_quotes_after_the_ranked_first_stop_at_the_rankers_gap_not_the_span_margins():
+    from qa.answering import Evidence, choose_quotes
+
+    def ev(start, text, rel, ranked):
+        return Evidence(0, "a.txt", "A", start, start + len(text), text, rel, start, start + 3, None, ranked)
+
+    first = ev(0, "Turkey considers the YPG part of the PKK insurgency.", 2.0, 1.5)
+    close = ev(100, "Ankara has fought the PKK for more than 30 years.", 9.0, 1.0)
+    far = ev(200, "The SDF is led by the YPG militia in the north.", 8.0, -1.0)
+    unranked = ev(300, "Erdogan spoke to Trump about the border.", 9.5, None)
+    evidence = [first, close, far, unranked]
+    assert choose_quotes(evidence, floor=-99.0, extra=3.0, extra_ranked=1.0) == [first, close]
+    assert choose_quotes(evidence, floor=-99.0, extra=3.0, extra_ranked=5.0) == [first, close, far]
+    # A sentence the ranker did not score is never an extra quote under its rule.
+    assert choose_quotes([first, unranked], floor=-99.0, extra=3.0, extra_ranked=5.0) == [first]
+    # Without the ranker's rule, or without a ranked first sentence, the span margins decide, as before.
+    assert choose_quotes(evidence, floor=-99.0, extra=3.0) == [first, close, far]  # none is 3 below the first
+    plain = [ev(0, first.text, 9.0, None), ev(100, close.text, 7.0, None), ev(200, far.text, 5.0, None)]
+    assert choose_quotes(plain, floor=-99.0, extra=3.0, extra_ranked=0.1) == plain[:2]
 
 
 def test_quotes_by_the_sentence_head_rank_by_it_and_stop_at_its_gap():
@@ -752,12 +777,16 @@ def test_the_sentence_ranker_reorders_only_the_best_sentences_by_its_fitted_weig
               ev(2, "Where does the Eiffel Tower stand?", 3.5), ev(3, "The Eiffel Tower stands on the Seine.", 1.0)]
     q = "Where does the Eiffel Tower stand?"
     emb = HashEmbedder()
-    assert best_first(ranked, q, q, emb, _ranker(relevance=1.0)) == ranked  # the reader's margin alone: as read
+    texts = [e.text for e in ranked]
+    # The reader's margin alone: as read.
+    assert [e.text for e in best_first(ranked, q, q, emb, _ranker(relevance=1.0))] == texts
     # The words of the question weigh most: the sentence holding them all, but one that asks, not says, is held back.
     out = best_first(ranked, q, q, emb, _ranker(overlap=10.0, asks=-20.0, top=3))
-    assert out[0] is ranked[1] and out[3] is ranked[3], "only the best `top` sentences are ranked again"
-    assert sorted(map(id, out)) == sorted(map(id, ranked))
-    assert best_first(ranked, q, q, emb, _ranker(overlap=10.0, top=3))[0] is ranked[2]
+    assert out[0].text == texts[1] and out[3] is ranked[3], "only the best `top` sentences are ranked again"
+    assert sorted(e.text for e in out) == sorted(texts)
+    # Each ranked sentence carries its score, best first, for choose_quotes; the rest carry none.
+    assert out[0].ranked > out[1].ranked > out[2].ranked and out[3].ranked is None
+    assert best_first(ranked, q, q, emb, _ranker(overlap=10.0, top=3))[0].text == texts[2]
 
 
 def test_the_shipped_sentence_ranker_loads_with_its_provenance_and_a_missing_one_keeps_the_readers_order(
