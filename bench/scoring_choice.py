@@ -3,12 +3,15 @@ today's) or all on one scale, against the first passage's ("shared", what a read
 normalisation is for), each with the rank penalty a lower-ranked passage pays, side by side on the same readings.
 
     QA_READER=PATH.onnx python bench/scoring_choice.py [--penalty 0 0.5 1] [--head-weight 0 0.5 1]
-                                                       [--extra-quote 0 1 3] [--extra-ranked none 0.5 1] [--longest-short 10 15 20]
-                                                       [--ranker on off] [--scoring window shared]
+                                                       [--extra-quote 0 1 3] [--extra-ranked none 0.5 1]
+                                                       [--longest-short 10 15 20] [--ranker on off]
+                                                       [--scoring window shared]
 
 ``--extra-quote``: how far below the best sentence another may still be quoted; the "quotes" column is the
 mean number of sentences a quoted answer cites, "prec." the share of a quoted answer's citations that hold the
 answer (SelQA: half an answer sentence; d2d, doc2dial: part of the grounding span).
+``--extra-ranked``: the same on the sentence ranker's score (thresholds.json's ``extra_ranked``), which decides
+once the ranker has put a sentence first; ``none`` leaves it to ``--extra-quote``'s span margin.
 ``--head-weight``: how much the reader's sentence head adds to a sentence's span margin when the evidence is ranked
 (thresholds.json's ``head_weight``), so that the head and the spans choose the answer's sentence together.
 ``--ranker``: the best sentences ranked again by the fitted sentence ranker (``answering.best_first``, on) or left
