@@ -789,7 +789,7 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
                    time.perf_counter() - t0, index_version=version, shape="short", short=short)
         return a, signals(top, evidence, passages, readings, False, reader_q, follow_up, short)
     quotes = choose_quotes(evidence, -math.inf, limits["extra_quote"], most_quotes, by_head=QUOTES_BY == "head",
-                           head_weight=limits["head_weight"], extra_ranked=limits.get("extra_ranked"))
+                           head_weight=limits["head_weight"], extra_ranked=limits["extra_ranked"])
     a = _quotes(q, searched, evidence, quotes, passages, loaded, t0, version)
     return (a, signals(quotes[0], evidence, passages, readings, True, reader_q, follow_up)) if a else nothing
 
