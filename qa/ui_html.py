@@ -38,6 +38,19 @@ def esc(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+#: A follow-up is searched with the conversation's earlier questions and last answer pasted in, which can run to
+#: hundreds of words; the chat shows the start of it, and the whole on hover (and in ``Answer.searched_for``).
+SEARCHED_CHARS = 160
+
+
+def searched_html(searched_for: str) -> str:
+    shown = searched_for
+    if len(shown) > SEARCHED_CHARS:
+        cut = shown.rfind(" ", 0, SEARCHED_CHARS)
+        shown = shown[:cut if cut > SEARCHED_CHARS // 2 else SEARCHED_CHARS].rstrip(" ,;:(") + " …"
+    return (f"<div class='qa-searched' title='{esc(searched_for)}'>searched for: <q>{esc(shown)}</q></div>")
+
+
 def article_text(loaded: LoadedIndex, source: str) -> str:
     """The article's text rebuilt from its chunks (the gaps between chunks are whitespace; paragraph breaks kept).
 
@@ -114,8 +127,7 @@ def render_chat(turns: list[Turn], pending: Answer | None = None, pending_questi
             out.append(f"<div class='qa-msg qa-bot qa-error' role='alert'><strong>Could not answer.</strong> "
                        f"{esc(t.error)}</div>")
             continue
-        searched = (f"<div class='qa-searched'>searched for: <q>{esc(a.searched_for)}</q></div>"
-                    if a.history_used else "")
+        searched = searched_html(a.searched_for) if a.history_used else ""
         if a.abstained:
             out.append(
                 f"<div class='qa-msg qa-bot qa-abstain' data-turn='{i}'>{searched}"
@@ -135,8 +147,7 @@ def render_chat(turns: list[Turn], pending: Answer | None = None, pending_questi
         body = esc(pending.text) if pending is not None and pending.text else ""
         out.append(f"<div class='qa-msg qa-user'>{esc(pending_question)}</div>")
         out.append("<div class='qa-msg qa-bot qa-pending' aria-busy='true'>"
-                   + (f"<div class='qa-searched'>searched for: <q>{esc(pending.searched_for)}</q></div>"
-                      if pending is not None and pending.history_used else "")
+                   + (searched_html(pending.searched_for) if pending is not None and pending.history_used else "")
                    + f"<p class='qa-text'>{body}<span class='qa-caret'>▍</span></p>"
                    f"<div class='qa-meta'>{esc(status)}</div></div>")
     for j, q in enumerate(waiting, 1):

@@ -1,6 +1,7 @@
 """The Gradio app with fake models through the real seams: rendering is inert, uploads are confined, the API
 returns the same object as qa.answer(), the file route serves nothing private, and the chat streams."""
 
+import html
 import json
 import os
 import re
@@ -88,6 +89,13 @@ def test_follow_up_shows_what_was_searched_for():
     assert "searched for: <q>How many soldiers would the US keep? and the US?</q>" in ui_html.render_chat([ui_html.Turn(a)])
     plain = qa.Answer("Q?", "x", [], False, "Q?")
     assert "searched for" not in ui_html.render_chat([ui_html.Turn(plain)])
+    # A long conversation pasted into the search: the chat shows its start, the whole on hover.
+    long = "Why does Turkey dislike it? (What is the YPG? " + "The forces support the Syrian Democratic Forces. " * 8 + ")"
+    chat = ui_html.render_chat([ui_html.Turn(qa.Answer("Why does Turkey dislike it?", "x", [], False, long,
+                                                       history_used=True))])
+    shown = re.search(r"searched for: <q>(.*?)</q>", chat).group(1)
+    assert shown.startswith("Why does Turkey dislike it? (What is the YPG?") and shown.endswith(" …")
+    assert len(shown) <= ui_html.SEARCHED_CHARS + 2 and f"title='{html.escape(long, quote=True)}'" in chat
     # Searched with the conversation, but it found nothing the question alone would not: nothing to show.
     same = qa.Answer("Who is Ilhan Ahmed?", "x", [], False, "Who is Ilhan Ahmed? (Why does Turkey oppose the YPG?)")
     assert "searched for" not in ui_html.render_chat([ui_html.Turn(same)])
