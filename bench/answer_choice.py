@@ -19,10 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qa.answering import evidence_from, read_evidence  # noqa: E402
+from qa.answering import read_evidence  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
 from qa.evaluation import f1_score, load_squad, write_corpus  # noqa: E402
+from qa.evidence import evidence_from  # noqa: E402
 from qa.index import build_index, ensure_index  # noqa: E402
 from qa.questions import _FACTOID, descriptive  # noqa: E402
 from qa.reading import get_reader  # noqa: E402

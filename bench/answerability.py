@@ -26,10 +26,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa.answering import ranked_evidence, read_evidence  # noqa: E402
+from qa.answering import read_evidence  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
 from qa.evaluation import load_squad, write_corpus  # noqa: E402
+from qa.evidence import ranked_evidence  # noqa: E402
 from qa.index import build_index, ensure_index  # noqa: E402
 from qa.questions import WORD, content_words, descriptive  # noqa: E402
 from qa.reading import get_reader  # noqa: E402

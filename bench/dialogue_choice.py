@@ -7,7 +7,7 @@ Tuning turns only: later turns (seed 5) outside the public figure's seed-7 sampl
 answer path as ``qa.answer`` takes it, with the conversation as chat messages, and is read once; the answer is
 then composed for each variant: ``page_bonus`` (thresholds.json) from ``--bonus``, with and without quoting the
 sentences an announcing sentence ("All of these must be true:") points to, and with the quotes ranked by span
-or by the reader's sentence head (``answering.QUOTES_BY``; "head" needs a reader with one, ``QA_READER``; these
+or by the reader's sentence head (``evidence.QUOTES_BY``; "head" needs a reader with one, ``QA_READER``; these
 tuning turns are outside the turns recipe 384's head trains on). Printed for each: the share of turns
 answered, and among those the share whose citations overlap the gold span (``qa eval --dialogues``' "cited").
 The two halves of the turns are printed too, so a choice made on one can be checked on the other.
@@ -25,7 +25,7 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa import answering  # noqa: E402
+from qa import answering, evidence  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.evaluation import chat_history, cites_gold, load_turns, tuning_turns  # noqa: E402
 from qa.index import build_index  # noqa: E402
@@ -52,10 +52,10 @@ def main(argv=None) -> None:
                 t.question, index, chat_history(t), s)
             passages, readings = answering.read_evidence(searched, read_as, loaded, emb, reader, st)
             for bonus, follow, by in variants:
-                knobs = {**answering.thresholds(), "page_bonus": bonus}
-                with mock.patch.object(answering, "thresholds", lambda k=knobs: k), \
-                        mock.patch.object(answering, "FOLLOWING_SENTENCES", 2 if follow else 0), \
-                        mock.patch.object(answering, "QUOTES_BY", by):
+                knobs = {**evidence.thresholds(), "page_bonus": bonus}
+                with mock.patch.object(evidence, "thresholds", lambda k=knobs: k), \
+                        mock.patch.object(evidence, "FOLLOWING_SENTENCES", 2 if follow else 0), \
+                        mock.patch.object(evidence, "QUOTES_BY", by):
                     a = answering.compose(q, searched, reader_q, passages, readings, loaded, 0.0, st.max_quotes,
                                           st.min_confidence, page=page, embedder=emb)
                 results[bonus, follow, by].append((not a.abstained, not a.abstained and cites_gold(a.citations, t)))

@@ -19,10 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa.answering import confidence_of, ranked_evidence, signals  # noqa: E402
+from qa.confidence import confidence_of, signals  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
 from qa.evaluation import chat_history, cites_gold, load_turns, tuning_turns  # noqa: E402
+from qa.evidence import ranked_evidence  # noqa: E402
 from qa.index import build_index, ensure_index  # noqa: E402
 from qa.questions import descriptive, reader_text, rewrite_follow_up  # noqa: E402
 from qa.reading import get_reader  # noqa: E402
@@ -74,7 +75,7 @@ def main(argv=None) -> None:
                 quotes = descriptive(reader_q)
                 short = "" if quotes else ev[0].text[ev[0].answer_start - ev[0].start:ev[0].answer_end - ev[0].start]
                 sig = signals(ev[0], ev, passages, readings, quotes, reader_q, True, short)
-                sig["similarity"] = 0.0  # a follow-up's, as qa.answering.similarity gives it
+                sig["similarity"] = 0.0  # a follow-up's, as qa.confidence.similarity gives it
                 if confidence_of(sig) >= s.min_confidence:
                     answered[name] += 1
                     cited[name] += hit

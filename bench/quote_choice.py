@@ -23,7 +23,7 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa import answering  # noqa: E402
+from qa import evidence  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.evaluation import run_selqa_eval  # noqa: E402
 from qa.reading import PACKAGED_READER, WEIGHTS_DIR, card  # noqa: E402
@@ -46,7 +46,7 @@ def main(argv=None) -> None:
             settings = Settings(reader=reader, min_confidence=0.0, progress=False)
             for mode in modes:
                 t0 = time.perf_counter()
-                with mock.patch.object(answering, "QUOTES_BY", mode):
+                with mock.patch.object(evidence, "QUOTES_BY", mode):
                     # One index per reader's run is rebuilt incrementally: the sections are the same files.
                     r = run_selqa_eval(args.data, settings, workdir=tmp, sample=args.sample, seed=args.seed,
                                       articles=lambda a: not selqa_for_training(a))

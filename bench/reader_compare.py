@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa.answering import SHORTEST_QUOTE, ranked_evidence, read_evidence  # noqa: E402
+from qa.answering import read_evidence  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
 from qa.evaluation import (  # noqa: E402
@@ -43,6 +43,7 @@ from qa.evaluation import (  # noqa: E402
     tuning_turns,
     write_corpus,
 )
+from qa.evidence import SHORTEST_QUOTE, ranked_evidence  # noqa: E402
 from qa.index import build_index, ensure_index  # noqa: E402
 from qa.questions import reader_text, rewrite_follow_up  # noqa: E402
 from qa.reading import OnnxReader  # noqa: E402

@@ -14,7 +14,7 @@ answer (SelQA: half an answer sentence; d2d, doc2dial: part of the grounding spa
 once the ranker has put a sentence first; ``none`` leaves it to ``--extra-quote``'s span margin.
 ``--head-weight``: how much the reader's sentence head adds to a sentence's span margin when the evidence is ranked
 (thresholds.json's ``head_weight``), so that the head and the spans choose the answer's sentence together.
-``--ranker``: the best sentences ranked again by the fitted sentence ranker (``answering.best_first``, on) or left
+``--ranker``: the best sentences ranked again by the fitted sentence ranker (``evidence.best_first``, on) or left
 in the reader's order (off).
 
 Replays ``answering.draft`` on the held-out readings ``python -m qa.weights.fit_confidence`` cached for that reader
@@ -39,7 +39,7 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa import answering  # noqa: E402
+from qa import answering, evidence  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.reading import card, reader_path  # noqa: E402
 from qa.weights import fit_confidence as fc  # noqa: E402
@@ -70,7 +70,7 @@ def main(argv=None) -> None:
     cache = fc.CACHE / fc.reading_key(reader_card["sha256"], s)
     if not (cache / "squad.jsonl").exists():
         raise SystemExit(f"no cached readings in {cache}: run QA_READER=... python -m qa.weights.fit_confidence first")
-    limits = answering.thresholds()
+    limits = evidence.thresholds()
     penalties = args.penalty if args.penalty is not None else [limits["rank_penalty"]]
     weights = args.head_weight if args.head_weight is not None else [limits["head_weight"]]
     extras = args.extra_quote if args.extra_quote is not None else [limits["extra_quote"]]
@@ -113,12 +113,12 @@ def main(argv=None) -> None:
         t0 = time.time()
         knobs = {**limits, "rank_penalty": pen, "head_weight": hw, "extra_quote": extra, "extra_ranked": ex_rk,
                  "longest_short_answer": most}
-        ranked = answering.sentence_ranker() if ranker == "on" else None
+        ranked = evidence.sentence_ranker() if ranker == "on" else None
         quoted.clear(), precise.clear(), doc2dial_precise.clear()
-        with mock.patch.object(answering, "SCORING", scoring), \
-                mock.patch.object(answering, "thresholds", lambda k=knobs: k), \
+        with mock.patch.object(evidence, "SCORING", scoring), \
+                mock.patch.object(evidence, "thresholds", lambda k=knobs: k), \
                 mock.patch.object(answering, "draft", counting), \
-                mock.patch.object(answering, "sentence_ranker", lambda *a, r=ranked: r), \
+                mock.patch.object(evidence, "sentence_ranker", lambda *a, r=ranked: r), \
                 mock.patch.object(evaluation, "cites_gold", cites_gold), \
                 mock.patch.object(evaluation, "selqa_right", selqa_right):
             rows = fc.examples(args.data, cache, s, 0, 0, 400, 13, reader_card)

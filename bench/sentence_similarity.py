@@ -24,10 +24,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa.answering import SHORTEST_QUOTE, evidence_from, read_evidence, thresholds  # noqa: E402
+from qa.answering import read_evidence  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
 from qa.evaluation import chat_history, cites_gold, load_squad, load_turns, tuning_turns, write_corpus  # noqa: E402
+from qa.evidence import SHORTEST_QUOTE, evidence_from, thresholds  # noqa: E402
 from qa.index import build_index, ensure_index  # noqa: E402
 from qa.questions import reader_text, rewrite_follow_up  # noqa: E402
 from qa.reading import get_reader  # noqa: E402

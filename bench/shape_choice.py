@@ -30,7 +30,7 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa import answering  # noqa: E402
+from qa import answering, evidence  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.evaluation import (  # noqa: E402
     cites_gold,
@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     s = Settings(progress=False, min_confidence=0.0)
     sha = card(WEIGHTS_DIR / "reader.int8.onnx")["sha256"]
     cache = Path(args.cache) if args.cache else CACHE / reading_key(sha, s)
-    limits = answering.thresholds()
+    limits = evidence.thresholds()
     policies = {"form": (descriptive, limits["longest_short_answer"]),
                 "short": (lambda q: False, limits["longest_short_answer"]),
                 "quotes": (lambda q: True, limits["longest_short_answer"])}
@@ -85,7 +85,7 @@ def main(argv=None) -> None:
     for name, (form, longest) in policies.items():
         out = {}
         with mock.patch.object(answering, "descriptive", form), \
-                mock.patch.object(answering, "thresholds", lambda n=longest: {**limits, "longest_short_answer": n}):
+                mock.patch.object(evidence, "thresholds", lambda n=longest: {**limits, "longest_short_answer": n}):
             for src, (items, cached) in sets.items():
                 scores, shorts = [], []
                 for key, item in items:

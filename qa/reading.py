@@ -10,8 +10,8 @@ shipped reader, so a chunk of up to 200 words is read whole); a longer text is r
 A window's [CLS] token stands for "no answer here". Each span is scored in its home window, the one where its first
 piece has the most text on its nearer side (BERT's "max context" rule), against that window's own "no answer":
 ``score - null`` (the margin) is how much more the reader believes the span than "no answer" in one and the same
-reading. ``Reading.null`` is the lowest "no answer" of the text's windows. answering.py turns margins into short
-answers, quoted sentences or an abstention.
+reading. ``Reading.null`` is the lowest "no answer" of the text's windows. evidence.py and answering.py turn
+margins into short answers, quoted sentences or an abstention.
 
 Why (bench/reader_compare.py, 300 + 300 held-out SQuAD tuning questions): against 32-piece overlaps with every
 window's spans scored against the text's lowest "no answer", this read refuses more unanswerable questions at the
@@ -80,7 +80,7 @@ class Reading:
     pieces: tuple[tuple[int, int, float], ...] = ()
     #: True: the spans' scores are the reader's own start + end logits, on one scale across all the texts read for
     #: a question, as a reader trained with shared normalisation scores them (its card's ``training.scoring``
-    #: "shared"); answering.py then weighs every passage's spans against one "no answer". False: each span is a
+    #: "shared"); evidence.py then weighs every passage's spans against one "no answer". False: each span is a
     #: margin over its own window's "no answer" (shifted onto ``null``), comparable within a text only.
     shared: bool = False
 

@@ -124,10 +124,10 @@ WHY = "Why would European countries pitch in soldiers?"
 
 
 def test_a_why_question_gets_verbatim_sentences_each_with_its_own_citation(built, docs, s, monkeypatch):
-    from qa import answering
+    from qa import evidence
 
     # Every sentence within the quoting gap on the ranker's score: of those the fake finds, three at most are quoted.
-    monkeypatch.setattr(answering, "thresholds", lambda: {**answering.DEFAULT_THRESHOLDS, "extra_ranked": 1e9})
+    monkeypatch.setattr(evidence, "thresholds", lambda: {**evidence.DEFAULT_THRESHOLDS, "extra_ranked": 1e9})
     a = qa.answer(WHY, index_dir=built, settings=s)
     assert not a.abstained and a.shape == "quotes" and a.short == ""
     assert len(a.citations) == 3
@@ -165,7 +165,7 @@ def test_factoid_questions_get_the_short_answer(q):
 
 
 def test_quotes_skip_overlaps_and_near_duplicates_and_stop_at_the_gap():
-    from qa.answering import Evidence, choose_quotes
+    from qa.evidence import Evidence, choose_quotes
 
     def ev(start, text, rel, source="a.txt"):
         return Evidence(0, source, "A", start, start + len(text), text, rel, start, start + 3)
@@ -181,7 +181,7 @@ def test_quotes_skip_overlaps_and_near_duplicates_and_stop_at_the_gap():
 
 
 def test_quotes_after_the_ranked_first_stop_at_the_rankers_gap_not_the_span_margins():
-    from qa.answering import Evidence, choose_quotes
+    from qa.evidence import Evidence, choose_quotes
 
     def ev(start, text, rel, ranked):
         return Evidence(0, "a.txt", "A", start, start + len(text), text, rel, start, start + 3, None, ranked)
@@ -202,7 +202,7 @@ def test_quotes_after_the_ranked_first_stop_at_the_rankers_gap_not_the_span_marg
 
 
 def test_quotes_by_the_sentence_head_rank_by_it_and_stop_at_its_gap():
-    from qa.answering import HEAD_EXTRA_QUOTE, Evidence, choose_quotes
+    from qa.evidence import HEAD_EXTRA_QUOTE, Evidence, choose_quotes
 
     def ev(start, text, rel, head, passage=0):
         return Evidence(passage, "a.txt", "A", start, start + len(text), text, rel, start, start + 3, head)
@@ -228,7 +228,7 @@ def test_a_sentence_head_score_is_the_mean_of_its_pieces():
 
 
 def test_quotes_skip_lines_too_short_to_be_statements():
-    from qa.answering import Evidence, choose_quotes
+    from qa.evidence import Evidence, choose_quotes
 
     byline = Evidence(0, "a.txt", "A", 0, 16, "the media pirate", 9.0, 0, 3)
     statement = Evidence(0, "a.txt", "A", 20, 60, "Turkey considers the YPG part of the PKK.", 8.0, 20, 26)
@@ -236,7 +236,7 @@ def test_quotes_skip_lines_too_short_to_be_statements():
 
 
 def test_quotes_skip_the_articles_headline_and_keep_to_the_floor():
-    from qa.answering import Evidence, choose_quotes
+    from qa.evidence import Evidence, choose_quotes
 
     title = "The Wall Street Journal - U.S. in Talks With Moscow on Syria Safe Zone"
     headline = Evidence(0, "a.txt", title, 0, len(title), title, 9.0, 0, 3)
@@ -249,7 +249,7 @@ def test_quotes_skip_the_articles_headline_and_keep_to_the_floor():
 
 
 def test_an_overview_quotes_the_sentences_that_name_its_topic():
-    from qa.answering import Evidence, about_topic
+    from qa.evidence import Evidence, about_topic
     from qa.questions import overview_topic
 
     def ev(text, rel):
@@ -265,7 +265,7 @@ def test_an_overview_quotes_the_sentences_that_name_its_topic():
 
 
 def test_an_answer_span_never_runs_from_one_paragraph_into_the_next():
-    from qa.answering import evidence_from
+    from qa.evidence import evidence_from
     from qa.reading import Reading, Span
     from qa.search import Passage
 
@@ -278,7 +278,7 @@ def test_an_answer_span_never_runs_from_one_paragraph_into_the_next():
 
 
 def test_readings_on_one_scale_weigh_every_passage_against_the_first_passages_no_answer(monkeypatch):
-    from qa import answering
+    from qa import evidence
     from qa.reading import Reading, Span
     from qa.search import Passage
 
@@ -288,13 +288,13 @@ def test_readings_on_one_scale_weigh_every_passage_against_the_first_passages_no
 
     def best(shared):
         readings = [Reading(4.0, (pkk,), shared=shared), Reading(-2.0, (sdf,), shared=shared)]
-        return [(e.text, e.relevance) for e in answering.evidence_from(passages, readings)]
+        return [(e.text, e.relevance) for e in evidence.evidence_from(passages, readings)]
 
     # Margins over each passage's own "no answer": the SDF span (3 over -2) outranks the PKK one (6 over 4).
     assert best(False) == [(texts[1], 5.0), (texts[0], 2.0)]
     # One scale: both against the first passage's "no answer" (4), the PKK span leads and the SDF one is below it.
     assert best(True) == [(texts[0], 2.0), (texts[1], -1.0)]
-    monkeypatch.setattr(answering, "SCORING", "shared")  # a bench forcing the scale on readings that lack the flag
+    monkeypatch.setattr(evidence, "SCORING", "shared")  # a bench forcing the scale on readings that lack the flag
     assert best(False) == best(True)
 
 
@@ -312,52 +312,52 @@ def test_min_confidence_is_the_one_refusal_rule(built, s):
 
 
 def test_confidence_is_the_shipped_models_probability(monkeypatch, caplog):
-    from qa import answering
+    from qa import confidence
 
-    sig = dict.fromkeys(answering.SIGNALS, 0.0)
-    model = answering.calibrator()
-    assert model is not None and set(model["features"]) <= set(answering.SIGNALS) and "relevance" in model["features"]
+    sig = dict.fromkeys(confidence.SIGNALS, 0.0)
+    model = confidence.calibrator()
+    assert model is not None and set(model["features"]) <= set(confidence.SIGNALS) and "relevance" in model["features"]
     typical = {**sig, **dict(zip(model["features"], model["mean"]))}  # every other signal at its fitted mean
-    low, high = (answering.confidence_of({**typical, "relevance": -8.0}),
-                 answering.confidence_of({**typical, "relevance": 8.0}))
+    low, high = (confidence.confidence_of({**typical, "relevance": -8.0}),
+                 confidence.confidence_of({**typical, "relevance": 8.0}))
     assert 0.01 <= low < 0.5 < high <= 0.99, "a larger margin over 'no answer' is likelier right"
     if "similarity" in model["features"]:
-        assert (answering.confidence_of({**typical, "similarity": 0.2})
-                < answering.confidence_of({**typical, "similarity": 0.8})), "an answer closer to the question"
+        assert (confidence.confidence_of({**typical, "similarity": 0.2})
+                < confidence.confidence_of({**typical, "similarity": 0.8})), "an answer closer to the question"
     z = model["intercept"] + sum(w * (0.0 - m) / sc for m, sc, w in zip(model["mean"], model["scale"], model["coef"]))
-    assert answering.confidence_of(sig) == pytest.approx(min(0.99, max(0.01, 1 / (1 + 2.718281828459045 ** -z))))
-    monkeypatch.setattr(answering, "CONFIDENCE_FILE", answering.CONFIDENCE_FILE.with_name("missing.json"))
-    answering.calibrator.cache_clear()
+    assert confidence.confidence_of(sig) == pytest.approx(min(0.99, max(0.01, 1 / (1 + 2.718281828459045 ** -z))))
+    monkeypatch.setattr(confidence, "CONFIDENCE_FILE", confidence.CONFIDENCE_FILE.with_name("missing.json"))
+    confidence.calibrator.cache_clear()
     try:
-        assert answering.calibrator() is None and "fit_confidence" in caplog.text
-        assert answering.confidence_of({**sig, "relevance": 2.0}) == pytest.approx(1 / (1 + 2.718281828459045 ** -2))
+        assert confidence.calibrator() is None and "fit_confidence" in caplog.text
+        assert confidence.confidence_of({**sig, "relevance": 2.0}) == pytest.approx(1 / (1 + 2.718281828459045 ** -2))
     finally:
-        answering.calibrator.cache_clear()
+        confidence.calibrator.cache_clear()
 
 
 def test_missing_thresholds_warn_and_fall_back_to_defaults(monkeypatch, tmp_path, caplog):
-    from qa import answering
+    from qa import evidence
 
-    monkeypatch.setattr(answering, "THRESHOLDS_FILE", tmp_path / "none.json")
-    answering.thresholds.cache_clear()
+    monkeypatch.setattr(evidence, "THRESHOLDS_FILE", tmp_path / "none.json")
+    evidence.thresholds.cache_clear()
     try:
-        assert answering.thresholds() == answering.DEFAULT_THRESHOLDS
+        assert evidence.thresholds() == evidence.DEFAULT_THRESHOLDS
         assert "thresholds.json" in caplog.text
     finally:
-        answering.thresholds.cache_clear()
+        evidence.thresholds.cache_clear()
 
 
 def test_the_shipped_confidence_was_fitted_for_the_shipped_reader():
     import hashlib
 
-    from qa import answering
+    from qa import confidence
     from qa.reading import WEIGHTS_DIR
 
     fitted = json.loads((WEIGHTS_DIR / "confidence.json").read_text(encoding="utf-8"))
     assert Settings().min_confidence == fitted["min_confidence"], "the default refusal point is the fitted one"
     # ... and it was fitted on readings made as the defaults read: a change of reranking or reading refits it.
     assert fitted["reading"] == {k: getattr(Settings(), k) for k in fitted["reading"]}
-    assert set(fitted["reading"]) == set(answering.READING_SETTINGS) >= {"reader_batch", "reader_overlap", "rerank",
+    assert set(fitted["reading"]) == set(confidence.READING_SETTINGS) >= {"reader_batch", "reader_overlap", "rerank",
                                                                         "rerank_weight"}
     card = json.loads((WEIGHTS_DIR / "reader.json").read_text(encoding="utf-8"))
     assert fitted["reader_sha256"] == card["sha256"]
@@ -365,7 +365,7 @@ def test_the_shipped_confidence_was_fitted_for_the_shipped_reader():
 
     assert reader_sha256(Settings()) == card["sha256"] and reader_sha256(Settings(reader="fake-reader")) is None
     assert card["sha256"] == hashlib.sha256((WEIGHTS_DIR / "reader.int8.onnx").read_bytes()).hexdigest()
-    from qa.answering import DEFAULT_THRESHOLDS
+    from qa.evidence import DEFAULT_THRESHOLDS
 
     chosen = json.loads((WEIGHTS_DIR / "thresholds.json").read_text(encoding="utf-8"))
     assert set(chosen["thresholds"]) == set(DEFAULT_THRESHOLDS)  # every knob the answer path reads, no stray one
@@ -519,7 +519,7 @@ def test_what_follows_an_announcing_sentence_is_never_an_instruction(tmp_path, e
 
 
 def test_the_article_text_is_rebuilt_exactly_from_its_chunks(built, docs, s):
-    from qa.answering import article_text
+    from qa.evidence import article_text
     from qa.index import ensure_index
 
     loaded = ensure_index(built, s)
@@ -534,7 +534,7 @@ def test_the_article_text_is_rebuilt_exactly_from_its_chunks(built, docs, s):
 
 
 def test_overlapping_chunks_rebuild_a_long_paragraph_exactly(tmp_path, embedder):
-    from qa.answering import article_text
+    from qa.evidence import article_text
     from qa.index import ensure_index
 
     docs = tmp_path / "docs"
@@ -568,7 +568,7 @@ def test_the_conversation_page_is_where_the_last_answer_came_from(built, s, embe
 
 
 def test_a_follow_up_prefers_evidence_from_the_last_answers_article():
-    from qa.answering import ranked_evidence
+    from qa.evidence import ranked_evidence
     from qa.reading import Reading, Span
     from qa.search import Passage
 
@@ -582,7 +582,7 @@ def test_a_follow_up_prefers_evidence_from_the_last_answers_article():
 
 
 def _ranker(**coef):
-    from qa.answering import RANKER_FEATURES
+    from qa.evidence import RANKER_FEATURES
 
     n = len(RANKER_FEATURES)
     return {"top": coef.pop("top", 5), "model": {"features": list(RANKER_FEATURES), "mean": [0.0] * n,
@@ -593,8 +593,8 @@ def _ranker(**coef):
 def test_the_sentence_ranker_leaves_the_page_bonus_out_so_a_conversation_does_not_change_the_order(monkeypatch):
     # The seeds' consistency check: a standalone question asked in a conversation gets the answer it gets alone.
     # The page bonus may choose which sentences are among the best, but not their order once the ranker weighs in.
-    from qa import answering
-    from qa.answering import best_first, ranked_evidence
+    from qa import evidence
+    from qa.evidence import best_first, ranked_evidence
     from qa.reading import Reading, Span
     from qa.search import Passage
     from tests.fakes import HashEmbedder
@@ -602,7 +602,7 @@ def test_the_sentence_ranker_leaves_the_page_bonus_out_so_a_conversation_does_no
     text = "Troops will stay in the north."
     passages = [Passage("a.txt", "A", 0, len(text), text, 1.0), Passage("b.txt", "B", 0, len(text), text, 0.9)]
     readings = [Reading(0.0, (Span(0, 6, 5.0),)), Reading(0.0, (Span(0, 6, 5.0),))]
-    monkeypatch.setattr(answering, "thresholds", lambda: {**answering.DEFAULT_THRESHOLDS, "rank_penalty": 1.0,
+    monkeypatch.setattr(evidence, "thresholds", lambda: {**evidence.DEFAULT_THRESHOLDS, "rank_penalty": 1.0,
                                                           "page_bonus": 2.0})
     ranker = _ranker(relevance=1.0, passage=-1.0)
     alone = ranked_evidence(passages, readings, None)
@@ -631,7 +631,7 @@ def test_a_question_in_the_article_is_quoted_with_its_answer(tmp_path, embedder,
 
 
 def test_a_short_answer_closes_the_bracket_it_opens():
-    from qa.answering import closed
+    from qa.evidence import closed
 
     text = "Sen. Lindsey O. Graham (R-S.C.) said so."
     assert text[:closed(text, 0, 30)] == "Sen. Lindsey O. Graham (R-S.C.)"
@@ -691,7 +691,8 @@ def test_the_read_plan_reads_a_standalone_question_without_the_last_answer(built
 
 
 def test_the_sentence_heads_logit_is_a_signal_and_zero_without_a_head():
-    from qa.answering import SIGNALS, Evidence, signals
+    from qa.confidence import SIGNALS, signals
+    from qa.evidence import Evidence
     from qa.reading import Reading
 
     p = qa.Passage(source="a.txt", title="A", start=0, end=20, text="Paris is in France.", score=1.0)
@@ -743,31 +744,31 @@ def test_the_embedders_similarity_of_question_and_answer_weighs_in_the_confidenc
 
 
 def test_a_confidence_model_fitted_for_another_reader_is_named_in_the_log(tmp_path, caplog):
-    from qa import answering
+    from qa import confidence
 
     path = _confidence_file(tmp_path / "c.json", 0.0, reader_sha256="a" * 64)
-    assert answering.calibrator(path, "a" * 64) is not None and "not calibrated" not in caplog.text
-    assert answering.calibrator(path, "b" * 64) is not None
+    assert confidence.calibrator(path, "a" * 64) is not None and "not calibrated" not in caplog.text
+    assert confidence.calibrator(path, "b" * 64) is not None
     assert "fitted for reader aaaaaaaaaaaa, not this one (bbbbbbbbbbbb)" in caplog.text and "QA_CONFIDENCE" in caplog.text
 
 
 def test_a_confidence_model_fitted_under_other_reading_settings_is_named_in_the_log(tmp_path, caplog):
-    from qa import answering
+    from qa import confidence
 
     file = tmp_path / "c.json"
     path = _confidence_file(file, 0.0)
     file.write_text(json.dumps({**json.loads(file.read_text()),
-                                "reading": dict(answering.reading_settings(Settings()))}))
-    assert answering.calibrator(path, None, answering.reading_settings(Settings())) is not None
+                                "reading": dict(confidence.reading_settings(Settings()))}))
+    assert confidence.calibrator(path, None, confidence.reading_settings(Settings())) is not None
     assert "other reading settings" not in caplog.text
     other = dataclasses.replace(Settings(), rerank=20, rerank_weight=2.0)
-    assert answering.calibrator(path, None, answering.reading_settings(other)) is not None
+    assert confidence.calibrator(path, None, confidence.reading_settings(other)) is not None
     assert "rerank 20 (fitted at 10)" in caplog.text and "rerank_weight 2.0 (fitted at 1.0)" in caplog.text
     assert "reader_batch" not in caplog.text and "QA_CONFIDENCE" in caplog.text
 
 
 def test_the_sentence_ranker_reorders_only_the_best_sentences_by_its_fitted_weights():
-    from qa.answering import Evidence, best_first
+    from qa.evidence import Evidence, best_first
     from tests.fakes import HashEmbedder
 
     def ev(i, text, relevance):
@@ -793,7 +794,7 @@ def test_the_shipped_sentence_ranker_loads_with_its_provenance_and_a_missing_one
         tmp_path, caplog):
     import json
 
-    from qa.answering import RANKER_FEATURES, SENTENCE_RANKER_FILE, sentence_ranker
+    from qa.evidence import RANKER_FEATURES, SENTENCE_RANKER_FILE, sentence_ranker
 
     shipped = json.loads(SENTENCE_RANKER_FILE.read_text(encoding="utf-8"))
     assert tuple(shipped["model"]["features"]) == RANKER_FEATURES and shipped["made_by"].startswith("python -m")

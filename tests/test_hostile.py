@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import qa
-from qa import answering
+from qa import evidence
 from qa.config import Settings
 from qa.documents import MAX_DEPTH
 
@@ -182,12 +182,12 @@ NEWS = [  # ordinary reporting, including words an over-eager filter would trip 
 
 @pytest.mark.parametrize("text", INJECTIONS)
 def test_sentences_that_address_a_model_are_recognised(text):
-    assert answering.looks_like_instructions(text)
+    assert evidence.looks_like_instructions(text)
 
 
 @pytest.mark.parametrize("text", NEWS)
 def test_ordinary_news_sentences_are_not_flagged(text):
-    assert not answering.looks_like_instructions(text)
+    assert not evidence.looks_like_instructions(text)
 
 
 def test_no_sentence_of_the_seeds_or_the_squad_articles_is_flagged():
@@ -203,7 +203,7 @@ def test_no_sentence_of_the_seeds_or_the_squad_articles_is_flagged():
     sentences = [t[a:b] for t in texts for a, b, _ in chunking.sentences(t)]
     # The seeds alone hold 93 sentences; with the SQuAD articles beside the checkout (../shared), 813.
     assert len(sentences) > (500 if SQUAD.exists() else 90)
-    assert [s for s in sentences if answering.looks_like_instructions(s)] == []
+    assert [s for s in sentences if evidence.looks_like_instructions(s)] == []
 
 
 HOSTILE_ARTICLES = {
@@ -275,7 +275,7 @@ def test_without_the_guard_the_same_articles_do_hijack_answers(hostile_index, mo
     """The test above can fail: with the guard switched off, the fake reader copies the canary."""
     fakes.register_reader("fake-reader")
     s = Settings(embedder="fake", reader="fake-reader", progress=False)
-    monkeypatch.setattr(answering, "looks_like_instructions", lambda text: False)
+    monkeypatch.setattr(evidence, "looks_like_instructions", lambda text: False)
     assert len(_canary_answers(hostile_index, s)) >= 3
 
 

@@ -112,7 +112,7 @@ def test_the_sentence_table_holds_every_sentence_once(built, docs):
 
 
 def test_evidence_from_the_sentence_table_matches_splitting_at_query_time(built, settings, embedder):
-    from qa.answering import evidence_from
+    from qa.evidence import evidence_from
     from qa.search import search_many
 
     loaded = local_store.load_index(built)

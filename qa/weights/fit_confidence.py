@@ -22,7 +22,7 @@ a wrong span would count as right). SQuAD's questions are all in both.
 
 The model is scikit-learn's logistic regression on standardised signals (Platt scaling with several inputs), stored
 as plain numbers. :data:`FEATURES` are the signals it uses, chosen by the cross-validation below among subsets of
-:data:`qa.answering.SIGNALS` (``--features`` reruns the comparison; docs/benchmarks.md has the figures). It is checked by 5-fold cross-validation grouped by article (a SQuAD
+:data:`qa.confidence.SIGNALS` (``--features`` reruns the comparison; docs/benchmarks.md has the figures). It is checked by 5-fold cross-validation grouped by article (a SQuAD
 article, a SelQA article, a doc2dial page), so no article's questions are in both the fit and the check: expected
 calibration error per fold, and the refusal rule ``Settings.min_confidence`` chosen in each fold as the confidence
 that refuses ``--false-refusals`` of the held-in answerable questions, with what it refuses of the held-out fold.
@@ -122,8 +122,8 @@ def collect(name: str, items: list[dict], docs: Path, cache: Path, settings) -> 
 
 def replay(rows: list[dict], index_dir: Path, settings) -> list:
     """``(answer, signals)`` per row: the answer the path gives at any confidence, from the cached readings, with
-    every signal, the embedder's similarity too (:func:`qa.answering.similarity`, here in batches)."""
-    from qa import answering
+    every signal, the embedder's similarity too (:func:`qa.confidence.similarity`, here in batches)."""
+    from qa import answering, confidence
     from qa.embeddings import get_embedder
     from qa.index import ensure_index
 
@@ -135,7 +135,7 @@ def replay(rows: list[dict], index_dir: Path, settings) -> list:
         out.append(answering.draft(row["q"], row["searched"], row["reader_q"], passages, readings, loaded, 0.0,
                                    settings.max_quotes, page=row["page"], embedder=embedder))
     scored = [(row, a, sig) for row, (a, sig) in zip(rows, out) if sig is not None]
-    sims = answering.similarities(embedder, [(row["searched"], a, bool(sig["follow_up"])) for row, a, sig in scored])
+    sims = confidence.similarities(embedder, [(row["searched"], a, bool(sig["follow_up"])) for row, a, sig in scored])
     for (_, _, sig), x in zip(scored, sims):
         sig["similarity"] = x
     return out
@@ -211,8 +211,8 @@ def fit(rows: list[dict], features: tuple[str, ...], c: float = 1.0) -> dict:
 
 
 def predict(model: dict, sig: dict) -> float:
-    """The confidence the answer path would show with ``model`` (qa.answering.confidence_of)."""
-    from qa.answering import confidence_of
+    """The confidence the answer path would show with ``model`` (qa.confidence.confidence_of)."""
+    from qa.confidence import confidence_of
 
     return confidence_of(sig, model)
 
@@ -283,7 +283,7 @@ def cross_validate(rows: list[dict], features: tuple[str, ...], folds: int, seed
 
 
 def main(argv=None) -> None:
-    from qa.answering import SIGNALS
+    from qa.confidence import SIGNALS
     from qa.config import Settings
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -308,7 +308,7 @@ def main(argv=None) -> None:
                          "reader (QA_READER), write elsewhere and answer with QA_CONFIDENCE=that file")
     args = ap.parse_args(argv)
     settings = Settings.from_env(progress=False, min_confidence=0.0)
-    from qa import answering
+    from qa import confidence
     from qa.reading import PACKAGED_READER, card
 
     reader_path = HERE / "reader.int8.onnx" if settings.reader == PACKAGED_READER else Path(settings.reader)
@@ -350,7 +350,7 @@ def main(argv=None) -> None:
                              "pooled": figures(scored_cv + nothing, floor)},
         "fitted": figures(scored, floor),
         "reader_sha256": sha,
-        "reading": dict(answering.reading_settings(settings)),  # calibrator() warns when the answer's differ
+        "reading": dict(confidence.reading_settings(settings)),  # calibrator() warns when the answer's differ
         "fitted_with": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
         "seconds": round(time.time() - t0),
     }

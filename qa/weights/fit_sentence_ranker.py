@@ -2,11 +2,11 @@
 
     python -m qa.weights.fit_sentence_ranker [--data DIR] [--cache DIR] [--top 10] [--l2 0.01] [--seed 13]
 
-The reader ranks a question's evidence sentences by its best span's margin in each (qa.answering.ranked_evidence).
+The reader ranks a question's evidence sentences by its best span's margin in each (qa.evidence.ranked_evidence).
 Where those margins are close it is often wrong about which sentence answers; other signals, from other models
 and from the words themselves, know things it does not. This fits a conditional logit (a softmax over each
 question's best ``--top`` sentences, one linear score per sentence) over seven of them
-(:data:`qa.answering.RANKER_FEATURES`): the reader's span margin, its sentence head, the passage's rank, the
+(:data:`qa.evidence.RANKER_FEATURES`): the reader's span margin, its sentence head, the passage's rank, the
 embedder's cosine of question and sentence, the share of the question's content words the sentence holds, whether
 the sentence is itself a question, and its length. The softmax is trained to put its mass on the sentences that
 answer: on SQuAD, the sentence holding a gold answer; SelQA, half an answer sentence; doc2dial, part of the
@@ -36,8 +36,8 @@ SOURCES = ("squad", "selqa", "doc2dial")
 
 def candidates(data: Path, cache: Path, settings, top: int, reader_card: dict) -> list[dict]:
     """Per held-out question: ``{source, group, features: [[...] per sentence], labels: [bool per sentence]}``
-    for its best ``top`` evidence sentences in the reader's order (that of ``qa.answering.ranked_evidence``)."""
-    from qa import answering
+    for its best ``top`` evidence sentences in the reader's order (that of ``qa.evidence.ranked_evidence``)."""
+    from qa import evidence
     from qa.embeddings import get_embedder
     from qa.evaluation import (
         _overlap,
@@ -61,17 +61,17 @@ def candidates(data: Path, cache: Path, settings, top: int, reader_card: dict) -
         loaded = ensure_index(cache / f"{name}-index", settings)
         for (_, _, _, gold), row in zip(items, rows):
             passages, readings = fc._from_row(row)
-            evidence = answering.ranked_evidence(passages, readings, loaded, None, row["page"])[:top]
-            if len(evidence) < 2:
+            ranked = evidence.ranked_evidence(passages, readings, loaded, None, row["page"])[:top]
+            if len(ranked) < 2:
                 continue
             query = row["searched"] if row["searched"] == row["q"] else row["reader_q"]
-            v = embedder.encode([query, *(e.text for e in evidence)])
-            asked = answering.asked_words(row["q"], query)
+            v = embedder.encode([query, *(e.text for e in ranked)])
+            asked = evidence.asked_words(row["q"], query)
             out.append({"source": source, "group": f"{source}:{gold.source}" if source != "selqa"
                         else f"selqa:{gold.article}",
-                        "features": [answering.sentence_features(e, float(v[0] @ s), asked)
-                                     for e, s in zip(evidence, v[1:])],
-                        "labels": [bool(right(e, gold)) for e in evidence]})
+                        "features": [evidence.sentence_features(e, float(v[0] @ s), asked)
+                                     for e, s in zip(ranked, v[1:])],
+                        "labels": [bool(right(e, gold)) for e in ranked]})
 
     articles = load_squad(data / "squad2-dev-15-tuning-articles.json")[TRAIN_TUNING_ARTICLES:]
     squad = write_corpus(articles, cache / "squad-docs")
@@ -100,7 +100,7 @@ def fit(rows: list[dict], l2: float) -> dict:
     import numpy as np
     from scipy.optimize import minimize
 
-    from qa.answering import RANKER_FEATURES
+    from qa.evidence import RANKER_FEATURES
 
     rows = [r for r in rows if any(r["labels"])]
     xs = [np.array(r["features"], dtype=float) for r in rows]
@@ -130,8 +130,8 @@ def fit(rows: list[dict], l2: float) -> dict:
 
 
 def chosen(model: dict, features: list[list[float]]) -> int:
-    """The sentence ``model`` puts first: its best score, the earlier on a tie (as ``answering.best_first``'s sort)."""
-    from qa.answering import ranker_score
+    """The sentence ``model`` puts first: its best score, the earlier on a tie (as ``evidence.best_first``'s sort)."""
+    from qa.evidence import ranker_score
 
     scores = [ranker_score(model, f) for f in features]
     return max(range(len(scores)), key=lambda i: (scores[i], -i))
@@ -203,7 +203,7 @@ def main(argv=None) -> None:
     if args.dry_run:
         return
     doc = {
-        "what": "qa.answering.best_first: a conditional logit over each question's best evidence sentences",
+        "what": "qa.evidence.best_first: a conditional logit over each question's best evidence sentences",
         "made_by": "python -m qa.weights.fit_sentence_ranker" + "".join(
             f" --{k} {v}" for k, v in (("top", args.top), ("l2", args.l2), ("seed", args.seed))),
         "reader_sha256": reader_card["sha256"],
