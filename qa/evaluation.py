@@ -530,7 +530,11 @@ def run_selqa_eval(path: str | Path, settings: Settings, workdir: str | Path | N
             "cited": sum(ok for *_, ok in rows) / n, "answered": sum(not a.abstained for _, a, _ in rows) / n,
             "cited_when_answered": sum(ok for *_, ok in rows) / max(1, sum(not a.abstained for _, a, _ in rows)),
             "by_type": by_type, "latency_p50_s": statistics.median(lat) if lat else 0.0,
-            "calibration": reliability([(a.confidence, ok) for _, a, ok in rows if not a.abstained])}
+            "calibration": reliability([(a.confidence, ok) for _, a, ok in rows if not a.abstained]),
+            # A short answer is judged here by its sentence alone (SelQA has no gold span), which is not what its
+            # confidence estimates (that the span is right); quoted answers are judged as the confidence means.
+            "calibration_quotes": reliability([(a.confidence, ok) for _, a, ok in rows
+                                               if not a.abstained and a.shape == "quotes"])}
 
 
 def reliability(pairs: list[tuple[float, bool]], bins: int = 5) -> dict[str, Any]:
@@ -559,5 +563,9 @@ def format_selqa_report(report: dict[str, Any]) -> str:
     lines += [f"  {t:<6} {r['questions']:>5} questions   cited {r['cited']:.3f}   answered {r['answered']:.3f}"
               for t, r in report["by_type"].items()]
     lines.append(_calibration_line(report["calibration"]))
+    if "calibration_quotes" in report:
+        lines.append("  quoted answers only, judged as their confidence means (a short answer is judged here by its "
+                     "sentence, not its span):")
+        lines.append(_calibration_line(report["calibration_quotes"]))
     lines.append(f"  latency p50 {report['latency_p50_s']:.2f} s")
     return "\n".join(lines)

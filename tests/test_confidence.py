@@ -8,7 +8,15 @@ import pytest
 import qa
 from qa import cli
 from qa.answering import Answer, Citation
-from qa.evaluation import Question, load_selqa, reliability, run_selqa_eval, selqa_right, squad_right
+from qa.evaluation import (
+    Question,
+    format_selqa_report,
+    load_selqa,
+    reliability,
+    run_selqa_eval,
+    selqa_right,
+    squad_right,
+)
 
 from . import fakes
 
@@ -106,6 +114,10 @@ def test_qa_eval_selqa_asks_every_question_and_reports_by_type(selqa_file, tmp_p
     assert 0.0 <= report["cited"] <= report["answered"] <= 1.0
     assert report["by_type"]["how"]["cited"] == 1.0, "the fake reader finds 1,500 in the answer sentence"
     assert report["calibration"]["answers"] == round(report["answered"] * 3)
+    # Quoted answers alone are judged as their confidence means; every answer here is a short one ("how many" is a
+    # factoid), judged by its sentence only, so none is in that table.
+    assert report["calibration_quotes"]["answers"] == 0 < report["calibration"]["answers"]
+    assert "quoted answers only" in format_selqa_report(report)
     first = load_selqa(selqa_file, tmp_path / "docs")[0].article
     kept = run_selqa_eval(selqa_file, s, workdir=tmp_path / "work", articles=lambda a: a != first)
     assert kept["sections"] == 2 and 0 < kept["questions"] < 3, "every section indexed, only other articles asked"
