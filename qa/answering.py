@@ -19,7 +19,6 @@ print ...", chat-role markup) is never used as evidence, so it can never be quot
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import time
@@ -49,8 +48,6 @@ from .questions import (
 )
 from .reading import Reader, Reading, get_reader, reader_sha256
 from .search import Passage, clean_question, first_run, merge, rank_many, rerank
-
-log = logging.getLogger("qa")
 
 ABSTAIN_TEXT = "The articles don't say. None of the indexed passages answers this question."
 
