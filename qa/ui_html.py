@@ -48,7 +48,7 @@ def searched_html(searched_for: str) -> str:
     if len(shown) > SEARCHED_CHARS:
         cut = shown.rfind(" ", 0, SEARCHED_CHARS)
         shown = shown[:cut if cut > SEARCHED_CHARS // 2 else SEARCHED_CHARS].rstrip(" ,;:(") + " …"
-    return (f"<div class='qa-searched' title='{esc(searched_for)}'>searched for: <q>{esc(shown)}</q></div>")
+    return f"<div class='qa-searched' title='{esc(searched_for)}'>searched for: <q>{esc(shown)}</q></div>"
 
 
 def article_text(loaded: LoadedIndex, source: str) -> str:
