@@ -303,7 +303,8 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
           loaded: LoadedIndex | None, t0: float, most_quotes: int = 3, rank_penalty: float | None = None,
           page: str | None = None, embedder: Embedder | None = None) -> tuple[Answer, dict[str, float] | None]:
     """The answer the readings support at any confidence (a short span or quoted sentences), and the
-    :func:`qa.confidence.signals` its confidence comes from; ``(abstention, None)`` when there is nothing to answer with.
+    :func:`qa.confidence.signals` its confidence comes from; ``(abstention, None)`` when there is nothing to answer
+    with.
     ``page``: the article the conversation's last answer came from (:func:`conversation_page`). With
     ``embedder``, the best sentences are ranked again by the sentence ranker (:func:`qa.evidence.best_first`); the
     question asked alone is compared, or for a follow-up the question as the reader reads it."""
@@ -348,7 +349,8 @@ def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], r
             model: dict[str, Any] | None = None, embedder: Embedder | None = None) -> Answer:
     """:func:`draft`'s answer with its confidence under ``model`` (default: the shipped one), the probability that
     it is right; below ``min_confidence`` (``Settings.min_confidence``) the answer says the articles don't say.
-    That is the one refusal rule. ``embedder`` gives the :func:`qa.confidence.similarity` signal, for a model that weighs it."""
+    That is the one refusal rule. ``embedder`` gives the :func:`qa.confidence.similarity` signal, for a model that
+    weighs it."""
     if embedder is not None and not isinstance(embedder, _Remembered):
         embedder = _Remembered(embedder)  # the re-ranking and the similarity share the question's vector
     a, sig = draft(q, searched, reader_q, passages, readings, loaded, t0, most_quotes, rank_penalty, page, embedder)
