@@ -277,6 +277,27 @@ def test_an_answer_span_never_runs_from_one_paragraph_into_the_next():
     assert [e.text for e in found] == ["Russia proposed a zone in the south."]
 
 
+def test_a_span_across_sentences_answers_with_the_sentences_it_spans(monkeypatch):
+    from qa import answering, evidence
+    from qa.reading import Reading, Span
+    from qa.search import Passage
+
+    text = ("On Monday night, Trump approached Ahmed at a fundraising event at his Trump Hotel in Washington. "
+            "He said he loved the Kurds. But he also said he loved the Turks.")
+    p = Passage("a.txt", "A", 0, len(text), text, 1.0)
+    across = Span(text.index("fundraising"), text.index("Kurds") + 5, 9.0)
+    two = text[:text.index("Kurds.") + 6]
+    [e] = evidence.evidence_from([p], [Reading(0.0, (across,))])
+    assert (e.text, e.answer_start, e.answer_end) == (two, 0, len(two))
+    a, _ = answering.draft("What did Trump tell Ahmed?", "What did Trump tell Ahmed?", "What did Trump tell Ahmed?",
+                           [p], [Reading(0.0, (across,))], None, 0.0)
+    assert a.text == f"{two} [1]" and a.shape == "quotes"
+    monkeypatch.setattr(evidence, "CROSSING_SPANS", "span")  # as the reader found it: a phrase across two sentences
+    [e] = evidence.evidence_from([p], [Reading(0.0, (across,))])
+    assert text[e.answer_start:e.answer_end] == ("fundraising event at his Trump Hotel in Washington. He said he "
+                                                 "loved the Kurds")
+
+
 def test_readings_on_one_scale_weigh_every_passage_against_the_first_passages_no_answer(monkeypatch):
     from qa import evidence
     from qa.reading import Reading, Span

@@ -212,6 +212,15 @@ def test_why_turkey_opposes_the_ypg_cites_the_pkk_sentence(seeds_index, reader_s
     assert any("PKK" in c.text for c in a.citations), a.text
 
 
+def test_what_trump_told_ahmed_quotes_the_sentences_not_a_phrase_across_them(seeds_index, reader_settings):
+    # The reader's best span runs "fundraising event at his Trump Hotel in Washington. He said he loved the Kurds":
+    # across two sentences, so the answer quotes them (evidence.CROSSING_SPANS). As a phrase it was refused (0.10);
+    # quoted it is answered (0.28 on an AVX2-only AMD EPYC, the refusal point 0.236).
+    a = qa.answer("What did Trump tell Ilhan Ahmed?", index_dir=seeds_index, settings=reader_settings)
+    assert not a.abstained and a.shape == "quotes", a.text
+    assert any("loved the Kurds" in c.text for c in a.citations), a.text
+
+
 def test_a_follow_up_leaning_on_the_conversation_is_read_with_the_question_before_it(seeds_index, reader_settings):
     # Read alone, "What is she urging?" quoted Trump telling Ahmed he loved the Kurds; read with "Who is Ilhan
     # Ahmed?" beside it (her short answer is no statement to read), the reader finds what she urges.
