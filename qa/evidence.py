@@ -126,8 +126,8 @@ SCORING: str | None = None
 #: longer than a short answer) or "span" (the span as the reader found it). On the held-out readings (1,801 SQuAD
 #: tuning, 395 SelQA dev, 400 doc2dial tuning questions; bench/scoring_choice.py replay, 5-fold CV by article):
 #: SQuAD right 0.834 either way, SelQA 0.873 either way, doc2dial 0.520 vs 0.515, SQuAD unanswerable refused
-#: 0.515 at 0.107 false refusals vs 0.507 at 0.104, ECE 0.010 vs 0.009. Dropping such spans instead (the best span
-#: inside one sentence) gave 0.820 / 0.868 / 0.475, refused 0.479 at 0.104.
+#: 0.514 at 0.107 false refusals vs 0.507 at 0.104, ECE 0.011 vs 0.009. Dropping such spans instead (the best span
+#: inside one sentence) gave 0.820 / 0.868 / 0.475, refused 0.479 at 0.104 (docs/benchmarks.md, 2026-12-06).
 CROSSING_SPANS = "sentences"
 
 
@@ -135,8 +135,8 @@ def evidence_from(passages: Sequence[Passage], readings: Sequence[Reading], load
                   ) -> list[Evidence]:
     """Every sentence of the passages the reader found a span in, most relevant first, each article sentence
     once. A span that crosses a sentence boundary cites the sentences it spans, and answers with them
-    (:data:`CROSSING_SPANS`). A span's relevance is its margin
-    over its own passage's "no answer", or, for readings on one scale (:data:`SCORING`), over the first passage's."""
+    (:data:`CROSSING_SPANS`). A span's relevance is its margin over its own passage's "no answer", or, for
+    readings on one scale (:data:`SCORING`), over the first passage's."""
     best: dict[tuple[str, int], Evidence] = {}
     shared = SCORING == "shared" or (SCORING is None and bool(readings) and readings[0].shared)
     common = readings[0].null if shared else 0.0
@@ -165,7 +165,7 @@ def evidence_from(passages: Sequence[Passage], readings: Sequence[Reading], load
                 continue
             relevance = span.score - (common if shared else reading.null)
             # A span across sentences is no short answer ("fundraising event at his Trump Hotel in Washington. He
-            # said he loved the Kurds"): its sentences are (CROSSING_SPANS).
+            # said he loved the Kurds"): the sentences it spans are the answer (CROSSING_SPANS).
             start, end = (a, b) if last > first and CROSSING_SPANS == "sentences" else (span.start, span.end)
             key = (p.source, p.start + a)
             if key not in best or relevance > best[key].relevance:
