@@ -2,12 +2,14 @@
 
     python bench/rerank_depth.py [--set covid|doc2dial|squad-tuning] [--questions 150] [--specs 0,5,10,10:4,20]
     python bench/rerank_depth.py --set doc2dial --replay --specs 10,10:1,20:1:head   # read once, all specs
+    python bench/rerank_depth.py --set squad-tuning --replay --specs 0,10 --sentence-weights 0 1
 
 A spec is DEPTH[:READER_WEIGHT[:KEY]] (weight: the shipped ``Settings.rerank_weight`` when left out); KEY ranks
 passages for the reader's side of the fusion: ``margin`` (its best span over "no answer", as shipped), ``head``
 (its sentence head's best sentence) or ``both`` (the mean of the two ranks). With ``--replay`` each passage is
 read once per question and every spec is scored from those readings (exact: with ``reader_batch`` "text" each
-passage is read in a run of its own); no per-spec time is printed then.
+passage is read in a run of its own); no per-spec time is printed then. ``--sentence-weights`` replays each spec
+under each ``Settings.sentence_weight`` (the fusion's third ranking, by a passage's best sentence; 0: off).
 
 ``covid`` is COVID-QA's long papers, a public test set: report, never choose on it. The held-out sets to choose
 on: ``doc2dial``, the 400 doc2dial tuning turns (``qa.evaluation.tuning_turns``: later turns outside the public
@@ -30,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from qa.answering import sentences_by  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
 from qa.evaluation import (  # noqa: E402
@@ -59,13 +62,14 @@ def questions(name: str, path: Path, docs: Path, n: int, seed: int):
         pool = tuning_turns(load_turns(path), 400)
         pick = random.Random(seed).sample(pool, min(n, len(pool)))
         return path / "documents", [(rewrite_follow_up(t.question, chat_history(t), None)[0],
-                                     lambda p, t=t: dialogue_hit(p, t)) for t in pick]
+                                     lambda p, t=t: dialogue_hit(p, t), sentences_by(t.question, chat_history(t)))
+                                    for t in pick]
     articles = load_squad(path)
     if name == "squad-tuning":  # the first ones train the reader
         articles = articles[TRAIN_TUNING_ARTICLES:]
     qs = [q for q in write_corpus(articles, docs) if not q.impossible]
     pick = random.Random(seed).sample(qs, min(n, len(qs)))
-    return docs, [(q.question, lambda p, q=q: hit(p, q)) for q in pick]
+    return docs, [(q.question, lambda p, q=q: hit(p, q), None) for q in pick]
 
 
 def parse_specs(text: str, default_weight: float) -> list[tuple[int, float, str]]:
@@ -86,6 +90,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--specs", default="0,5,10,10:4,20")
     ap.add_argument("--replay", action="store_true", help="read each passage once; score every spec from that")
+    ap.add_argument("--sentence-weights", type=float, nargs="+", default=None,
+                    help="with --replay: Settings.sentence_weight values to replay each spec under")
+    ap.add_argument("--asked", nargs="+", default=["on"], choices=["on", "off"],
+                    help="with --replay: a standalone turn's sentences ranked by the turn alone "
+                         "(answering.sentences_by, on) or by what is searched, its conversation too (off)")
     args = ap.parse_args()
     if args.replay:
         return replay(args)
@@ -106,14 +115,14 @@ def main() -> None:
             # passages widens the first ones); without the reader also @10 and @20 of a k = 20 search, the
             # ceilings that reranking at those depths can reach.
             found, ms = [], []
-            for question, _ in sample:  # one at a time, as qa.search is called: per-question times
+            for question, _, _ in sample:  # one at a time, as qa.search is called: per-question times
                 t0 = time.perf_counter()
                 found += search_many(loaded, emb, [question], 5, st, reader=reader)
                 ms.append(1000 * (time.perf_counter() - t0))
-            wide = [] if depth else search_many(loaded, emb, [q for q, _ in sample], 20, st)
+            wide = [] if depth else search_many(loaded, emb, [q for q, _, _ in sample], 20, st)
 
             def at(k: int, found: list) -> str:
-                return f"recall@{k} {sum(any(ok(p) for p in ps[:k]) for ps, (_, ok) in zip(found, sample)) / len(sample):.3f}"
+                return f"recall@{k} {sum(any(ok(p) for p in ps[:k]) for ps, (_, ok, _) in zip(found, sample)) / len(sample):.3f}"
 
             figures = "  ".join([at(1, found), at(5, found), *(at(k, wide) for k in ((10, 20) if wide else ()))])
             print(f"rerank {depth:3d} weight {weight:g}: {figures}  median {statistics.median(ms):.0f} ms per question",
@@ -152,11 +161,13 @@ def replay(args) -> None:
         loaded, emb, reader = load_index(Path(tmp) / "index"), get_embedder(s), get_reader(s)
         print(f"{args.set}: {len(sample)} questions (seed {args.seed}), {stats.documents} documents, "
               f"{stats.chunks} chunks; replayed", flush=True)
-        hits = {spec: [0, 0] for spec in specs}
-        for n, (question, ok) in enumerate(sample, 1):
-            ranking = rank_many(loaded, emb, [question], max(5, *(d for d, _, _ in specs)), s)[0]
+        sws = args.sentence_weights if args.sentence_weights is not None else [s.sentence_weight]
+        hits = {(spec, sw, by): [0, 0] for by in args.asked for sw in sws for spec in specs}
+        for n, (question, ok, asked) in enumerate(sample, 1):
             done: dict[str, object] = {}
-            for spec in specs:
+            for spec, sw, by in hits:
+                ranking = rank_many(loaded, emb, [question], max(5, *(d for d, _, _ in specs)),
+                                    replace(s, sentence_weight=sw), asked=[asked if by == "on" else None])[0]
                 depth, weight, key = spec
                 passages = merge(loaded, ranking, max(5, depth))
                 if depth:
@@ -166,12 +177,12 @@ def replay(args) -> None:
                     passages = (rerank(question, passages, None, replace(s, rerank=depth, rerank_weight=weight),
                                        readings)[0]  # the product's own fusion
                                 if key == "margin" else reorder(passages, readings, weight, key, s.rrf_k))
-                hits[spec][0] += any(ok(p) for p in passages[:1])
-                hits[spec][1] += any(ok(p) for p in passages[:5])
+                hits[spec, sw, by][0] += any(ok(p) for p in passages[:1])
+                hits[spec, sw, by][1] += any(ok(p) for p in passages[:5])
             if n % 50 == 0:
                 print(f"  {n} questions", file=sys.stderr, flush=True)
-        for (depth, weight, key), (h1, h5) in hits.items():
-            print(f"rerank {depth:3d} weight {weight:g} by {key}: recall@1 {h1 / len(sample):.3f} "
+        for ((depth, weight, key), sw, by), (h1, h5) in hits.items():
+            print(f"sentences {sw:g} (standalone turns by themselves: {by}) rerank {depth:3d} weight {weight:g} by {key}: recall@1 {h1 / len(sample):.3f} "
                   f"recall@5 {h5 / len(sample):.3f}", flush=True)
 
 

@@ -153,7 +153,7 @@ def stream(
         own = merge(loaded, rank_many(loaded, embedder, [q], n, settings)[0], n)
     remembered = _Remembered(embedder)  # the early and the final answer embed the question once between them
     for passages, readings, final in read_stages(searched, read_as, loaded, embedder, reader, settings,
-                                                 early=early and alone is None):
+                                                 early=early and alone is None, asked=sentences_by(q, history)):
         a = compose(q, searched, reader_q, passages, readings, loaded, t0, settings.max_quotes, settings.min_confidence,
                     page=page, model=confidence.calibrator(settings.confidence, reader_sha256(settings),
                                                            confidence.reading_settings(settings)) or {},
@@ -226,10 +226,19 @@ def _prepare(question, index_dir, history, settings):
 
 
 def read_evidence(searched: str, reader_q: str, loaded: LoadedIndex, embedder: Embedder, reader: Reader,
-                  settings: Settings) -> tuple[list[Passage], list[Reading]]:
+                  settings: Settings, asked: str | None = None) -> tuple[list[Passage], list[Reading]]:
     """The passages an answer is made from, best first, and the reader's reading of each with ``reader_q``."""
-    *_, (passages, readings, _) = read_stages(searched, reader_q, loaded, embedder, reader, settings)
+    *_, (passages, readings, _) = read_stages(searched, reader_q, loaded, embedder, reader, settings, asked=asked)
     return passages, readings
+
+
+def sentences_by(question: str, history: Any) -> str | None:
+    """What search ranks sentences by (qa.search.by_sentences) for ``question`` asked after ``history``: the
+    question itself when it stands alone (:func:`stands_alone`), so that its passages are those it finds alone;
+    None (what is searched, the conversation too) for a follow-up that needs it. On the seeds, ranked by the
+    question with its conversation, "Why does Turkey oppose the YPG?" after talk of Ilhan Ahmed quoted another
+    third sentence than alone."""
+    return question if stands_alone(question, history) else None
 
 
 #: Whether the reader reads a question typed without its "?" with one (:func:`qa.questions.as_asked`). Off: on 250
@@ -240,7 +249,8 @@ ASK_AS_QUESTION = False
 
 
 def read_stages(searched: str, reader_q: str, loaded: LoadedIndex, embedder: Embedder, reader: Reader,
-                settings: Settings, early: bool = False) -> Iterator[tuple[list[Passage], list[Reading], bool]]:
+                settings: Settings, early: bool = False,
+                asked: str | None = None) -> Iterator[tuple[list[Passage], list[Reading], bool]]:
     """``(passages, readings, final)``: with ``early``, first the best ``Settings.early_passages`` fused passages
     read with ``reader_q`` (for an answer to show while the rest are read), then what :func:`read_evidence`
     returns. Those best passages are read first, in a run of their own, whether shown or not: the int8 reader
@@ -248,7 +258,7 @@ def read_stages(searched: str, reader_q: str, loaded: LoadedIndex, embedder: Emb
     the same runs and agree. Nothing is read twice with the same question, so the early answer costs no extra
     reading."""
     n = settings.answer_passages
-    ranking = rank_many(loaded, embedder, [searched], max(n, settings.rerank), settings)[0]
+    ranking = rank_many(loaded, embedder, [searched], max(n, settings.rerank), settings, asked=[asked])[0]
     done: dict[tuple[str, str], Reading] = {}
 
     def read(question: str, passages: Sequence[Passage]) -> list[Reading]:

@@ -43,7 +43,7 @@ def stage_printer():
         if stage != state["stage"]:
             close()
             state.update(stage=stage, bar=None, t0=time.monotonic())
-            unit = "file" if stage.startswith("reading") else "chunk"
+            unit = "file" if stage.startswith("reading") else "sentence" if stage.endswith("sentences") else "chunk"
             if tty:
                 state["bar"] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, leave=True)
             else:

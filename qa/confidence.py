@@ -98,7 +98,7 @@ def calibrator(path: str = "", reader_sha: str | None = None,
 
 
 #: The settings that change what an answer's signals are made from; fit_confidence records them with its model.
-READING_SETTINGS = ("reader_batch", "reader_overlap", "rerank", "rerank_weight")
+READING_SETTINGS = ("reader_batch", "reader_overlap", "rerank", "rerank_weight", "sentence_weight")
 
 
 def reading_settings(settings: Settings) -> tuple[tuple[str, Any], ...]:

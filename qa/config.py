@@ -64,6 +64,11 @@ class Settings:
     rrf_k: float = _f(10.0, "reciprocal-rank-fusion constant; larger flattens the rank curve")
     dense_weight: float = _f(1.0, "weight of the dense ranking in the fusion")
     bm25_weight: float = _f(1.5, "weight of the BM25 ranking in the fusion")
+    sentence_weight: float = _f(
+        1.0, "weight in the fusion of a third ranking: the fused passages by their one sentence closest to the "
+        "question (every sentence is embedded at index time); 0: off, and no sentence is embedded"
+    )
+    sentence_candidates: int = _f(40, "fused passages the sentence ranking reorders")
     reader: str = _f(
         "qa-reader",
         "evidence reader: 'qa-reader' (the int8 ONNX model trained by qa/weights/train_reader.py and shipped in "
@@ -113,7 +118,7 @@ class Settings:
         "(the UI) shows while it reads and reranks the rest (0: all in one run, no early answer); the shipped "
         "confidence model was fitted at 3")
     min_confidence: float = _f(
-        0.2362, "the answer says the articles don't say when its confidence (the estimated probability that it is "
+        0.2319, "the answer says the articles don't say when its confidence (the estimated probability that it is "
         "right, qa/weights/confidence.json) is below this; 0 never refuses. Fitted on held-out data by "
         "python -m qa.weights.fit_confidence: it refuses 0.10 of the answerable questions there"
     )

@@ -14,6 +14,8 @@ Layout of an index folder::
       embeddings.npy     the float32 embeddings themselves, read only by the next incremental build
       sentences.npy      the sentence table: one row (chunk id, start, end) per sentence of the corpus, each
                          sentence once, in the first chunk that holds it (evidence is chosen among these)
+      sentence_vectors.npy  float16 (n, dimension): row i = the embedding of sentence i, memory-mapped (search
+                         reorders the fused passages by the sentence closest to the question: qa/search.py)
       bm25/              bm25s arrays (.npy, loaded without pickle) and vocabulary JSON
     .lock                held by the one build running at a time
 
@@ -149,6 +151,7 @@ class LoadedIndex(ManifestFacts):
     faiss_index: Any
     bm25: Any
     sentences: np.ndarray | None = None  # (n, 3) int64: chunk id, start, end; None in generations written before it
+    sentence_vectors: np.ndarray | None = None  # (n, dimension) float16, row i = sentence i; None before them
 
     _by_source: dict[str, list[Chunk]] | None = field(default=None, repr=False, compare=False)
     _sentences_by_source: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
@@ -375,9 +378,11 @@ def _load_generation(root: Path, gen: str) -> LoadedIndex:
         del raw
         tune_dense_index(faiss_index, manifest.get("faiss", {}))
         bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=False, allow_pickle=False)
-        sentences = None
+        sentences = sentence_vectors = None
         if "sentences" in manifest["counts"]:
             sentences = np.load(folder / "sentences.npy", allow_pickle=False)
+        if "sentence_vectors" in manifest["counts"]:
+            sentence_vectors = np.load(folder / "sentence_vectors.npy", mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         if not folder.exists():
             raise
@@ -397,11 +402,17 @@ def _load_generation(root: Path, gen: str) -> LoadedIndex:
         if (sentences.ndim != 2 or sentences.shape != (m, 3)
                 or (m and not (0 <= sentences[:, 0].min() and sentences[:, 0].max() < n))):
             raise IndexCorruptError(f"The sentence table of {folder} is inconsistent. Rebuild with `qa index`.")
-    return LoadedIndex(folder, gen, manifest, chunks, faiss_index, bm25, sentences)
+    if sentence_vectors is not None and (sentences is None or sentence_vectors.shape != (
+            len(sentences), manifest["embedder"]["dimension"])):
+        raise IndexCorruptError(f"The sentence vectors of {folder} do not match its sentence table. Rebuild with "
+                                f"`qa index`.")
+    return LoadedIndex(folder, gen, manifest, chunks, faiss_index, bm25, sentences, sentence_vectors)
 
 
 class LocalStore:
     """The files of one index folder (see the module docstring): what a build reads, writes and locks."""
+
+    keeps_sentence_vectors = True  # qa/index.py embeds each sentence for the search's sentence ranking
 
     def __init__(self, index_dir: Path):
         self.index_dir = index_dir
@@ -456,12 +467,13 @@ class LocalStore:
         _cleanup(d, keep={p.name for p in d.glob("v[0-9]*")} - _orphans(d, old.generation))
 
     def write(self, docs_dir: Path, chunks: list[Chunk], vectors: np.ndarray, core: dict,
-              sentences: np.ndarray, progress: Progress | None = None) -> str:
-        return _write_generation(self.index_dir, docs_dir, chunks, vectors, core, sentences)
+              sentences: np.ndarray, progress: Progress | None = None,
+              sentence_vectors: np.ndarray | None = None) -> str:
+        return _write_generation(self.index_dir, docs_dir, chunks, vectors, core, sentences, sentence_vectors)
 
 
 def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vectors: np.ndarray, core: dict,
-                      sentences: np.ndarray) -> str:
+                      sentences: np.ndarray, sentence_vectors: np.ndarray | None = None) -> str:
     bm25s = quiet_bm25s()
     import faiss
 
@@ -484,8 +496,11 @@ def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vect
     index = make_dense_index(vectors, core["faiss"])
     _write_bytes(tmp / "vectors.faiss", faiss.serialize_index(index).tobytes())
     del index
-    for name, array in (("embeddings.npy", vectors), ("sentences.npy", sentences), ("chunk_offsets.npy", offsets),
-                        ("chunk_spans.npy", spans)):
+    arrays = [("embeddings.npy", vectors), ("sentences.npy", sentences), ("chunk_offsets.npy", offsets),
+              ("chunk_spans.npy", spans)]
+    if sentence_vectors is not None:  # float16: half the disk and page cache; ranking needs no more precision
+        arrays.append(("sentence_vectors.npy", np.asarray(sentence_vectors, dtype=np.float16)))
+    for name, array in arrays:
         with open(tmp / name, "wb") as f:
             np.save(f, array, allow_pickle=False)
             f.flush()
@@ -508,7 +523,8 @@ def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vect
         **core,
         "bm25": {"library": "bm25s", "version": bm25s.__version__, "stopwords": BM25_STOPWORDS,
                  "stemmer": BM25_STEMMER},
-        "counts": {"documents": len(core["files"]), "chunks": len(chunks), "sentences": len(sentences)},
+        "counts": {"documents": len(core["files"]), "chunks": len(chunks), "sentences": len(sentences),
+                   **({"sentence_vectors": len(sentence_vectors)} if sentence_vectors is not None else {})},
     }
     _write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
     _fsync_dir(tmp)

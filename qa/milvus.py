@@ -454,7 +454,9 @@ class MilvusStore:
                 attempt += 1
 
     def write(self, docs_dir: Path, chunks: list[Chunk], vectors: np.ndarray, core: dict,
-              sentences: np.ndarray, progress=None) -> str:
+              sentences: np.ndarray, progress=None, sentence_vectors: np.ndarray | None = None) -> str:
+        # Sentence vectors stay out of Milvus (a second vector field per sentence is a schema of its own): its
+        # search fuses dense and BM25 only, as Settings.sentence_weight = 0 does locally.
         from datetime import UTC, datetime
 
         from pymilvus import DataType, Function, FunctionType

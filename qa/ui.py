@@ -302,7 +302,8 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
 
     def rebuild(progress=gr.Progress()) -> tuple[str, str]:  # noqa: B008 (how Gradio injects its progress bar)
         def report(stage: str, i: int, n: int) -> None:
-            progress((i, max(n, 1)), desc=stage, unit="files" if stage.startswith("reading") else "chunks")
+            progress((i, max(n, 1)), desc=stage, unit="files" if stage.startswith("reading")
+                     else "sentences" if stage.endswith("sentences") else "chunks")
 
         try:
             stats = build_index(docs_folder(), index_dir, settings=settings, progress=report)

@@ -866,3 +866,35 @@ def test_one_answer_embeds_each_text_once():
     assert seen == ["the question", "a sentence", "another sentence"]
     assert (first[0] == again[1]).all() and (first[1] == again[0]).all() and (first[0] == first[2]).all()
     assert (again == HashEmbedder().encode(["a sentence", "the question", "another sentence"])).all()
+
+
+def test_a_standalone_question_in_a_conversation_ranks_sentences_by_itself(built, s, monkeypatch):
+    import importlib
+
+    import numpy as np
+
+    from qa import answering
+
+    search = importlib.import_module("qa.search")  # the module; qa.search is also the function
+    assert answering.sentences_by(Q, ["Why does Turkey oppose the YPG?"]) == Q
+    assert answering.sentences_by("and how many would stay?", [Q]) is None  # leans on the conversation
+    assert answering.sentences_by(Q, None) is None  # alone: what is searched is the question
+    seen = []
+    real = search.by_sentences
+
+    def spy(loaded, qvec, order, settings):
+        seen.append(np.asarray(qvec).copy())
+        return real(loaded, qvec, order, settings)
+
+    monkeypatch.setattr(search, "by_sentences", spy)
+
+    def ranked_by(question, history=None):  # the vector the answer's own passages were ranked by: the last one
+        seen.clear()
+        qa.answer(question, index_dir=built, history=history, settings=s)
+        return seen[-1]
+
+    alone = ranked_by(Q)
+    beside = ranked_by(Q, ["Why does Turkey oppose the YPG?"])
+    follow = ranked_by("and how many would stay?", [Q])
+    assert np.allclose(alone, beside), "searched with the conversation, its sentences ranked by the question alone"
+    assert not np.allclose(follow, alone)

@@ -100,7 +100,9 @@ def test_index_reports_each_stage_on_stderr_unless_quiet(docs, tmp_path, capsys,
     err = capsys.readouterr().err.splitlines()
     # Not a terminal: one line as each stage starts and one as it ends, with its size and its time.
     assert [line.split(":")[0] for line in err] == ["reading and chunking", "reading and chunking", "embedding",
-                                                    "embedding", "writing", "writing"], err
+                                                    "embedding", "embedding sentences", "embedding sentences",
+                                                    "writing", "writing"], err
+    assert err[4].startswith("embedding sentences: ") and err[4].endswith(" sentences")
     assert err[0] == "reading and chunking: 3 files" and err[1].endswith(" s") and "done in" in err[1]
     assert cli.main(["index", "--docs", str(docs), "--index", str(tmp_path / "j"), "--quiet"]) == 0
     assert capsys.readouterr().err == ""

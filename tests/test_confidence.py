@@ -155,8 +155,9 @@ def test_cached_readings_are_kept_apart_by_every_setting_that_changes_what_is_re
 
     base = Settings()
     keys = {reading_key("ab" * 32, s) for s in (base, replace(base, rerank_weight=2.0), replace(base, rerank=20),
-                                                  replace(base, reader_overlap=32), replace(base, reader_batch="all"))}
-    assert len(keys) == 5
+                                                  replace(base, reader_overlap=32), replace(base, reader_batch="all"),
+                                                  replace(base, sentence_weight=0.0))}
+    assert len(keys) == 6
     assert reading_key("ab" * 32, base) != reading_key("cd" * 32, base)
 
 

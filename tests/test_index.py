@@ -24,8 +24,12 @@ def _gen_dir(index_dir: Path) -> Path:
 def test_build_writes_plain_versioned_files(built):
     g = _gen_dir(built)
     assert sorted(p.name for p in g.iterdir()) == ["bm25", "chunk_offsets.npy", "chunk_spans.npy", "chunks.jsonl",
-                                                   "embeddings.npy", "manifest.json", "sentences.npy", "vectors.faiss"]
+                                                   "embeddings.npy", "manifest.json", "sentence_vectors.npy",
+                                                   "sentences.npy", "vectors.faiss"]
     m = json.loads((g / "manifest.json").read_text())
+    sv = np.load(g / "sentence_vectors.npy", allow_pickle=False)
+    assert sv.dtype == np.float16 and sv.shape == (m["counts"]["sentences"], 64) == (m["counts"]["sentence_vectors"], 64)
+    assert np.allclose(np.linalg.norm(sv.astype(np.float32), axis=1), 1.0, atol=1e-2)  # one embedding per sentence
     assert m["format"] == "qa-index" and m["format_version"] == local_store.FORMAT_VERSION
     probe = m["embedder"].pop("probe")
     assert m["embedder"] == {"name": "fake", "dimension": 64, "max_tokens": 40}
@@ -84,7 +88,9 @@ def test_incremental_changes(docs, tmp_path, settings, embedder):
     # Only chunks whose text changed are embedded (plus the manifest's one probe sentence): the edited file's
     # unchanged chunks are reused.
     assert 0 < st.chunks_embedded < first.chunks / 2
-    assert embedder.encoded - before - 1 <= st.chunks_embedded
+    # Sentences too: only those whose text is new (the edit's sentence, the new file's) are embedded.
+    assert 0 < st.sentences_embedded < first.sentences / 4
+    assert embedder.encoded - before - 1 <= st.chunks_embedded + st.sentences_embedded
     assert st.generation != first.generation
     hits = qa.search("zebra crossing Qamishli", k=3, index_dir=idx, settings=settings)
     assert hits[0].source == munich and "zebra" in hits[0].text
@@ -129,8 +135,9 @@ def test_evidence_from_the_sentence_table_matches_splitting_at_query_time(built,
 def test_an_index_from_before_the_sentence_table_still_answers_and_gains_it_on_rebuild(built, docs, settings, embedder):
     g = _gen_dir(built)
     (g / "sentences.npy").unlink()
+    (g / "sentence_vectors.npy").unlink()
     m = json.loads((g / "manifest.json").read_text())
-    del m["counts"]["sentences"], m["sentence_table"]
+    del m["counts"]["sentences"], m["sentence_table"], m["counts"]["sentence_vectors"], m["sentence_vectors"]
     (g / "manifest.json").write_text(json.dumps(m))
     local_store._LOADED.clear()
     old = local_store.load_index(built)
@@ -140,6 +147,7 @@ def test_an_index_from_before_the_sentence_table_still_answers_and_gains_it_on_r
     st = qa.build_index(docs, built, settings=settings)
     assert st.wrote and st.chunks_embedded == 0 and st.sentences > st.chunks
     assert local_store.load_index(built).sentences is not None
+    assert local_store.load_index(built).sentence_vectors.shape == (st.sentences, 64)
 
 
 def test_duplicate_content_is_stored_once(docs, tmp_path, settings):
@@ -341,3 +349,42 @@ def test_a_generation_without_the_chunk_offsets_still_loads(built):
     local_store._LOADED.clear()
     loaded = local_store.load_index(built)
     assert list(loaded.chunks) == before and loaded.chunks_of(before[0].source)[0] == before[0]
+
+
+def test_an_index_from_before_the_sentence_vectors_still_searches_and_gains_them_on_rebuild(built, docs, settings):
+    g = _gen_dir(built)
+    (g / "sentence_vectors.npy").unlink()
+    m = json.loads((g / "manifest.json").read_text())
+    del m["counts"]["sentence_vectors"], m["sentence_vectors"]
+    (g / "manifest.json").write_text(json.dumps(m))
+    local_store._LOADED.clear()
+    old = local_store.load_index(built)
+    assert old.sentence_vectors is None and old.sentences is not None
+    assert qa.search("How many soldiers would European countries contribute?", k=3, index_dir=built,
+                     settings=settings)  # searched by dense and BM25 alone
+    st = qa.build_index(docs, built, settings=settings)
+    texts = {(docs / old.chunks[int(cid)].source).read_text(encoding="utf-8")[a:b] for cid, a, b in old.sentences}
+    assert st.wrote and st.chunks_embedded == 0 and st.sentences_embedded == len(texts) > 0  # each text once
+    assert local_store.load_index(built).sentence_vectors.shape == (st.sentences, 64)
+    again = qa.build_index(docs, built, settings=settings)
+    assert not again.wrote and again.sentences_embedded == 0
+
+
+def test_sentence_vectors_that_do_not_match_the_sentence_table_are_refused(built):
+    g = _gen_dir(built)
+    sv = np.load(g / "sentence_vectors.npy", allow_pickle=False)
+    np.save(g / "sentence_vectors.npy", sv[:-1], allow_pickle=False)
+    local_store._LOADED.clear()
+    with pytest.raises(qa.IndexCorruptError, match="sentence vectors .* do not match its sentence table. Rebuild"):
+        local_store.load_index(built)
+
+
+def test_with_the_sentence_ranking_off_no_sentence_is_embedded(docs, tmp_path, settings):
+    from dataclasses import replace
+
+    st = qa.build_index(docs, tmp_path / "i", settings=replace(settings, sentence_weight=0.0))
+    assert st.sentences > 0 and st.sentences_embedded == 0
+    assert not (_gen_dir(tmp_path / "i") / "sentence_vectors.npy").exists()
+    assert local_store.load_index(tmp_path / "i").sentence_vectors is None
+    on = qa.build_index(docs, tmp_path / "i", settings=settings)  # turned on: the sentences embedded, chunks kept
+    assert on.wrote and on.chunks_embedded == 0 and on.sentences_embedded > 0

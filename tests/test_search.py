@@ -64,3 +64,57 @@ def test_odd_but_valid_questions_get_results_or_none_without_error(built, settin
 def test_clean_question_normalises_whitespace_and_controls():
     assert clean_question("  How\x00 many\n\n soldiers? ", 100) == "How many soldiers?"
     assert clean_question("caf\ud800e", 100) == "caf?e"
+
+
+def test_a_chunk_with_one_sentence_that_matches_rises_by_its_best_sentence(tmp_path, settings):
+    # Two articles: the first mentions the question's words once in every sentence (one diluted chunk vector),
+    # the second holds one sentence that is nearly the question among unrelated ones.
+    from dataclasses import replace
+
+    from qa import local_store
+    from qa.embeddings import get_embedder
+    from qa.search import rank_many
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Spread\n\n" + " ".join(
+        f"Item {i}: zebra herds in sector {i} near the quarry road." for i in range(6)), encoding="utf-8")
+    (docs / "b.txt").write_text("Census\n\nThe harbour cranes were painted blue. Fishermen sold eels at dawn. "
+                                "How many zebra herds cross the quarry road each spring? Gulls nested on the pier.",
+                                encoding="utf-8")
+    qa.build_index(docs, tmp_path / "i", settings=settings)
+    loaded = local_store.load_index(tmp_path / "i")
+    emb = get_embedder(settings)
+    q = "How many zebra herds cross the quarry road each spring?"
+    off = rank_many(loaded, emb, [q], 10, replace(settings, sentence_weight=0.0))[0].order
+    on = rank_many(loaded, emb, [q], 10, replace(settings, sentence_weight=3.0))[0].order
+    source = {c.id: c.source for c in loaded.chunks}
+    assert {cid for cid, _ in on} == {cid for cid, _ in off}  # the same candidates, reordered
+    b_rank = lambda order: [source[cid] for cid, _ in order].index("b.txt")  # noqa: E731
+    assert b_rank(on) <= b_rank(off)
+    # The fused scores of the chunks reordered are those of the fusion plus the sentence ranking's share.
+    best_b = max(float(loaded.sentence_vectors[r].astype("float32") @ emb.encode([q])[0])
+                 for r in loaded.sentences_in("b.txt", 0, 10**9)[:, 0])
+    assert best_b > 0.9  # the fake embedding of the near-identical sentence
+    assert dict(on)[next(cid for cid, _ in on if source[cid] == "b.txt")] > dict(off)[
+        next(cid for cid, _ in off if source[cid] == "b.txt")]
+
+
+def test_without_sentence_vectors_the_fusion_is_unchanged(built, settings):
+    from dataclasses import replace
+
+    from qa import local_store
+    from qa.embeddings import get_embedder
+    from qa.search import rank_many
+
+    loaded = local_store.load_index(built)
+    emb = get_embedder(settings)
+    plain = replace(loaded, sentence_vectors=None)
+    a = rank_many(plain, emb, [Q], 10, settings)[0].order
+    b = rank_many(loaded, emb, [Q], 10, replace(settings, sentence_weight=0.0))[0].order
+    c = rank_many(loaded, emb, [Q], 10, settings)[0].order
+    assert a == b  # no vectors, or a weight of 0: the fusion of dense and BM25 alone
+    # With them, each of the best Settings.sentence_candidates chunks gains its share of the third ranking.
+    fused, more = dict(a), dict(c)
+    assert set(fused) == set(more)
+    assert all(more[cid] > fused[cid] for cid, _ in a[:settings.sentence_candidates])

@@ -77,7 +77,8 @@ def reading_key(sha: str, settings) -> str:
     """The readings cache's folder name: a change of reader or of any setting that changes what is read starts a
     new cache instead of replaying stale readings."""
     return (f"{sha[:12]}-{settings.reader_batch}-{settings.reader_overlap}-rerank{settings.rerank}"
-            f"x{settings.rerank_weight:g}")
+            f"x{settings.rerank_weight:g}" + (f"-sentences{settings.sentence_weight:g}" if settings.sentence_weight
+                                              else ""))
 
 
 def collect(name: str, items: list[dict], docs: Path, cache: Path, settings) -> list[dict]:
@@ -106,11 +107,13 @@ def collect(name: str, items: list[dict], docs: Path, cache: Path, settings) -> 
             q, searched, reader_q, read_as, loaded, emb, reader, st, page = answering._prepare(
                 it["question"], index_dir, it.get("history"), settings)
             row = done.get(it["id"])
-            if row is not None and [row.get(k) for k in ("searched", "read_as", "page")] == [searched, read_as, page]:
+            asked = answering.sentences_by(q, it.get("history"))
+            if row is not None and [row.get(k) for k in ("searched", "read_as", "page", "asked")] == [
+                    searched, read_as, page, asked]:
                 continue
-            passages, readings = answering.read_evidence(searched, read_as, loaded, emb, reader, st)
+            passages, readings = answering.read_evidence(searched, read_as, loaded, emb, reader, st, asked=asked)
             row = {"id": it["id"], "q": q, "searched": searched, "reader_q": reader_q, "read_as": read_as,
-                   "page": page, **_reading_row(passages, readings)}
+                   "page": page, "asked": asked, **_reading_row(passages, readings)}
             f.write(json.dumps(row) + "\n")  # appended: the last row of an id is the one read
             f.flush()
             done[it["id"]] = row
@@ -315,7 +318,7 @@ def main(argv=None) -> None:
     reader_card = card(reader_path)
     sha = reader_card["sha256"]  # the reader QA_READER names, whose readings these are
     # Readings depend on the reader, its window overlap, what one run reads together (Settings.reader_batch) and
-    # which passages the reranking puts in front (Settings.rerank, rerank_weight).
+    # which passages the search and reranking put in front (Settings.sentence_weight, rerank, rerank_weight).
     args.cache = args.cache or str(CACHE / reading_key(sha, settings))
     t0 = time.time()
     rows = examples(Path(args.data), Path(args.cache), settings, args.squad, args.selqa, args.turns, args.seed,
