@@ -428,6 +428,15 @@ def ensure_index(index_dir: str | Path = DEFAULT_INDEX_DIR, settings: Settings |
         log.warning("The index at %s was built with another embedder: rebuilding it from %s.", store.label, docs)
         build_index(docs, index_dir, settings=settings)
         store = open_store(index_dir, settings)
+    elif (is_default_index(index_dir) and settings.sentence_weight > 0 and getattr(store, "keeps_sentence_vectors",
+                                                                                   False)
+          and store.load().sentence_vectors is None):
+        # Our default index, built before sentence vectors: gain them (chunks are reused), so that its answers are
+        # searched as the confidence model was fitted. Any other index searches without them until `qa index`.
+        docs = store.manifest().get("docs_dir") or default_docs_dir()
+        log.warning("The index at %s has no sentence vectors: adding them (once).", store.label)
+        build_index(docs, index_dir, settings=settings)
+        store = open_store(index_dir, settings)
     elif settings.auto_refresh:
         key = f"{settings.store}|{Path(index_dir).resolve()}"
         now = time.monotonic()

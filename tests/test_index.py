@@ -388,3 +388,19 @@ def test_with_the_sentence_ranking_off_no_sentence_is_embedded(docs, tmp_path, s
     assert local_store.load_index(tmp_path / "i").sentence_vectors is None
     on = qa.build_index(docs, tmp_path / "i", settings=settings)  # turned on: the sentences embedded, chunks kept
     assert on.wrote and on.chunks_embedded == 0 and on.sentences_embedded > 0
+
+
+def test_the_default_index_gains_sentence_vectors_once(tmp_path, monkeypatch, settings):
+    monkeypatch.chdir(tmp_path)
+    q = "How many soldiers would European countries contribute?"
+    qa.search(q, settings=settings)
+    g = _gen_dir(tmp_path / "index")
+    (g / "sentence_vectors.npy").unlink()
+    m = json.loads((g / "manifest.json").read_text())
+    del m["counts"]["sentence_vectors"], m["sentence_vectors"]
+    (g / "manifest.json").write_text(json.dumps(m))
+    local_store._LOADED.clear()
+    assert local_store.load_index(tmp_path / "index").sentence_vectors is None  # as built before them
+    assert qa.search(q, settings=settings)
+    now = local_store.load_index(tmp_path / "index")
+    assert now.generation != g.name and now.sentence_vectors is not None
