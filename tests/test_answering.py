@@ -811,6 +811,27 @@ def test_the_sentence_ranker_reorders_only_the_best_sentences_by_its_fitted_weig
     assert best_first(ranked, q, q, emb, _ranker(overlap=10.0, top=3))[0].text == texts[2]
 
 
+def test_evidence_knows_its_place_in_its_passage_and_the_passages_no_answer_score_for_the_ranker():
+    from qa.evidence import best_first, evidence_from, sentence_features
+    from qa.reading import Reading, Span
+    from qa.search import Passage
+    from tests.fakes import HashEmbedder
+
+    text = "Paris is in France. The tower is tall. It stands by the river."
+    passages = [Passage("a.txt", "A", 100, 100 + len(text), text, 1.0)]
+    spans = (Span(text.index("tall"), text.index("tall") + 4, 4.0), Span(0, 5, 3.0),
+             Span(text.index("river"), text.index("river") + 5, 2.0))
+    ev = {e.text: e for e in evidence_from(passages, [Reading(-1.5, spans)])}
+    assert [ev[t].position for t in ("Paris is in France.", "The tower is tall.", "It stands by the river.")] == [0, 1, 2]
+    assert {e.null for e in ev.values()} == {-1.5}
+    f = sentence_features(ev["It stands by the river."], 0.5, set())
+    assert f["position"] > f["null"] and f["null"] == -1.5 and f["cosine"] == 0.5
+    # A ranker that favours later sentences of a passage puts the last first, whatever the reader's margins.
+    ranked = sorted(ev.values(), key=lambda e: -e.relevance)
+    assert ranked[0].text == "The tower is tall."
+    assert best_first(ranked, "q", "q", HashEmbedder(), _ranker(position=5.0))[0].text == "It stands by the river."
+
+
 def test_the_shipped_sentence_ranker_loads_with_its_provenance_and_a_missing_one_keeps_the_readers_order(
         tmp_path, caplog):
     import json
@@ -826,7 +847,14 @@ def test_the_shipped_sentence_ranker_loads_with_its_provenance_and_a_missing_one
     assert sentence_ranker()["top"] == shipped["top"]
     bad = tmp_path / "ranker.json"
     bad.write_text(json.dumps({**shipped, "model": {**shipped["model"], "features": ["relevance"]}}))
-    assert sentence_ranker(str(bad)) is None and "fit_sentence_ranker" in caplog.text
+    assert sentence_ranker(str(bad)) is None and "fit_sentence_ranker" in caplog.text, "one weight per feature"
+    unknown = [*shipped["model"]["features"][:-1], "colour"]
+    bad.write_text(json.dumps({**shipped, "model": {**shipped["model"], "features": unknown}}))
+    assert sentence_ranker.__wrapped__(str(bad)) is None
+    # A ranker fitted on fewer of the features (an older file) still loads and weighs just those.
+    older = {"features": ["relevance", "overlap"], "mean": [0.0, 0.0], "scale": [1.0, 1.0], "coef": [1.0, 2.0]}
+    bad.write_text(json.dumps({**shipped, "model": older}))
+    assert sentence_ranker.__wrapped__(str(bad))["model"]["features"] == ["relevance", "overlap"]
     assert sentence_ranker(str(tmp_path / "missing.json")) is None
 
 
@@ -839,12 +867,13 @@ def test_the_sentence_ranker_fit_learns_which_signal_marks_the_answering_sentenc
     rows = []
     for i in range(120):  # the reader's margin is noise; the cosine (feature 3) marks the sentence that answers
         right = rng.randrange(4)
-        feats = [[rng.gauss(0, 1), 0.0, float(j), rng.gauss(0, 0.3) + (1.5 if j == right else 0.0), 0.0, 0.0, 2.0]
-                 for j in range(4)]
+        feats = [{"relevance": rng.gauss(0, 1), "passage": float(j),
+                  "cosine": rng.gauss(0, 0.3) + (1.5 if j == right else 0.0), "log_words": 2.0} for j in range(4)]
         rows.append({"source": ("squad", "selqa", "doc2dial")[i % 3], "group": f"g{i % 10}", "features": feats,
                      "labels": [j == right for j in range(4)]})
-    model = fit(rows, 0.01)
-    assert model["coef"][3] > 1.0 > abs(model["coef"][0])
+    model = fit(rows, 0.01, ("relevance", "passage", "cosine", "log_words"))
+    assert model["features"] == ["relevance", "passage", "cosine", "log_words"]
+    assert model["coef"][2] > 1.0 > abs(model["coef"][0])
     before, after = first_right(rows, None), first_right(rows, model)
     assert all(after[s] >= 0.8 > 0.4 > before[s] for s in before)
 
