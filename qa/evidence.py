@@ -333,10 +333,11 @@ def best_first(evidence: list[Evidence], question: str, query: str, embedder: Em
     ranker (qa/weights/sentence_ranker.json, made by qa/weights/fit_sentence_ranker.py): a linear score over the
     reader's margin and sentence head, the passage's rank, the embedder's cosine of ``query`` and the sentence,
     the share of ``question``'s content words it holds, whether it asks rather than says, its length, its place in
-    its passage and the passage's "no answer" score (:func:`sentence_features`; the file names those it weighs).
-    Held out (5-fold by article, the sentence-ranked search's readings), the first sentence answered SQuAD 0.856,
-    SelQA 0.883, doc2dial 0.400 of the time, against 0.833 / 0.820 / 0.335 in the reader's order and 0.863 / 0.863
-    / 0.390 with the first seven signals alone (the ranker shipped before 2026-12-06). On the readings before the
+    its passage and the passage's "no answer" score (:func:`sentence_features`; the file names those it weighs: the
+    shipped one the first seven). Held out (5-fold by article), the first sentence answered SQuAD 0.855, SelQA
+    0.848, doc2dial 0.395 of the time, against 0.834 / 0.813 / 0.330 in the reader's order. On the readings of the
+    sentence-ranked search, all nine gave 0.856 / 0.883 / 0.400 against the shipped seven's 0.859 / 0.868 / 0.388,
+    but failed the seeds' consistency check (qa/weights/fit_sentence_ranker.py's FEATURES). Before the
     sentence-ranked search, a hand-set rule (the embedder's cosine added) had 0.840 / 0.833 / 0.338.
 
     The conversation's page bonus chose which sentences are among the best, but is not a feature: a standalone

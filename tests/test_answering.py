@@ -839,7 +839,7 @@ def test_the_shipped_sentence_ranker_loads_with_its_provenance_and_a_missing_one
     from qa.evidence import RANKER_FEATURES, SENTENCE_RANKER_FILE, sentence_ranker
 
     shipped = json.loads(SENTENCE_RANKER_FILE.read_text(encoding="utf-8"))
-    assert tuple(shipped["model"]["features"]) == RANKER_FEATURES and shipped["made_by"].startswith("python -m")
+    assert set(shipped["model"]["features"]) <= set(RANKER_FEATURES) and shipped["made_by"].startswith("python -m")
     figures = shipped["figures"]
     ranker, reader = (figures[k] for k in ("first_sentence_answers_ranker_out_of_fold",
                                             "first_sentence_answers_reader_order"))
