@@ -296,8 +296,8 @@ def sentence_features(e: Evidence, cosine: float, asked: set[str]) -> dict[str, 
     """:data:`RANKER_FEATURES` of one evidence sentence: the reader's span margin and sentence head, its passage's
     rank, the embedder's cosine of the query and the sentence, the share of ``asked`` it holds, whether it is a
     question itself, the log of its length in words, the log of its place in its passage (0 for the first), and
-    its passage's "no answer" score. None depends on the conversation (the page bonus is left out), so a
-    standalone question asked in one gets the order it gets alone."""
+    its passage's "no answer" score. None reads the conversation (the page bonus is left out), but the passage's
+    rank moves with what a conversation made the search find: the seeds' consistency check depends on its weight."""
     return {"relevance": e.relevance, "head": e.head or 0.0, "passage": float(e.passage), "cosine": cosine,
             "overlap": share_held(asked, e.text), "asks": float(e.text.rstrip().endswith("?")),
             "log_words": math.log(max(1, len(e.text.split()))), "position": math.log1p(e.position), "null": e.null}
