@@ -1,14 +1,15 @@
 """Fit the sentence ranker in sentence_ranker.json: which of the best evidence sentences an answer gives first.
 
     python -m qa.weights.fit_sentence_ranker [--data DIR] [--cache DIR] [--top 10] [--l2 0.01] [--seed 13]
+                                             [--features relevance head ...]
 
 The reader ranks a question's evidence sentences by its best span's margin in each (qa.evidence.ranked_evidence).
 Where those margins are close it is often wrong about which sentence answers; other signals, from other models
 and from the words themselves, know things it does not. This fits a conditional logit (a softmax over each
-question's best ``--top`` sentences, one linear score per sentence) over seven of them
-(:data:`qa.evidence.RANKER_FEATURES`): the reader's span margin, its sentence head, the passage's rank, the
-embedder's cosine of question and sentence, the share of the question's content words the sentence holds, whether
-the sentence is itself a question, and its length. The softmax is trained to put its mass on the sentences that
+question's best ``--top`` sentences, one linear score per sentence) over seven of them by default
+(:data:`FEATURES`, of those :data:`qa.evidence.RANKER_FEATURES` offers): the reader's span margin, its sentence
+head, the passage's rank, the embedder's cosine of question and sentence, the share of the question's content words
+the sentence holds, whether the sentence is itself a question, and its length. The softmax is trained to put its mass on the sentences that
 answer: on SQuAD, the sentence holding a gold answer; SelQA, half an answer sentence; doc2dial, part of the
 grounding span. Questions with no such sentence among the best teach nothing and are left out.
 
