@@ -274,13 +274,23 @@ def read_stages(searched: str, reader_q: str, loaded: LoadedIndex, embedder: Emb
             readings = read(reader_q, head)
             if early:
                 yield head, readings, False
-        passages, readings = rerank(searched, candidates, reader, settings, read(searched, candidates))
+        by = reranked_by(searched, asked)
+        passages, readings = rerank(by, candidates, reader, settings, read(by, candidates))
         passages = passages[:n]
-        readings = readings[:n] if reader_q == searched else read(reader_q, passages)
+        readings = readings[:n] if reader_q == by else read(reader_q, passages)
     else:
         passages = merge(loaded, ranking, n)
         readings = read(reader_q, passages)
     yield passages, readings, True
+
+
+def reranked_by(searched: str, asked: str | None) -> str:
+    """What the reader reranks the search results by: the question as asked when it stands alone
+    (:func:`sentences_by`), so that its passages come in the order they come in alone, and the rank of each is
+    what the sentence ranker weighs; else what is searched, the conversation too. On the seeds, reranked by the
+    conversation, "Why does Turkey oppose the YPG?" after talk of Ilhan Ahmed and Al Tanf put Graham's passage
+    second instead of first, and a sentence ranker that weighs the passage's rank quoted another third sentence."""
+    return asked if asked is not None else searched
 
 
 def conversation_page(history: Any, loaded: LoadedIndex, embedder: Embedder, settings: Settings) -> str | None:

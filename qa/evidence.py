@@ -296,8 +296,9 @@ def sentence_features(e: Evidence, cosine: float, asked: set[str]) -> dict[str, 
     """:data:`RANKER_FEATURES` of one evidence sentence: the reader's span margin and sentence head, its passage's
     rank, the embedder's cosine of the query and the sentence, the share of ``asked`` it holds, whether it is a
     question itself, the log of its length in words, the log of its place in its passage (0 for the first), and
-    its passage's "no answer" score. None reads the conversation (the page bonus is left out), but the passage's
-    rank moves with what a conversation made the search find: the seeds' consistency check depends on its weight."""
+    its passage's "no answer" score. None reads the conversation (the page bonus is left out); the passage's rank
+    moves with what a conversation made the search find, so a standalone question in a conversation is reranked
+    by itself (qa.answering.reranked_by), as it is alone: the seeds' consistency check depends on it."""
     return {"relevance": e.relevance, "head": e.head or 0.0, "passage": float(e.passage), "cosine": cosine,
             "overlap": share_held(asked, e.text), "asks": float(e.text.rstrip().endswith("?")),
             "log_words": math.log(max(1, len(e.text.split()))), "position": math.log1p(e.position), "null": e.null}
@@ -334,11 +335,10 @@ def best_first(evidence: list[Evidence], question: str, query: str, embedder: Em
     reader's margin and sentence head, the passage's rank, the embedder's cosine of ``query`` and the sentence,
     the share of ``question``'s content words it holds, whether it asks rather than says, its length, its place in
     its passage and the passage's "no answer" score (:func:`sentence_features`; the file names those it weighs: the
-    shipped one the first seven). Held out (5-fold by article), the first sentence answered SQuAD 0.855, SelQA
-    0.848, doc2dial 0.395 of the time, against 0.834 / 0.813 / 0.330 in the reader's order. On the readings of the
-    sentence-ranked search, all nine gave 0.856 / 0.883 / 0.400 against the shipped seven's 0.859 / 0.868 / 0.388,
-    but failed the seeds' consistency check (qa/weights/fit_sentence_ranker.py's FEATURES). Before the
-    sentence-ranked search, a hand-set rule (the embedder's cosine added) had 0.840 / 0.833 / 0.338.
+    shipped one all nine). Held out (5-fold by article, qa/weights/fit_sentence_ranker.py's FEATURES), the first
+    sentence answered SQuAD 0.857, SelQA 0.878, doc2dial 0.398 of the time, against 0.833 / 0.820 / 0.325 in the
+    reader's order, and 0.864 / 0.861 / 0.380 with the first seven. Before the sentence-ranked search, a hand-set
+    rule (the embedder's cosine added) had 0.840 / 0.833 / 0.338.
 
     The conversation's page bonus chose which sentences are among the best, but is not a feature: a standalone
     question asked in a conversation then gets the answer it gets alone (the seeds' consistency check)."""

@@ -408,6 +408,27 @@ def test_a_question_that_stands_alone_is_read_alone_after_a_short_answer(built, 
     assert reader.questions[-1] == alone
 
 
+def test_a_standalone_question_in_a_conversation_is_reranked_by_itself_and_a_follow_up_by_the_conversation(
+        built, s, reader):
+    from qa.answering import reranked_by
+
+    assert reranked_by("Where is it? (Where is Al Tanf?)", None) == "Where is it? (Where is Al Tanf?)"
+    assert reranked_by(f"{Q} (Who is Ilhan Ahmed?)", Q) == Q
+    alone = qa.answer(Q, index_dir=built, settings=s)
+    reader.reads.clear()
+    history = [("Who is Ilhan Ahmed?", "senior Syrian Kurdish official [1]")]
+    beside = qa.answer(Q, index_dir=built, history=history, settings=s)
+    # Searched with the conversation, but every passage is read (reranked and answered) with the question alone,
+    # so they come in the order they come in alone.
+    assert beside.searched_for != Q and {q for q, _ in reader.reads} == {Q}
+    assert len(reader.reads) >= s.rerank
+    assert [(c.source, c.start, c.end) for c in beside.citations] == [(c.source, c.start, c.end)
+                                                                      for c in alone.citations]
+    reader.reads.clear()
+    follow = qa.answer("and how many would stay?", index_dir=built, history=[(Q, "1,500 [1]")], settings=s)
+    assert any(q == follow.searched_for for q, _ in reader.reads), "a follow-up is reranked by the conversation"
+
+
 def test_the_reader_reads_a_follow_up_with_the_last_statement_but_never_a_short_answer():
     from qa.questions import reader_text
 

@@ -84,8 +84,9 @@ def reading_key(sha: str, settings) -> str:
 def collect(name: str, items: list[dict], docs: Path, cache: Path, settings) -> list[dict]:
     """Read each item (``{"id", "question", "history"}``) once through the answer path, caching the readings in
     ``cache/name.jsonl``; returns the cached rows for ``items``, in order. A cached row is used only while the
-    answer path would still search, read and favour what it records (``searched``, ``read_as``, ``page``): a
-    change to how questions or follow-ups are put to the reader re-reads just the rows it changes."""
+    answer path would still search, rerank, read and favour what it records (``searched``, ``reranked_by``,
+    ``read_as``, ``page``): a change to how questions or follow-ups are put to the reader re-reads just the rows it
+    changes."""
     from qa import answering
     from qa.index import build_index
 
@@ -108,12 +109,14 @@ def collect(name: str, items: list[dict], docs: Path, cache: Path, settings) -> 
                 it["question"], index_dir, it.get("history"), settings)
             row = done.get(it["id"])
             asked = answering.sentences_by(q, it.get("history"))
+            by = answering.reranked_by(searched, asked)
+            # Rows from before "reranked_by" was recorded were reranked by what was searched.
             if row is not None and [row.get(k) for k in ("searched", "read_as", "page", "asked")] == [
-                    searched, read_as, page, asked]:
+                    searched, read_as, page, asked] and row.get("reranked_by", row["searched"]) == by:
                 continue
             passages, readings = answering.read_evidence(searched, read_as, loaded, emb, reader, st, asked=asked)
             row = {"id": it["id"], "q": q, "searched": searched, "reader_q": reader_q, "read_as": read_as,
-                   "page": page, "asked": asked, **_reading_row(passages, readings)}
+                   "page": page, "asked": asked, "reranked_by": by, **_reading_row(passages, readings)}
             f.write(json.dumps(row) + "\n")  # appended: the last row of an id is the one read
             f.flush()
             done[it["id"]] = row

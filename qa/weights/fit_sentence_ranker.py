@@ -6,12 +6,13 @@
 The reader ranks a question's evidence sentences by its best span's margin in each (qa.evidence.ranked_evidence).
 Where those margins are close it is often wrong about which sentence answers; other signals, from other models
 and from the words themselves, know things it does not. This fits a conditional logit (a softmax over each
-question's best ``--top`` sentences, one linear score per sentence) over seven of them by default
-(:data:`FEATURES`, of those :data:`qa.evidence.RANKER_FEATURES` offers): the reader's span margin, its sentence
-head, the passage's rank, the embedder's cosine of question and sentence, the share of the question's content words
-the sentence holds, whether the sentence is itself a question, and its length. The softmax is trained to put its mass on the sentences that
-answer: on SQuAD, the sentence holding a gold answer; SelQA, half an answer sentence; doc2dial, part of the
-grounding span. Questions with no such sentence among the best teach nothing and are left out.
+question's best ``--top`` sentences, one linear score per sentence) over the nine
+:data:`qa.evidence.RANKER_FEATURES` by default (:data:`FEATURES`): the reader's span margin, its sentence head,
+the passage's rank, the embedder's cosine of question and sentence, the share of the question's content words the
+sentence holds, whether the sentence is itself a question, its length, its place in its passage and the passage's
+"no answer" score. The softmax is trained to put its mass on the sentences that answer: on SQuAD, the sentence
+holding a gold answer; SelQA, half an answer sentence; doc2dial, part of the grounding span. Questions with no
+such sentence among the best teach nothing and are left out.
 
 Held-out data only, the readings ``python -m qa.weights.fit_confidence`` caches (run it first; this reads no
 passage again): the 5 SQuAD tuning articles the reader never trained on (answerable questions), the SelQA dev
@@ -35,13 +36,13 @@ from .train_reader import DATA, TRAIN_TUNING_ARTICLES
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "sentence_ranker.json"
 SOURCES = ("squad", "selqa", "doc2dial")
-#: The features the shipped ranker weighs. With ``position`` and ``null`` too (2026-12-06, the sentence-ranked
-#: search's readings, out of fold), the first sentence answered SQuAD 0.863 -> 0.856, SelQA 0.863 -> 0.883, doc2dial
-#: 0.390 -> 0.400, and whole answers replayed were right 0.839 / 0.881 / 0.507 -> 0.841 / 0.891 / 0.515; not
-#: shipped: it failed the seeds' consistency check (tests/test_real_models.py), since a standalone question asked in
-#: a conversation is searched with it, its passages' ranks move, and with those weights the third quote of "Why
-#: does Turkey oppose the YPG?" did too (docs/benchmarks.md).
-FEATURES = ("relevance", "head", "passage", "cosine", "overlap", "asks", "log_words")
+#: The features the shipped ranker weighs: all nine. On the readings of 2026-12-07 (a standalone question in a
+#: conversation reranked by itself, qa.answering.reranked_by), out of fold, the first sentence answered SQuAD /
+#: SelQA / doc2dial 0.864 / 0.861 / 0.380 with the first seven, 0.857 / 0.878 / 0.398 with ``position`` and
+#: ``null`` too. (On 2026-12-06's readings the nine failed the seeds' consistency check: the standalone question
+#: was reranked with its conversation, its passages' ranks moved, and the third quote of "Why does Turkey oppose
+#: the YPG?" did too; docs/benchmarks.md.)
+FEATURES = ("relevance", "head", "passage", "cosine", "overlap", "asks", "log_words", "position", "null")
 
 
 def candidates(data: Path, cache: Path, settings, top: int, reader_card: dict) -> list[dict]:
