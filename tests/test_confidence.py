@@ -84,6 +84,19 @@ def test_reliability_counts_each_bin_and_weights_the_error_by_its_answers():
     assert r["wrong_at_90_or_more"] == pytest.approx(1 / 9, abs=1e-4)
 
 
+def test_the_ece_a_perfect_confidence_would_show_shrinks_with_more_answers_and_is_reported_beside_the_ece():
+    from qa.evaluation import _calibration_line, ece_if_calibrated
+
+    few, many = ece_if_calibrated([0.5, 0.7] * 20), ece_if_calibrated([0.5, 0.7] * 2000)
+    assert 0.03 < few["median"] < few["p95"] < 0.2  # 40 answers: far from 0 though perfectly calibrated
+    assert many["p95"] < 0.02 < few["median"]
+    assert ece_if_calibrated([0.0, 1.0] * 10) == {"median": 0.0, "p95": 0.0}  # certain and right: no noise
+    assert ece_if_calibrated([0.5, 0.7] * 20) == few  # seeded: the same figure every run
+    r = reliability([(0.5, True), (0.7, False)] * 20)
+    assert r["ece_if_calibrated"] == few
+    assert f"median {few['median']:.3f}, 95 % under {few['p95']:.3f}" in _calibration_line(r)
+
+
 def test_the_fit_is_a_logistic_model_that_learns_which_signal_predicts_being_right():
     import random
 
