@@ -7,9 +7,9 @@ in a worktree under /tmp and run with this virtualenv (so it needs that revision
 llama-cpp-python). ``--reader`` instead runs this tree twice: with its own reader, and with the reader at PATH
 (``QA_READER``; with the ``confidence.json`` beside it, if there is one, as ``QA_CONFIDENCE``). For each of the two:
 - warm: one process per tree, models loaded, index built; each seed question asked ``--runs`` times through
-  ``qa.stream``, the trees alternating question by question so machine noise hits both alike; p50/p95 of the
-  whole answer and of the first text shown; once on an idle machine and once with one core kept busy by another
-  process (a user's machine is never idle);
+  ``qa.stream``, the trees alternating question by question, and which goes first swapping, so machine noise
+  hits both alike; p50/p95 of the whole answer and of the first text shown; once on an idle machine and once
+  with one core kept busy by another process (a user's machine is never idle);
 - cold: ``qa ask`` as a new process, twice; the second is what a user sees every time after the first;
 - app: ``python app.py`` on a free port until its /ask answers, then the five questions, and the app's peak RSS
   (VmHWM of the app and its model workers, added up).
@@ -98,9 +98,14 @@ def warm(trees: dict[str, Path], runs: int, tmp: Path) -> dict[str, dict[str, li
     for phase in ("idle", "busy"):
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if phase == "busy" else None
         try:
+            turn = 0
             for _ in range(runs):
                 for q in QUESTIONS:
-                    for name, p in procs.items():
+                    # Who goes first swaps every question: with "this tree" always first, one core busy, it read
+                    # about 5 % slower than the same code second (2026-12-07, docs/benchmarks.md).
+                    order = list(procs.items())
+                    turn += 1
+                    for name, p in (order if turn % 2 else order[::-1]):
                         p.stdin.write(q + "\n")
                         p.stdin.flush()
                         r = json.loads(p.stdout.readline())
