@@ -42,7 +42,7 @@ SOURCES = ("squad", "selqa", "doc2dial")
 #: ``null`` too. (On 2026-12-06's readings the nine failed the seeds' consistency check: the standalone question
 #: was reranked with its conversation, its passages' ranks moved, and the third quote of "Why does Turkey oppose
 #: the YPG?" did too; docs/benchmarks.md.)
-FEATURES = ("relevance", "head", "passage", "cosine", "overlap", "asks", "log_words", "position", "null")
+FEATURES = RANKER_FEATURES
 
 
 def candidates(data: Path, cache: Path, settings, top: int, reader_card: dict) -> list[dict]:
