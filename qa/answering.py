@@ -345,7 +345,8 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
         # answer; the reader has no one span to find for a question ("What about X?") that asks for no fact.
         a = _quotes(q, searched, named, evidence.choose_quotes(named, -math.inf, math.inf, most_quotes), passages,
                     loaded, t0, version)
-        return (a, confidence.signals(named[0], named, passages, readings, True, reader_q, follow_up)) if a else nothing
+        return (a, confidence.signals(named[0], named, passages, readings, True, reader_q, follow_up,
+                                      doc_chars=evidence.article_chars(loaded, named[0].source))) if a else nothing
     top = ranked[0]
     score = {e.passage: passages[e.passage].score for e in ranked}
     top = replace(top, answer_end=top.start + evidence.closed(top.text, top.answer_start - top.start,
@@ -358,12 +359,14 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
             return nothing
         a = Answer(q, f"{short} [1]", [cite], False, searched, [Support(short, (1,), True)], [], 0.0,
                    time.perf_counter() - t0, index_version=version, shape="short", short=short)
-        return a, confidence.signals(top, ranked, passages, readings, False, reader_q, follow_up, short)
+        return a, confidence.signals(top, ranked, passages, readings, False, reader_q, follow_up, short,
+                                     evidence.article_chars(loaded, top.source))
     quotes = evidence.choose_quotes(ranked, -math.inf, limits["extra_quote"], most_quotes,
                                     by_head=evidence.QUOTES_BY == "head", head_weight=limits["head_weight"],
                                     extra_ranked=limits["extra_ranked"])
     a = _quotes(q, searched, ranked, quotes, passages, loaded, t0, version)
-    return (a, confidence.signals(quotes[0], ranked, passages, readings, True, reader_q, follow_up)) if a else nothing
+    return (a, confidence.signals(quotes[0], ranked, passages, readings, True, reader_q, follow_up,
+                                  doc_chars=evidence.article_chars(loaded, quotes[0].source))) if a else nothing
 
 
 def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], readings: Sequence[Reading],

@@ -34,16 +34,17 @@ log = logging.getLogger("qa")
 
 CONFIDENCE_FILE = Path(__file__).resolve().parent / "weights" / "confidence.json"
 SIGNALS = ("relevance", "quotes", "relevance_quotes", "rank", "search_score", "gap", "null", "words", "follow_up",
-           "answer_words", "agree", "head", "similarity")
+           "answer_words", "agree", "head", "similarity", "doc_len")
 
 
 def signals(top: Evidence, evidence: Sequence[Evidence], passages: Sequence[Passage], readings: Sequence[Reading],
-            quotes: bool, question: str, follow_up: bool, short: str = "") -> dict[str, float]:
+            quotes: bool, question: str, follow_up: bool, short: str = "", doc_chars: int = 0) -> dict[str, float]:
     """What the reader says about the answer it is about to give, as numbers the calibrator weighs:
     the chosen sentence's margin over "no answer" (and for quoted sentences apart), the rank and search score of its
     passage, how far it leads the next sentence, its passage's "no answer" score, the share of the question's
     content words it holds, whether a conversation shaped the search, the short answer's length, how many other
-    passages' best spans say the same, and the sentence head's logit for it (0 for a reader without one)."""
+    passages' best spans say the same, the sentence head's logit for it (0 for a reader without one), and the log
+    of its article's length in characters (``doc_chars``, :func:`qa.evidence.article_chars`; 0 when unknown)."""
     def clip(x: float, lo: float = -15.0, hi: float = 15.0) -> float:
         return max(lo, min(hi, float(x)))
 
@@ -61,7 +62,8 @@ def signals(top: Evidence, evidence: Sequence[Evidence], passages: Sequence[Pass
             "gap": clip(top.relevance - max(rest), 0.0) if rest else 15.0,
             "null": clip(readings[top.passage].null) if top.passage < len(readings) else 0.0,
             "words": held, "follow_up": float(follow_up), "answer_words": math.log1p(len(short.split())),
-            "agree": float(min(agree, 3)), "head": clip(top.head) if top.head is not None else 0.0}
+            "agree": float(min(agree, 3)), "head": clip(top.head) if top.head is not None else 0.0,
+            "doc_len": math.log1p(max(0, doc_chars))}
 
 
 @functools.lru_cache(maxsize=8)

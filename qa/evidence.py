@@ -25,7 +25,7 @@ from typing import Any
 
 from . import chunking
 from .embeddings import Embedder
-from .local_store import LoadedIndex
+from .local_store import ChunkTable, LoadedIndex
 from .questions import WORD, content_words
 from .reading import Reading
 from .search import Passage
@@ -378,6 +378,19 @@ def article_text(loaded: LoadedIndex, source: str, start: int, end: int) -> str 
         if pos >= end:
             return "".join(out)
     return None
+
+
+def article_chars(loaded: LoadedIndex | None, source: str) -> int:
+    """How long ``source``'s indexed text is, in characters (where its last chunk ends); 0 when unknown. The
+    longer the article, the more sentences an answer could have come from: a confidence signal
+    (qa.confidence.signals' ``doc_len``)."""
+    if loaded is None:
+        return 0
+    table = getattr(loaded, "chunks", None)
+    if isinstance(table, ChunkTable):  # the local store: from the chunk spans, no chunk parsed
+        rows = table.rows_of(source)
+        return int(table.spans[rows, 2].max()) if len(rows) else 0
+    return max((c.end for c in loaded.chunks_of(source)), default=0)
 
 
 def with_what_follows(e: Evidence, loaded: LoadedIndex | None) -> Evidence:

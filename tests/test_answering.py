@@ -746,6 +746,27 @@ def test_the_sentence_heads_logit_is_a_signal_and_zero_without_a_head():
         assert sig["head"] == expected and set(SIGNALS) - set(sig) == {"similarity"}
 
 
+def test_the_articles_length_is_a_signal_read_from_the_index(built, docs, s, tmp_path):
+    import math
+
+    from qa.evidence import article_chars
+    from qa.index import ensure_index
+
+    loaded = ensure_index(built, s)
+    for f in docs.iterdir():
+        assert article_chars(loaded, f.name) == len(f.read_text(encoding="utf-8"))
+    assert article_chars(loaded, "no-such-file.txt") == 0 and article_chars(None, "a.txt") == 0
+    # A model weighing only the length, zero at the answer's own article: the answer shows exactly 0.5, so compose
+    # passed the cited article's length from the index, not another's or none.
+    a = qa.answer(Q, index_dir=built, settings=s)
+    n = len((docs / a.citations[0].source).read_text(encoding="utf-8"))
+    model = {"features": ["doc_len"], "mean": [0.0], "scale": [1.0], "coef": [-1.0], "intercept": math.log1p(n)}
+    path = tmp_path / "length.json"
+    path.write_text(json.dumps({"model": model}), encoding="utf-8")
+    b = qa.answer(Q, index_dir=built, settings=dataclasses.replace(s, confidence=str(path), min_confidence=0.0))
+    assert b.citations[0].source == a.citations[0].source and b.confidence == pytest.approx(0.5)
+
+
 def _confidence_file(path, intercept, reader_sha256="0" * 64):
     model = {"features": ["relevance"], "mean": [0.0], "scale": [1.0], "coef": [0.0], "intercept": intercept}
     path.write_text(json.dumps({"model": model, "reader_sha256": reader_sha256}), encoding="utf-8")
