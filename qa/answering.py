@@ -345,8 +345,7 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
         # answer; the reader has no one span to find for a question ("What about X?") that asks for no fact.
         a = _quotes(q, searched, named, evidence.choose_quotes(named, -math.inf, math.inf, most_quotes), passages,
                     loaded, t0, version)
-        return (a, confidence.signals(named[0], named, passages, readings, True, reader_q, follow_up,
-                                      doc_chars=evidence.article_chars(loaded, named[0].source))) if a else nothing
+        return (a, confidence.signals(named[0], named, passages, readings, True, reader_q, follow_up)) if a else nothing
     top = ranked[0]
     score = {e.passage: passages[e.passage].score for e in ranked}
     top = replace(top, answer_end=top.start + evidence.closed(top.text, top.answer_start - top.start,
@@ -359,14 +358,12 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
             return nothing
         a = Answer(q, f"{short} [1]", [cite], False, searched, [Support(short, (1,), True)], [], 0.0,
                    time.perf_counter() - t0, index_version=version, shape="short", short=short)
-        return a, confidence.signals(top, ranked, passages, readings, False, reader_q, follow_up, short,
-                                     evidence.article_chars(loaded, top.source))
+        return a, confidence.signals(top, ranked, passages, readings, False, reader_q, follow_up, short)
     quotes = evidence.choose_quotes(ranked, -math.inf, limits["extra_quote"], most_quotes,
                                     by_head=evidence.QUOTES_BY == "head", head_weight=limits["head_weight"],
                                     extra_ranked=limits["extra_ranked"])
     a = _quotes(q, searched, ranked, quotes, passages, loaded, t0, version)
-    return (a, confidence.signals(quotes[0], ranked, passages, readings, True, reader_q, follow_up,
-                                  doc_chars=evidence.article_chars(loaded, quotes[0].source))) if a else nothing
+    return (a, confidence.signals(quotes[0], ranked, passages, readings, True, reader_q, follow_up)) if a else nothing
 
 
 def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], readings: Sequence[Reading],
@@ -382,10 +379,13 @@ def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], r
     a, sig = draft(q, searched, reader_q, passages, readings, loaded, t0, most_quotes, rank_penalty, page, embedder)
     if sig is None:
         return a
-    if "similarity" in ((model if model is not None else confidence.calibrator()) or {}).get("features", ()):
+    weighs = ((model if model is not None else confidence.calibrator()) or {}).get("features", ())
+    if "similarity" in weighs:
         if embedder is None:
             raise ValueError("this confidence model weighs the embedder's similarity: pass the embedder")
         sig["similarity"] = confidence.similarity(embedder, searched, a, bool(sig["follow_up"]))
+    if "doc_len" in weighs:  # looked up only for a model that weighs it (the shipped one does not)
+        sig["doc_len"] = confidence.doc_len(loaded, a)
     p = confidence.confidence_of(sig, model)
     if p < min_confidence:
         return _abstain(q, searched, passages, p, t0, a.index_version)

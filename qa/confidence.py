@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .embeddings import Embedder
-from .evidence import Evidence, share_held
+from .evidence import Evidence, article_chars, share_held
 from .questions import content_words
 from .reading import Reading
 from .search import Passage
 
 if TYPE_CHECKING:  # for annotations only: qa/answering.py builds on this module
     from .answering import Answer
+    from .local_store import LoadedIndex
 
 log = logging.getLogger("qa")
 
@@ -38,13 +39,13 @@ SIGNALS = ("relevance", "quotes", "relevance_quotes", "rank", "search_score", "g
 
 
 def signals(top: Evidence, evidence: Sequence[Evidence], passages: Sequence[Passage], readings: Sequence[Reading],
-            quotes: bool, question: str, follow_up: bool, short: str = "", doc_chars: int = 0) -> dict[str, float]:
+            quotes: bool, question: str, follow_up: bool, short: str = "") -> dict[str, float]:
     """What the reader says about the answer it is about to give, as numbers the calibrator weighs:
     the chosen sentence's margin over "no answer" (and for quoted sentences apart), the rank and search score of its
     passage, how far it leads the next sentence, its passage's "no answer" score, the share of the question's
     content words it holds, whether a conversation shaped the search, the short answer's length, how many other
-    passages' best spans say the same, the sentence head's logit for it (0 for a reader without one), and the log
-    of its article's length in characters (``doc_chars``, :func:`qa.evidence.article_chars`; 0 when unknown)."""
+    passages' best spans say the same, and the sentence head's logit for it (0 for a reader without one).
+    Two more, :func:`similarity` and :func:`doc_len`, are added by the caller for a model that weighs them."""
     def clip(x: float, lo: float = -15.0, hi: float = 15.0) -> float:
         return max(lo, min(hi, float(x)))
 
@@ -62,8 +63,7 @@ def signals(top: Evidence, evidence: Sequence[Evidence], passages: Sequence[Pass
             "gap": clip(top.relevance - max(rest), 0.0) if rest else 15.0,
             "null": clip(readings[top.passage].null) if top.passage < len(readings) else 0.0,
             "words": held, "follow_up": float(follow_up), "answer_words": math.log1p(len(short.split())),
-            "agree": float(min(agree, 3)), "head": clip(top.head) if top.head is not None else 0.0,
-            "doc_len": math.log1p(max(0, doc_chars))}
+            "agree": float(min(agree, 3)), "head": clip(top.head) if top.head is not None else 0.0}
 
 
 @functools.lru_cache(maxsize=8)
@@ -126,6 +126,14 @@ def similarities(embedder: Embedder, items: Sequence[tuple[str, Answer, bool]], 
         for j, i in enumerate(part):
             out[i] = float(v[2 * j] @ v[2 * j + 1])
     return out
+
+
+def doc_len(loaded: LoadedIndex | None, a: Answer) -> float:
+    """The log of the length of the article the answer first cites (:func:`qa.evidence.article_chars`; 0 with no
+    citation). Not weighed by the shipped model: fitted, it learnt from SelQA (short sections, no unanswerable
+    question) that a short article's answer is right, and refused 0.079 of the unanswerable questions over short
+    SQuAD paragraphs instead of 0.456 (docs/benchmarks.md, 2026-12-07). ``fit_confidence --features`` can weigh it."""
+    return math.log1p(article_chars(loaded, a.citations[0].source)) if a.citations else 0.0
 
 
 def confidence_of(sig: dict[str, float], model: dict[str, Any] | None = None) -> float:

@@ -383,7 +383,7 @@ def article_text(loaded: LoadedIndex, source: str, start: int, end: int) -> str 
 def article_chars(loaded: LoadedIndex | None, source: str) -> int:
     """How long ``source``'s indexed text is, in characters (where its last chunk ends); 0 when unknown. The
     longer the article, the more sentences an answer could have come from: a confidence signal
-    (qa.confidence.signals' ``doc_len``)."""
+    (:func:`qa.confidence.doc_len`)."""
     if loaded is None:
         return 0
     table = getattr(loaded, "chunks", None)

@@ -742,8 +742,8 @@ def test_the_sentence_heads_logit_is_a_signal_and_zero_without_a_head():
     for head, expected in ((3.5, 3.5), (40.0, 15.0), (None, 0.0)):
         top = Evidence(0, "a.txt", "A", 0, 19, p.text, 4.0, 0, 5, head=head)
         sig = signals(top, [top], [p], [r], quotes=True, question="Where is Paris?", follow_up=False)
-        # All but the embedder's similarity, which compose adds when its model weighs it (test below).
-        assert sig["head"] == expected and set(SIGNALS) - set(sig) == {"similarity"}
+        # All but the embedder's similarity and the article's length, which compose adds when its model weighs them.
+        assert sig["head"] == expected and set(SIGNALS) - set(sig) == {"similarity", "doc_len"}
 
 
 def test_the_articles_length_is_a_signal_read_from_the_index(built, docs, s, tmp_path):

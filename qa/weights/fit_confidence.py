@@ -133,7 +133,8 @@ def collect(name: str, items: list[dict], docs: Path, cache: Path, settings) -> 
 
 def replay(rows: list[dict], index_dir: Path, settings) -> list:
     """``(answer, signals)`` per row: the answer the path gives at any confidence, from the cached readings, with
-    every signal, the embedder's similarity too (:func:`qa.confidence.similarity`, here in batches)."""
+    every signal, the embedder's similarity (:func:`qa.confidence.similarity`, here in batches) and the article's
+    length (:func:`qa.confidence.doc_len`) too."""
     from qa import answering, confidence
     from qa.embeddings import get_embedder
     from qa.index import ensure_index
@@ -147,8 +148,9 @@ def replay(rows: list[dict], index_dir: Path, settings) -> list:
                                    settings.max_quotes, page=row["page"], embedder=embedder))
     scored = [(row, a, sig) for row, (a, sig) in zip(rows, out) if sig is not None]
     sims = confidence.similarities(embedder, [(row["searched"], a, bool(sig["follow_up"])) for row, a, sig in scored])
-    for (_, _, sig), x in zip(scored, sims):
+    for (_, a, sig), x in zip(scored, sims):
         sig["similarity"] = x
+        sig["doc_len"] = confidence.doc_len(loaded, a)
     return out
 
 
