@@ -2,8 +2,8 @@
 
 :func:`signals` turns what the reader says about the answer it is about to give into numbers; :func:`confidence_of`
 weighs them with a logistic model (multi-feature Platt scaling, :func:`calibrator`) fitted by
-``python -m qa.weights.fit_confidence`` on held-out SQuAD 2.0 tuning articles, SelQA dev and doc2dial tuning turns,
-cross-validated across articles, and stored as plain numbers in qa/weights/confidence.json with its provenance and
+``python -m qa.weights.fit_confidence`` on held-out SQuAD 2.0 tuning articles (whole, and cut into one file per
+paragraph), SelQA dev and doc2dial tuning turns, cross-validated across articles, and stored as plain numbers in qa/weights/confidence.json with its provenance and
 figures. Right means: a short answer with F1 >= 0.5 against a gold answer (or holding one); quoted sentences with a
 citation covering the gold answer sentence or span. Below ``Settings.min_confidence`` an answer abstains
 (qa/answering.py).

@@ -118,7 +118,7 @@ class Settings:
         "(the UI) shows while it reads and reranks the rest (0: all in one run, no early answer); the shipped "
         "confidence model was fitted at 3")
     min_confidence: float = _f(
-        0.2392, "the answer says the articles don't say when its confidence (the estimated probability that it is "
+        0.2302, "the answer says the articles don't say when its confidence (the estimated probability that it is "
         "right, qa/weights/confidence.json) is below this; 0 never refuses. Fitted on held-out data by "
         "python -m qa.weights.fit_confidence: it refuses 0.10 of the answerable questions there"
     )

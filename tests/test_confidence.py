@@ -183,6 +183,9 @@ def test_each_fold_gets_its_share_of_each_sources_articles():
     assert sorted(fold_of[f"squad:{a}"] for a in "abcde") == [0, 1, 2, 3, 4]
     sizes = [sum(1 for g, k in fold_of.items() if g.startswith("selqa") and k == f) for f in range(5)]
     assert sorted(sizes) == [4, 4, 5, 5, 5] and fold_of == article_folds(rows, 5, seed=13)
+    # An article cut into paragraphs is grouped with the whole article: one fold holds both, whatever else is dealt.
+    paragraphs = [{"source": "paragraphs", "group": f"squad:{a}"} for a in "ace"]
+    assert article_folds(rows + paragraphs, 5, seed=13) == fold_of
 
 
 def test_cached_readings_are_read_again_only_where_the_path_now_reads_otherwise(docs, tmp_path, monkeypatch):

@@ -1,10 +1,12 @@
 """Fit the confidence model in confidence.json: the probability that an answer is right, from the reader's signals.
 
-    python -m qa.weights.fit_confidence [--data DIR] [--cache DIR] [--squad N --selqa N --turns N]
+    python -m qa.weights.fit_confidence [--data DIR] [--cache DIR] [--squad N --selqa N --turns N --paragraphs N]
 
-Held-out data only, from three sources at once, so that the figure holds on more than one kind of text:
+Held-out data only, from four sources at once, so that the figure holds on more than one kind of text:
 - SQuAD 2.0: the 5 tuning articles the reader never trained on (qa/weights/train_reader.py holds them out), all
   their answerable and unanswerable questions, the articles indexed together;
+- the same questions over the same articles cut into one short file per paragraph (``--paragraphs``): short
+  articles with unanswerable questions;
 - SelQA dev: answer-sentence questions (what / how / why ...), every section one file, indexed together;
 - doc2dial dmv-va: later turns outside the public figure's sample (``qa.evaluation.tuning_turns``), asked with
   their conversation as ``qa.answer`` takes it.
@@ -22,8 +24,9 @@ a wrong span would count as right). SQuAD's questions are all in both.
 
 The model is scikit-learn's logistic regression on standardised signals (Platt scaling with several inputs), stored
 as plain numbers. :data:`FEATURES` are the signals it uses, chosen by the cross-validation below among subsets of
-:data:`qa.confidence.SIGNALS` (``--features`` reruns the comparison; docs/benchmarks.md has the figures). It is checked by 5-fold cross-validation grouped by article (a SQuAD
-article, a SelQA article, a doc2dial page), so no article's questions are in both the fit and the check: expected
+:data:`qa.confidence.SIGNALS` (``--features`` reruns the comparison; docs/benchmarks.md has the figures).
+It is checked by 5-fold cross-validation grouped by article (a SQuAD article with its paragraph files, a SelQA
+article, a doc2dial page), so no article's questions are in both the fit and the check: expected
 calibration error per fold, and the refusal rule ``Settings.min_confidence`` chosen in each fold as the confidence
 that refuses ``--false-refusals`` of the held-in answerable questions, with what it refuses of the held-out fold.
 The shipped model is then fitted on everything.
@@ -42,6 +45,8 @@ from pathlib import Path
 
 from .train_reader import DATA, TRAIN_TUNING_ARTICLES
 
+#: Where the held-out questions come from (see :func:`examples`).
+SOURCES = ("squad", "paragraphs", "selqa", "doc2dial")
 #: The signals the model weighs. On the cross-validation by article, the margin with the shape, the passage's
 #: "no answer" score and the lead over the next sentence calibrated SQuAD and doc2dial best (ECE 0.020 and 0.046,
 #: against 0.027 and 0.082 with all eleven signals: the others fitted noise that did not carry across articles).
@@ -52,11 +57,20 @@ from .train_reader import DATA, TRAIN_TUNING_ARTICLES
 #: and right 0.818 -> 0.878 and SQuAD right-or-rightly-refused 0.637 -> 0.659, but SelQA holds no unanswerable
 #: question, so "a short article" also learnt "answerable": with SQuAD's held-out paragraphs indexed each as its own
 #: short file, 600 questions, it refused 0.079 of the unanswerable ones against 0.456 without it, ECE 0.392 against
-#: 0.052 (docs/benchmarks.md).
+#: 0.052 (docs/benchmarks.md). With those paragraph files among the sources (:data:`PARAGRAPHS`) it weighs next to
+#: nothing: out of fold, right or rightly refused SQuAD / paragraphs / SelQA / doc2dial 0.642 / 0.635 / 0.805 / 0.505
+#: with it, 0.647 / 0.631 / 0.805 / 0.505 without.
 FEATURES = ("relevance", "quotes", "relevance_quotes", "null", "gap", "similarity", "follow_up")
 #: The logistic regression's C. With those signals, 0.1 calibrated a held-out SQuAD article better than 1 (median
 #: out-of-fold ECE 0.070 against 0.093; 0.03: 0.064, but 0.454 of the unanswerable refused against 0.485).
 C = 0.1
+#: SQuAD tuning questions also asked over one file per paragraph (-1: all, 0: none; see :func:`examples`). All:
+#: the fit then sees short articles with unanswerable questions, which SelQA's short sections lack. Against the fit
+#: without them (2026-12-07, docs/benchmarks.md), on text it never saw, the public SQuAD sample's paragraphs each
+#: its own file (1,407 questions): unanswerable refused 0.436 against 0.405 (false refusals 0.136 against 0.121),
+#: ECE 0.062 against 0.078; the public SQuAD sample: abstention 0.47 against 0.45 at the same 0.18 false refusals,
+#: ECE 0.093 against 0.103, F1 0.595 both; doc2dial: as many turns cited (53), ECE 0.072 against 0.091.
+PARAGRAPHS = -1
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "confidence.json"
 CACHE = Path.home() / ".cache" / "qa" / "confidence"
@@ -155,9 +169,11 @@ def replay(rows: list[dict], index_dir: Path, settings) -> list:
 
 
 def examples(data: Path, cache: Path, settings, n_squad: int, n_selqa: int, n_turns: int, seed: int,
-             reader_card: dict | None = None) -> list[dict]:
+             reader_card: dict | None = None, n_paragraphs: int = 0) -> list[dict]:
     """Every held-out question as ``{source, group, right, signals}`` (signals None: nothing to answer with); held
-    out from ``reader_card``'s training."""
+    out from ``reader_card``'s training. ``n_paragraphs`` (-1: all) also asks that many of the SQuAD questions over
+    the same articles cut into one short file per paragraph (source "paragraphs", grouped with their article):
+    short articles with unanswerable questions, which SelQA's short sections lack."""
     reader_card = reader_card or {}
     from qa.evaluation import (
         chat_history,
@@ -175,6 +191,7 @@ def examples(data: Path, cache: Path, settings, n_squad: int, n_selqa: int, n_tu
     out = []
     articles = load_squad(data / "squad2-dev-15-tuning-articles.json")[TRAIN_TUNING_ARTICLES:]
     squad = write_corpus(articles, cache / "squad-docs")
+    article_of = {q.id: q.source for q in squad}
     if n_squad:
         squad = random.Random(seed).sample(squad, min(n_squad, len(squad)))
     rows = collect("squad", [{"id": q.id, "question": q.question} for q in squad], cache / "squad-docs", cache,
@@ -182,6 +199,16 @@ def examples(data: Path, cache: Path, settings, n_squad: int, n_selqa: int, n_tu
     for q, (a, sig) in zip(squad, replay(rows, cache / "squad-index", settings)):
         out.append({"source": "squad", "group": f"squad:{q.source}", "right": squad_right(a, q), "signals": sig,
                     "answerable": not q.impossible, "judged": True})
+    if n_paragraphs:
+        paragraphs = write_corpus([{"title": f"{a['title']} {i}", "paragraphs": [p]} for a in articles
+                                   for i, p in enumerate(a["paragraphs"])], cache / "paragraphs-docs")
+        if n_paragraphs > 0:
+            paragraphs = random.Random(seed).sample(paragraphs, min(n_paragraphs, len(paragraphs)))
+        rows = collect("paragraphs", [{"id": q.id, "question": q.question} for q in paragraphs],
+                       cache / "paragraphs-docs", cache, settings)
+        for q, (a, sig) in zip(paragraphs, replay(rows, cache / "paragraphs-index", settings)):
+            out.append({"source": "paragraphs", "group": f"squad:{article_of[q.id]}", "right": squad_right(a, q),
+                        "signals": sig, "answerable": not q.impossible, "judged": True})
 
     selqa = load_selqa(data / "selqa" / "selqa-ass-dev.json", cache / "selqa-docs")
     ids = [f"selqa-{i}" for i in range(len(selqa))]
@@ -242,7 +269,7 @@ def figures(scored: list[tuple[float, dict]], floor: float) -> dict:
     from qa.evaluation import reliability
 
     out = {}
-    for name in ("all", "squad", "selqa", "doc2dial"):
+    for name in ("all", *SOURCES):
         mine = [(p, r) for p, r in scored if name in ("all", r["source"])]
         if not mine:
             continue
@@ -261,12 +288,13 @@ def figures(scored: list[tuple[float, dict]], floor: float) -> dict:
 
 
 def article_folds(rows: list[dict], folds: int, seed: int) -> dict[str, int]:
-    """Each article's fold (a row's ``group``), dealt out source by source, so that each fold holds about a
-    ``folds``-th of each source's articles (with 5 folds, one SQuAD tuning article each): a fold's SQuAD figures
-    are then one article's."""
+    """Each article's fold (a row's ``group``), dealt out source by source (the group's prefix, so that a SQuAD
+    article cut into paragraphs is in the fold of the whole article), so that each fold holds about a ``folds``-th
+    of each source's articles (with 5 folds, one SQuAD tuning article each): a fold's SQuAD figures are then one
+    article's."""
     fold_of: dict[str, int] = {}
-    for source in sorted({r["source"] for r in rows}):
-        groups = sorted({r["group"] for r in rows if r["source"] == source})
+    for family in sorted({r["group"].split(":")[0] for r in rows}):
+        groups = sorted({r["group"] for r in rows if r["group"].split(":")[0] == family})
         random.Random(seed).shuffle(groups)
         fold_of.update({g: i % folds for i, g in enumerate(groups)})
     return fold_of
@@ -307,6 +335,9 @@ def main(argv=None) -> None:
     ap.add_argument("--squad", type=int, default=0, help="sample this many SQuAD tuning questions (0: all)")
     ap.add_argument("--selqa", type=int, default=0, help="sample this many SelQA dev questions (0: all)")
     ap.add_argument("--turns", type=int, default=400, help="doc2dial tuning turns")
+    ap.add_argument("--paragraphs", type=int, default=PARAGRAPHS,
+                    help="ask this many SQuAD tuning questions over their articles cut into one file per paragraph "
+                         "(-1: all, 0: none)")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--false-refusals", type=float, default=0.10,
                     help="min_confidence refuses this share of the held-out answerable questions")
@@ -332,7 +363,7 @@ def main(argv=None) -> None:
     args.cache = args.cache or str(CACHE / reading_key(sha, settings))
     t0 = time.time()
     rows = examples(Path(args.data), Path(args.cache), settings, args.squad, args.selqa, args.turns, args.seed,
-                    reader_card)
+                    reader_card, args.paragraphs)
     usable = [r for r in rows if r["signals"] is not None]
     nothing = [(0.0, r) for r in rows if r["signals"] is None]
     features = tuple(args.features)
@@ -342,7 +373,7 @@ def main(argv=None) -> None:
     floor = refusal_point(scored, args.false_refusals)
     spread = {key: [f["all"][key] for f in folds] for key in ("false_refusals", "refused_unanswerable", "ece_answered")}
     spread["ece_answered_by_source"] = {name: [f[name]["ece_answered"] for f in folds if name in f]
-                                        for name in ("squad", "selqa", "doc2dial")}
+                                        for name in SOURCES}
     card = {
         "name": "qa answer confidence",
         "made_by": "python -m qa.weights.fit_confidence",
@@ -354,9 +385,11 @@ def main(argv=None) -> None:
         "data": {"squad": "squad2-dev-15-tuning-articles.json, the 5 articles held out from reader training",
                  "selqa": "selqa/selqa-ass-dev.json", "doc2dial": f"doc2dial-dmv-va, {args.turns} later turns outside "
                  "the public sample (qa.evaluation.tuning_turns, seed 5)",
-                 "questions": {s: sum(r["source"] == s for r in rows) for s in ("squad", "selqa", "doc2dial")},
+                 "paragraphs": f"{args.paragraphs if args.paragraphs > 0 else 'all'} of those questions over the "
+                               "same articles cut into one file per paragraph" if args.paragraphs else "none",
+                 "questions": {s: sum(r["source"] == s for r in rows) for s in SOURCES},
                  "fitted_on": {s: sum(r["source"] == s and r["judged"] and r["signals"] is not None for r in rows)
-                               for s in ("squad", "selqa", "doc2dial")},
+                               for s in SOURCES},
                  "never_read": "squad2-dev-5-articles.json, selqa-ass-test.json, doc2dial's public sample, covid-qa"},
         "seed": args.seed, "false_refusal_target": args.false_refusals, "c": args.c,
         "cross_validation": {"folds": folds, "spread": spread,
