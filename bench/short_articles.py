@@ -38,8 +38,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache or Path(tmp)
         articles = load_squad(args.squad)
-        paragraphs = [{"title": f"{a['title']} {i}", "paragraphs": [p]} for a in articles
-                      for i, p in enumerate(a["paragraphs"])]
+        paragraphs = fc.one_file_per_paragraph(articles)
         qs = write_corpus(paragraphs, cache / "docs")
         rows = fc.collect("short", [{"id": q.id, "question": q.question} for q in qs], cache / "docs", cache, settings)
         out = fc.replay(rows, cache / "short-index", settings)

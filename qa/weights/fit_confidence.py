@@ -200,8 +200,7 @@ def examples(data: Path, cache: Path, settings, n_squad: int, n_selqa: int, n_tu
         out.append({"source": "squad", "group": f"squad:{q.source}", "right": squad_right(a, q), "signals": sig,
                     "answerable": not q.impossible, "judged": True})
     if n_paragraphs:
-        paragraphs = write_corpus([{"title": f"{a['title']} {i}", "paragraphs": [p]} for a in articles
-                                   for i, p in enumerate(a["paragraphs"])], cache / "paragraphs-docs")
+        paragraphs = write_corpus(one_file_per_paragraph(articles), cache / "paragraphs-docs")
         if n_paragraphs > 0:
             paragraphs = random.Random(seed).sample(paragraphs, min(n_paragraphs, len(paragraphs)))
         rows = collect("paragraphs", [{"id": q.id, "question": q.question} for q in paragraphs],
@@ -234,6 +233,12 @@ def examples(data: Path, cache: Path, settings, n_squad: int, n_selqa: int, n_tu
                     and cites_gold(a.citations, t), "signals": sig, "answerable": True,
                     "judged": a.shape == "quotes"})
     return out
+
+
+def one_file_per_paragraph(articles: list[dict]) -> list[dict]:
+    """SQuAD-format articles cut into one article per paragraph (for ``qa.evaluation.write_corpus``): short
+    articles, each with its own questions."""
+    return [{"title": f"{a['title']} {i}", "paragraphs": [p]} for a in articles for i, p in enumerate(a["paragraphs"])]
 
 
 def fit(rows: list[dict], features: tuple[str, ...], c: float = 1.0) -> dict:
