@@ -3,8 +3,8 @@
 :func:`signals` turns what the reader says about the answer it is about to give into numbers; :func:`confidence_of`
 weighs them with a logistic model (multi-feature Platt scaling, :func:`calibrator`) fitted by
 ``python -m qa.weights.fit_confidence`` on held-out SQuAD 2.0 tuning articles (whole, and cut into one file per
-paragraph), SelQA dev and doc2dial tuning turns, cross-validated across articles, and stored as plain numbers in qa/weights/confidence.json with its provenance and
-figures. Right means: a short answer with F1 >= 0.5 against a gold answer (or holding one); quoted sentences with a
+paragraph), SelQA dev and doc2dial tuning turns, cross-validated across articles, and stored as plain numbers in
+qa/weights/confidence.json with its provenance and figures. Right means: a short answer with F1 >= 0.5 against a gold answer (or holding one); quoted sentences with a
 citation covering the gold answer sentence or span. Below ``Settings.min_confidence`` an answer abstains
 (qa/answering.py).
 """
@@ -130,9 +130,10 @@ def similarities(embedder: Embedder, items: Sequence[tuple[str, Answer, bool]], 
 
 def doc_len(loaded: LoadedIndex | None, a: Answer) -> float:
     """The log of the length of the article the answer first cites (:func:`qa.evidence.article_chars`; 0 with no
-    citation). Not weighed by the shipped model: fitted, it learnt from SelQA (short sections, no unanswerable
-    question) that a short article's answer is right, and refused 0.079 of the unanswerable questions over short
-    SQuAD paragraphs instead of 0.456 (docs/benchmarks.md, 2026-12-07). ``fit_confidence --features`` can weigh it."""
+    citation). Not weighed by the shipped model: fitted on three sources, it learnt from SelQA (short sections, no
+    unanswerable question) that a short article's answer is right, and refused 0.079 of the unanswerable questions
+    over short SQuAD paragraphs instead of 0.456; with those paragraphs among the sources it weighs next to nothing
+    (docs/benchmarks.md, 2026-12-07). ``fit_confidence --features`` can weigh it."""
     return math.log1p(article_chars(loaded, a.citations[0].source)) if a.citations else 0.0
 
 

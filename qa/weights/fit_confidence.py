@@ -169,9 +169,9 @@ def replay(rows: list[dict], index_dir: Path, settings) -> list:
 
 
 def examples(data: Path, cache: Path, settings, n_squad: int, n_selqa: int, n_turns: int, seed: int,
-             reader_card: dict | None = None, n_paragraphs: int = 0) -> list[dict]:
+             reader_card: dict | None = None, n_paragraphs: int = PARAGRAPHS) -> list[dict]:
     """Every held-out question as ``{source, group, right, signals}`` (signals None: nothing to answer with); held
-    out from ``reader_card``'s training. ``n_paragraphs`` (-1: all) also asks that many of the SQuAD questions over
+    out from ``reader_card``'s training. ``n_paragraphs`` (-1: all, 0: none) also asks that many of the SQuAD questions over
     the same articles cut into one short file per paragraph (source "paragraphs", grouped with their article):
     short articles with unanswerable questions, which SelQA's short sections lack."""
     reader_card = reader_card or {}
