@@ -1,8 +1,9 @@
 """Reranking depth: recall@1/@5 and search time by how many fused passages the reader reads.
 
-    python bench/rerank_depth.py [--set covid|doc2dial|squad-tuning] [--questions 150] [--specs 0,5,10,10:4,20]
+    python bench/rerank_depth.py [--set covid|doc2dial|squad-tuning|squad-wiki] [--questions 150] [--specs 0,5,10,10:4,20]
     python bench/rerank_depth.py --set doc2dial --replay --specs 10,10:1,20:1:head   # read once, all specs
     python bench/rerank_depth.py --set squad-tuning --replay --specs 0,10 --sentence-weights 0 1
+    python bench/rerank_depth.py --set squad-wiki --questions 400 --replay --specs 10,15,20,30   # a big corpus
 
 A spec is DEPTH[:READER_WEIGHT[:KEY]] (weight: the shipped ``Settings.rerank_weight`` when left out); KEY ranks
 passages for the reader's side of the fusion: ``margin`` (its best span over "no answer", as shipped), ``head``
@@ -14,8 +15,10 @@ under each ``Settings.sentence_weight`` (the fusion's third ranking, by a passag
 ``covid`` is COVID-QA's long papers, a public test set: report, never choose on it. The held-out sets to choose
 on: ``doc2dial``, the 400 doc2dial tuning turns (``qa.evaluation.tuning_turns``: later turns outside the public
 sample, which the reader never trained on), each searched as ``qa.answer`` searches it, with its conversation;
-``squad-tuning``, the 5 SQuAD 2.0 tuning articles every reader stage holds out. (doc2dial's other turns, first
-turns included, trained the reader's sentence head, so they are not held out.)
+``squad-tuning``, the 5 SQuAD 2.0 tuning articles every reader stage holds out; ``squad-wiki``, their questions
+with those 5 articles indexed among ``--distractors`` other Wikipedia articles (SQuAD 1.1 train, seed 3: their
+text, not their questions), a corpus of thousands of chunks, as COVID-QA's is, but held out. (doc2dial's other
+turns, first turns included, trained the reader's sentence head, so they are not held out.)
 """
 
 from __future__ import annotations
@@ -53,11 +56,12 @@ from qa.weights.train_reader import TRAIN_TUNING_ARTICLES  # noqa: E402
 
 DATA = ROOT.parent / "shared/data"
 SETS = {"covid": DATA / "covid-qa.json", "squad-tuning": DATA / "squad2-dev-15-tuning-articles.json",
-        "doc2dial": DATA / "doc2dial-dmv-va"}
+        "squad-wiki": DATA / "squad2-dev-15-tuning-articles.json", "doc2dial": DATA / "doc2dial-dmv-va"}
 
 
-def questions(name: str, path: Path, docs: Path, n: int, seed: int):
-    """(docs folder, [(question, is-hit(passage))]) for a set; writes SQuAD articles under ``docs``."""
+def questions(name: str, path: Path, docs: Path, n: int, seed: int, distractors: int = 120):
+    """(docs folder, [(question, is-hit(passage))]) for a set; writes SQuAD articles under ``docs`` (for
+    ``squad-wiki``, ``distractors`` SQuAD 1.1 train articles beside them, without their questions)."""
     if name == "doc2dial":
         pool = tuning_turns(load_turns(path), 400)
         pick = random.Random(seed).sample(pool, min(n, len(pool)))
@@ -65,9 +69,13 @@ def questions(name: str, path: Path, docs: Path, n: int, seed: int):
                                      lambda p, t=t: dialogue_hit(p, t), sentences_by(t.question, chat_history(t)))
                                     for t in pick]
     articles = load_squad(path)
-    if name == "squad-tuning":  # the first ones train the reader
+    if name in ("squad-tuning", "squad-wiki"):  # the first ones train the reader
         articles = articles[TRAIN_TUNING_ARTICLES:]
     qs = [q for q in write_corpus(articles, docs) if not q.impossible]
+    if name == "squad-wiki":  # the same questions, their articles among many others: a big corpus, held out
+        others = random.Random(3).sample(load_squad(DATA / "squad1.1-train.json"), distractors)
+        write_corpus([{"title": f"other_{a['title']}", "paragraphs": [{"context": p["context"]} for p in a["paragraphs"]]}
+                      for a in others], docs)
     pick = random.Random(seed).sample(qs, min(n, len(qs)))
     return docs, [(q.question, lambda p, q=q: hit(p, q), None) for q in pick]
 
@@ -87,6 +95,8 @@ def main() -> None:
     ap.add_argument("--set", choices=sorted(SETS), default="covid")
     ap.add_argument("--data", default="", help="the set's file or folder (default: under ../shared/data)")
     ap.add_argument("--questions", type=int, default=150)
+    ap.add_argument("--distractors", type=int, default=120,
+                    help="squad-wiki: how many other Wikipedia articles (SQuAD 1.1 train) are indexed beside them")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--specs", default="0,5,10,10:4,20")
     ap.add_argument("--replay", action="store_true", help="read each passage once; score every spec from that")
@@ -101,7 +111,7 @@ def main() -> None:
     s = Settings.from_env(progress=False)
     with tempfile.TemporaryDirectory() as tmp:
         docs, sample = questions(args.set, Path(args.data) if args.data else SETS[args.set], Path(tmp) / "docs",
-                                 args.questions, args.seed)
+                                 args.questions, args.seed, args.distractors)
         stats = build_index(docs, Path(tmp) / "index", settings=s)
         loaded, emb = load_index(Path(tmp) / "index"), get_embedder(s)
         print(f"{args.set}: {len(sample)} questions (seed {args.seed}), {stats.documents} documents, "
@@ -156,7 +166,7 @@ def replay(args) -> None:
     specs = parse_specs(args.specs, s.rerank_weight)
     with tempfile.TemporaryDirectory() as tmp:
         docs, sample = questions(args.set, Path(args.data) if args.data else SETS[args.set], Path(tmp) / "docs",
-                                 args.questions, args.seed)
+                                 args.questions, args.seed, args.distractors)
         stats = build_index(docs, Path(tmp) / "index", settings=s)
         loaded, emb, reader = load_index(Path(tmp) / "index"), get_embedder(s), get_reader(s)
         print(f"{args.set}: {len(sample)} questions (seed {args.seed}), {stats.documents} documents, "

@@ -339,7 +339,9 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
     nothing = _abstain(q, searched, passages, 0.0, t0, version), None
     if not ranked:
         return nothing
-    follow_up = searched != q
+    # A conversation shaped the search: not an overview's topic searched alone ("Explain Al Tanf" searches "Al
+    # Tanf"), which would otherwise be weighed as a follow-up (its similarity unused, the follow-up's lift added).
+    follow_up = searched not in (q, overview_topic(q))
     if (topic := overview_topic(q)) is not None and (named := evidence.about_topic(ranked, topic)):
         # An overview of something the articles name: the sentences naming it, most relevant first, are the
         # answer; the reader has no one span to find for a question ("What about X?") that asks for no fact.

@@ -40,7 +40,13 @@ def overview_topic(question: str) -> str | None:
     """"Al Tanf" for "Summarize what the articles say about Al Tanf.": an overview request names a topic, and the
     request's own words ("summarize", "articles", "say") only blur search and reading."""
     m = _OVERVIEW.match(question.strip())
-    return m.group("topic") if m and content_words(m.group("topic")) else None
+    return m.group("topic") if m and content_words(m.group("topic")) - _CORPUS_WORDS else None
+
+
+# Words that name the indexed texts themselves: "Summarize the articles" asks about them all, not about a topic
+# that sentences naming "articles" would cover.
+_CORPUS_WORDS = frozenset("article articles text texts document documents source sources file files story stories "
+                          "page pages corpus collection folder all both three each".split())
 
 
 def content_words(text: str) -> set[str]:

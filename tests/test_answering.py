@@ -969,3 +969,28 @@ def test_a_standalone_question_in_a_conversation_ranks_sentences_by_itself(built
     follow = ranked_by("and how many would stay?", [Q])
     assert np.allclose(alone, beside), "searched with the conversation, its sentences ranked by the question alone"
     assert not np.allclose(follow, alone)
+
+
+def test_an_overview_searched_by_its_topic_alone_is_not_weighed_as_a_follow_up():
+    from qa import answering
+    from qa.questions import overview_topic
+    from qa.reading import Reading, Span
+    from qa.search import Passage
+
+    text = "The U.S. and its allies are operating out of a base near the Syrian town of Al Tanf near the Iraqi border."
+    p = Passage("a.txt", "A", 0, len(text), text, 1.0)
+    reading = [Reading(0.0, (Span(text.index("a base"), text.index(" near the Iraqi"), 5.0),))]
+    q = "Explain Al Tanf"
+    assert overview_topic(q) == "Al Tanf"
+    _, alone = answering.draft(q, "Al Tanf", "Al Tanf?", [p], reading, None, 0.0)
+    _, asked_after = answering.draft(q, "Al Tanf (Who leads the talks? McGurk)", "Al Tanf?", [p], reading, None, 0.0)
+    assert alone["follow_up"] == 0.0 and asked_after["follow_up"] == 1.0
+
+
+def test_a_request_about_the_articles_themselves_names_no_overview_topic():
+    from qa.questions import overview_topic
+
+    assert overview_topic("Summarize the articles") is None  # not the sentences that say "articles"
+    assert overview_topic("Describe these three documents.") is None
+    assert overview_topic("Summarize what the articles say about Al Tanf.") == "Al Tanf"
+    assert overview_topic("Explain the article's claim about Al Tanf") == "the article's claim about Al Tanf"
