@@ -44,7 +44,13 @@ def main(argv=None) -> None:
         out = fc.replay(rows, cache / "short-index", settings)
     print(f"{args.squad}: {len(paragraphs)} paragraph files, {sum(not q.impossible for q in qs)} answerable + "
           f"{sum(q.impossible for q in qs)} unanswerable questions")
-    for path in args.models:
+    report(args.models, qs, out)
+
+
+def report(models: list[Path], qs: list, out: list) -> None:
+    """Per confidence model, at its own ``min_confidence``, the figures the module docstring lists for questions
+    ``qs`` and their answers and signals ``out`` (``fit_confidence.replay``)."""
+    for path in models:
         card = json.loads(path.read_text(encoding="utf-8"))
         floor = card["min_confidence"]
         scored = [(fc.predict(card["model"], sig) if sig is not None else 0.0, squad_right(a, q), q.impossible)
@@ -60,6 +66,8 @@ def main(argv=None) -> None:
               f"{sum(p for p, _ in given) / max(1, len(given)):.3f} shown  ECE {rel['ece']:.3f}  "
               f"wrong at 90 %+ {rel['wrong_at_90_or_more']:.3f}  right or rightly refused {good:.3f}  "
               f"({len(given)} answered)", flush=True)
+        print("  shown -> right (answers) per bin: " + ", ".join(
+            f"{b['confidence']:.2f} -> {b['right']:.2f} ({b['answers']})" for b in rel["bins"]), flush=True)
 
 
 if __name__ == "__main__":
