@@ -268,3 +268,20 @@ def test_the_384_recipe_trains_without_attention_dropout_and_the_128_one_as_befo
     # Attention dropout keeps torch's CPU attention off its fused kernel: 12.1 s against 2.7 s a 32 x 384 step.
     assert tr.stage_model(_args(tmp_path), 1).config.attention_probs_dropout_prob == 0.0
     assert tr.stage_model(_args(tmp_path, recipe="128"), 1).config.attention_probs_dropout_prob == 0.1
+
+
+def test_training_runs_on_the_cpu_unless_a_gpu_is_asked_for_and_seen(tmp_path, capsys):
+    tok = _tokenizer()
+    items = tr.group_features(tok, _two_groups(), 384, 128)
+    model = tr.sentence_reader_class().from_pretrained(tr.base_model_path())
+    args = _args(tmp_path, batch_size=8, max_steps=1, save_steps=100, bf16=False)
+    assert tr.stage_trainer(args, 3, model, tok, items, tmp_path, []).args.use_cpu  # no device named: the CPU
+    assert tr.device_name(args) == "cpu"
+    gpu = _args(tmp_path, batch_size=8, max_steps=1, save_steps=100, bf16=False, device="gpu")
+    assert not tr.stage_trainer(gpu, 3, model, tok, items, tmp_path, []).args.use_cpu
+    import torch
+
+    if not torch.cuda.is_available():  # this project's machines: a clear refusal, before any data is read
+        with pytest.raises(SystemExit) as e:
+            tr.main(["--device", "gpu", "--work-dir", str(tmp_path)])
+        assert e.value.code == 2 and "torch sees no GPU" in capsys.readouterr().err
