@@ -341,8 +341,9 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
         return nothing
     # A conversation shaped the search: not an overview's topic searched alone ("Explain Al Tanf" searches "Al
     # Tanf"), which would otherwise be weighed as a follow-up (its similarity unused, the follow-up's lift added).
-    follow_up = searched not in (q, overview_topic(q))
-    if (topic := overview_topic(q)) is not None and (named := evidence.about_topic(ranked, topic)):
+    topic = overview_topic(q)
+    follow_up = searched not in (q, topic)
+    if topic is not None and (named := evidence.about_topic(ranked, topic)):
         # An overview of something the articles name: the sentences naming it, most relevant first, are the
         # answer; the reader has no one span to find for a question ("What about X?") that asks for no fact.
         a = _quotes(q, searched, named, evidence.choose_quotes(named, -math.inf, math.inf, most_quotes), passages,
