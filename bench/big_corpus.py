@@ -12,7 +12,6 @@ under ``--cache`` (default: a temporary folder; about 0.3 s a question, with or 
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import tempfile
@@ -22,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from short_articles import report  # noqa: E402
+from short_articles import arguments, report  # noqa: E402
 
 from qa.config import Settings  # noqa: E402
 from qa.evaluation import load_squad, write_corpus  # noqa: E402
@@ -32,13 +31,9 @@ DATA = ROOT.parent / "shared/data"
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("squad", nargs="?", default=str(DATA / "squad2-dev-5-articles.json"))
+    ap = arguments(__doc__)
     ap.add_argument("--questions", type=int, default=300, help="answerable and as many unanswerable (seed 13)")
     ap.add_argument("--distractors", type=int, default=120, help="other Wikipedia articles indexed beside them")
-    ap.add_argument("--models", nargs="+", type=Path, default=[fc.OUT],
-                    help="confidence models (confidence.json files); default: the shipped one")
-    ap.add_argument("--cache", type=Path, help="keep the files, index and readings here")
     args = ap.parse_args(argv)
     settings = Settings.from_env(progress=False, min_confidence=0.0)
     with tempfile.TemporaryDirectory() as tmp:

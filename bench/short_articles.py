@@ -27,13 +27,18 @@ from qa.evaluation import load_squad, reliability, squad_right, write_corpus  # 
 from qa.weights import fit_confidence as fc  # noqa: E402
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The arguments this bench and bench/big_corpus.py share: a SQuAD 2.0 file, the confidence models, a cache."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("squad", nargs="?", default=str(ROOT.parent / "shared/data/squad2-dev-5-articles.json"))
     ap.add_argument("--models", nargs="+", type=Path, default=[fc.OUT],
                     help="confidence models (confidence.json files); default: the shipped one")
-    ap.add_argument("--cache", type=Path, help="keep the paragraph files, index and readings here")
-    args = ap.parse_args(argv)
+    ap.add_argument("--cache", type=Path, help="keep the files, index and readings here")
+    return ap
+
+
+def main(argv=None) -> None:
+    args = arguments(__doc__).parse_args(argv)
     settings = Settings.from_env(progress=False, min_confidence=0.0)
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache or Path(tmp)
