@@ -86,7 +86,9 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(a.text)
     if not a.abstained:
-        print(f"(confidence {a.confidence:.0%}: the estimated chance that this answer is right)")
+        means = ("each line is its article's opening" if a.shape == "overview"
+                 else "the estimated chance that this answer is right")
+        print(f"(confidence {a.confidence:.0%}: {means})")
     if a.history_used:
         print(f"(searched for: {a.searched_for})")
     for c in a.citations:

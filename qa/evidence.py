@@ -380,6 +380,27 @@ def article_text(loaded: LoadedIndex, source: str, start: int, end: int) -> str 
     return None
 
 
+def indexed_text(loaded: LoadedIndex, source: str, upto: int | None = None) -> str:
+    """The article's text rebuilt from its chunks, up to character ``upto`` or whole; the gaps between chunks (the
+    blank lines between paragraphs, which the index does not keep) filled with a paragraph break and spaces.
+    Offsets match the original, so a citation's [start, end) slices out exactly its text. Nothing is read from
+    disk: the app shows only what was indexed."""
+    out: list[str] = []
+    pos = 0
+    for c in loaded.chunks_of(source):
+        if upto is not None and pos >= upto:
+            break
+        if c.end <= pos:
+            continue
+        if c.start > pos:
+            gap = c.start - pos
+            out.append("\n\n" + " " * (gap - 2) if gap >= 2 else " ")
+            pos = c.start
+        out.append(c.text[pos - c.start:])
+        pos = c.end
+    return "".join(out)
+
+
 def article_chars(loaded: LoadedIndex | None, source: str) -> int:
     """How long ``source``'s indexed text is, in characters (where its last chunk ends); 0 when unknown. The
     longer the article, the more sentences an answer could have come from: a confidence signal
@@ -404,3 +425,32 @@ def with_what_follows(e: Evidence, loaded: LoadedIndex | None) -> Evidence:
         if text is not None and not looks_like_instructions(text[len(e.text):]):
             return replace(e, end=end, text=text)
     return e
+
+
+#: An article's opening, for an overview of the articles (:func:`opening`): its first sentence of at least
+#: OPENING_MIN_WORDS words that ends as a sentence ends and holds no web address, so that a title, a photo
+#: caption, a byline, a date line or a "read more at ..." line is passed over; looked for in the chunks that
+#: start within its first OPENING_CHARS characters. Checked by hand on held-out articles (bench/overview.py).
+OPENING_MIN_WORDS = 10
+OPENING_CHARS = 3000
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
+_WEB = re.compile(r"https?://|\bwww\.|\bt\.me/", re.IGNORECASE)
+
+
+def openings(loaded: LoadedIndex, source: str, most: int = 1) -> list[Passage]:
+    """The first ``most`` sentences of ``source`` that pass as its opening (see OPENING_MIN_WORDS), as passages,
+    in text order; none when its first chunks hold none. Sentences are cut from the text the first chunks cover
+    together, so that a sentence two chunks share or split is one sentence."""
+    chunks = [c for c in loaded.chunks_of(source) if c.start < OPENING_CHARS]
+    if not chunks:
+        return []
+    text = indexed_text(loaded, source, chunks[-1].end)
+    out: list[Passage] = []
+    for s, e, _ in chunking.sentences(text):
+        sentence = text[s:e]
+        if (len(WORD.findall(sentence)) >= OPENING_MIN_WORDS and _SENTENCE_END.search(sentence)
+                and not _WEB.search(sentence) and not looks_like_instructions(sentence)):
+            out.append(Passage(source, chunks[0].title, s, e, sentence, 0.0))
+            if len(out) >= most:
+                break
+    return out

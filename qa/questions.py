@@ -49,6 +49,43 @@ _CORPUS_WORDS = frozenset("article articles text texts document documents source
                           "page pages corpus collection folder all both three each".split())
 
 
+# Words of a request for an overview of the indexed texts as a whole ("What are these articles about?",
+# "Summarize the articles", "Give me an overview"): beside them such a request names nothing to search for.
+_COLLECTION_CUE = re.compile(r"\b(?:summar\w*|overview|recap|gist|rundown|outline|tl\W?dr|about|main|key|say|says|"
+                             r"cover|covers|discuss|discusses|here)\b", re.IGNORECASE)
+_REQUEST_WORDS = frozenset("""summarize summarise summary summaries overview recap gist rundown outline sum tl dr
+main key central general overall whole brief briefly short quick quickly please give show tell me say says said
+cover covers discuss discusses point points topic topics idea ideas theme themes takeaway takeaways subject
+subjects message mainly s here what's first second third fourth fifth last""".split())
+_ORDINAL = re.compile(r"\b(first|second|third|fourth|fifth|last)\s+(?:article|document|text|story|file|page|source)\b",
+                      re.IGNORECASE)
+
+
+def article_ordinal(question: str) -> int | None:
+    """Which article a request names by its place, in file-name order: 0 for "the first article", -1 for "the
+    last article"; None when it names none."""
+    m = _ORDINAL.search(question)
+    if m is None:
+        return None
+    word = m.group(1).lower()
+    return -1 if word == "last" else ["first", "second", "third", "fourth", "fifth"].index(word)
+
+
+def collection_request(question: str, history: Any = None) -> bool:
+    """A request for an overview of the indexed texts themselves, naming no topic: "What are these articles
+    about?", "Summarize the articles", "Give me an overview". Search has nothing to look for in it (on the seeds
+    it found the one line naming "articles": a Telegram promotion), so it is answered with each article's opening
+    (:func:`qa.answering.overview`). In a conversation only when it names the texts ("What do the articles say?"):
+    there "What is this about?" may ask about the last answer. On held-out questions it matches none of 3,000
+    (docs/benchmarks.md, 2026-12-07)."""
+    if not isinstance(question, str):
+        return False  # not a question at all: the answer path says so (qa.search.clean_question)
+    words = content_words(question)
+    if words - _REQUEST_WORDS - _CORPUS_WORDS or not _COLLECTION_CUE.search(question):
+        return False
+    return bool(words & _CORPUS_WORDS) or not previous_questions(history)
+
+
 def content_words(text: str) -> set[str]:
     return {w.lower() for w in WORD.findall(text)} - _FUNCTION_WORDS
 

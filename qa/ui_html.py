@@ -13,6 +13,7 @@ from pathlib import Path
 from .answering import Answer
 from .config import Settings
 from .errors import QAError
+from .evidence import indexed_text
 from .index import live_manifest
 from .local_store import LoadedIndex
 from .search import Passage
@@ -51,29 +52,9 @@ def searched_html(searched_for: str) -> str:
     return f"<div class='qa-searched' title='{esc(searched_for)}'>searched for: <q>{esc(shown)}</q></div>"
 
 
-def article_text(loaded: LoadedIndex, source: str) -> str:
-    """The article's text rebuilt from its chunks (the gaps between chunks are whitespace; paragraph breaks kept).
-
-    Offsets match the original, so a citation's [start, end) slices out exactly its text. Nothing is read from
-    disk: the UI shows only what was indexed.
-    """
-    out: list[str] = []
-    pos = 0
-    for c in loaded.chunks_of(source):
-        if c.end <= pos:
-            continue
-        if c.start > pos:
-            gap = c.start - pos
-            out.append("\n\n" + " " * (gap - 2) if gap >= 2 else " ")
-            pos = c.start
-        out.append(c.text[pos - c.start:])
-        pos = c.end
-    return "".join(out)
-
-
 def window(loaded: LoadedIndex | None, p: Passage, chars: int = WINDOW_CHARS) -> tuple[str, str, str]:
     """(before, cited, after): the cited text with up to ``chars`` characters of its article on each side."""
-    text = article_text(loaded, p.source) if loaded is not None else ""
+    text = indexed_text(loaded, p.source) if loaded is not None else ""
     if text[p.start:p.end] != p.text:  # the article changed or was removed since: show the citation alone
         return "", p.text, ""
     a, b = max(0, p.start - chars), min(len(text), p.end + chars)
@@ -114,6 +95,14 @@ def _in_sentence(a: Answer, turn_no: int) -> str:
             f"{_answer_html(f'[{c.n}]', turn_no)}</blockquote>")
 
 
+#: What the confidence shown beside an answer means, by the answer's shape (its tooltip).
+_CONFIDENCE_MEANS = {
+    "short": "The estimated chance that this answer is right, fitted on held-out questions",
+    "quotes": "The estimated chance that this answer is right, fitted on held-out questions",
+    "overview": "The chance that each quoted line is its article's opening, checked by hand on held-out articles",
+}
+
+
 def render_chat(turns: list[Turn], pending: Answer | None = None, pending_question: str = "",
                 status: str = "", waiting: list[str] | tuple[str, ...] = ()) -> str:
     if not turns and pending is None and not pending_question and not waiting:
@@ -139,9 +128,10 @@ def render_chat(turns: list[Turn], pending: Answer | None = None, pending_questi
         else:
             out.append(
                 f"<div class='qa-msg qa-bot qa-answer' data-turn='{i}'>{searched}"
-                f"<p class='qa-text'>{_answer_html(a.text, i)}</p>{_in_sentence(a, i)}"
+                f"<p class='qa-text{' qa-lines' if a.shape == 'overview' else ''}'>{_answer_html(a.text, i)}</p>"
+                f"{_in_sentence(a, i)}"
                 f"<div class='qa-meta'>{len(a.citations)} source{'s' if len(a.citations) != 1 else ''} · "
-                f"<span title='The estimated chance that this answer is right, fitted on held-out questions'>"
+                f"<span title='{esc(_CONFIDENCE_MEANS.get(a.shape, _CONFIDENCE_MEANS['short']))}'>"
                 f"{a.confidence:.0%} likely right</span> · {a.seconds:.1f} s</div></div>")
     if pending_question:
         body = esc(pending.text) if pending is not None and pending.text else ""
@@ -279,6 +269,7 @@ CSS = """
 .qa-src.qa-active, .qa-src:target { border-color: var(--qa-accent); box-shadow: 0 0 0 3px #bfdbfe; }
 .qa-related { border-style: dashed; }
 .qa-n { font-weight: 700; color: var(--qa-accent); }
+.qa-lines { white-space: pre-line; }
 .qa-window { white-space: pre-line; font-family: Georgia, serif; margin-top: .4rem; max-height: 18rem;
              overflow-y: auto; color: #374151; }
 .qa-hl { background: #fef08a; color: #111827; padding: 0 .1rem; }

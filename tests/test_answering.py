@@ -14,6 +14,7 @@ from qa.config import Settings
 from qa.questions import needs_context, previous_questions, rewrite_follow_up
 
 from . import fakes
+from .conftest import SEEDS
 
 Q = "How many soldiers would European countries contribute?"
 MUNICH = "002_0761b27352c754ab.txt"
@@ -994,3 +995,68 @@ def test_a_request_about_the_articles_themselves_names_no_overview_topic():
     assert overview_topic("Describe these three documents.") is None
     assert overview_topic("Summarize what the articles say about Al Tanf.") == "Al Tanf"
     assert overview_topic("Explain the article's claim about Al Tanf") == "the article's claim about Al Tanf"
+
+
+def test_a_request_about_the_articles_themselves_is_told_from_questions_that_name_a_topic():
+    from qa.questions import article_ordinal, collection_request
+
+    for q in ["What are these articles about?", "Summarize the articles.", "Give me an overview", "tl;dr",
+              "What do the documents say?", "What are the main points?", "What's in here?", "Summarize"]:
+        assert collection_request(q), q
+    for q in ["What are the articles about Syria?", "Summarize Al Tanf", "What did Trump say?",
+              "Who was the first president?", "What is the safe zone?", "Explain the safe zone plans"]:
+        assert not collection_request(q), q
+    # In a conversation "What is this about?" may ask about the last answer; naming the texts, it may not.
+    earlier = [("Who leads the talks?", "Brett McGurk")]
+    assert not collection_request("What is this about?", earlier)
+    assert collection_request("What do the articles say?", earlier)
+    assert (article_ordinal("Summarize the second article"), article_ordinal("the last document"),
+            article_ordinal("the first president")) == (1, -1, None)
+
+
+def _overview_docs(folder, n):
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"{i:02d}.txt").write_text(
+            f"Headline number {i}\n\nBy A. Writer\n\nRead more paid articles free: https://t.me/example{i} now and "
+            f"always, every single day.\n\nThe council of town {i} voted on Tuesday to rebuild the old river "
+            f"bridge before winter. Work starts in March and should last nine months, officials said. A third "
+            f"sentence adds more detail about the bridge and its long history.\n", encoding="utf-8")
+
+
+def test_an_overview_of_the_articles_quotes_each_ones_opening_and_reads_nothing(tmp_path):
+    docs, index_dir = tmp_path / "docs", tmp_path / "index"
+    _overview_docs(docs, 3)
+    fakes.register("fake")
+    # No such reader: the overview must not search or read, only quote.
+    settings = Settings(embedder="fake", reader="no-such-reader", progress=False)
+    qa.build_index(docs, index_dir, settings=settings)
+    a = qa.answer("What are these articles about?", index_dir=index_dir, settings=settings)
+    assert not a.abstained and a.shape == "overview" and a.confidence == pytest.approx(0.97)
+    assert [c.source for c in a.citations] == ["00.txt", "00.txt", "01.txt", "01.txt", "02.txt", "02.txt"]
+    assert a.citations[0].text == "The council of town 0 voted on Tuesday to rebuild the old river bridge before winter."
+    assert a.citations[1].text.startswith("Work starts in March")
+    for c in a.citations:  # exact offsets, and never the title, byline or the "read more" line
+        assert (docs / c.source).read_text(encoding="utf-8")[c.start:c.end] == c.text
+        assert "t.me" not in c.text and not c.text.startswith(("Headline", "By "))
+    assert a.text.count("\n") == 2 and "[6]" in a.text
+    one = qa.answer("Summarize the second article", index_dir=index_dir, settings=settings)
+    assert {c.source for c in one.citations} == {"01.txt"} and len(one.citations) == 3
+
+
+def test_an_overview_of_many_articles_says_how_many_it_leaves_out(tmp_path):
+    docs, index_dir = tmp_path / "docs", tmp_path / "index"
+    _overview_docs(docs, 7)
+    fakes.register("fake")
+    settings = Settings(embedder="fake", reader="no-such-reader", progress=False)
+    qa.build_index(docs, index_dir, settings=settings)
+    a = qa.answer("Summarize the articles", index_dir=index_dir, settings=settings)
+    assert a.text.startswith("The first 5 of 7 articles, by file name, open with:")
+    assert [c.source for c in a.citations] == ["00.txt", "01.txt", "02.txt", "03.txt", "04.txt"]
+
+
+def test_asked_what_the_seeds_are_about_it_quotes_their_ledes_not_the_promotion_line(built):
+    settings = Settings(embedder="fake", reader="no-such-reader", progress=False)
+    a = qa.answer("What are the articles about?", index_dir=built, settings=settings)
+    assert {c.source for c in a.citations} == {p.name for p in SEEDS.iterdir() if p.suffix == ".txt"}
+    assert "t.me" not in a.text and "buffer zone in northern Syria" in a.citations[0].text

@@ -1,6 +1,7 @@
 """The Gradio app with fake models through the real seams: rendering is inert, uploads are confined, the API
 returns the same object as qa.answer(), the file route serves nothing private, and the chat streams."""
 
+import dataclasses
 import html
 import json
 import os
@@ -407,3 +408,13 @@ def test_the_newest_turn_with_sources_stays_open_after_an_error(built, docs, s):
         list(answer_waiting(conv, 5, "fake-reader", False))
     html = ui_html.render_sources(conv.turns)
     assert "id='qa-turn-1' open" in html and conv.turns[1].error
+
+
+def test_an_overview_shows_one_line_per_article_and_says_what_its_confidence_means(built):
+    settings = Settings(embedder="fake", reader="no-such-reader", progress=False)
+    a = qa.answer("What are these articles about?", index_dir=built, settings=settings)
+    page = ui_html.render_chat([ui_html.Turn(a)])
+    assert "class='qa-text qa-lines'" in page and "its article&#x27;s opening" in page
+    assert "\n" in a.text and a.text.count("[") == len(a.citations)
+    short = dataclasses.replace(a, shape="short", text="2,000 [1]")
+    assert "qa-lines" not in ui_html.render_chat([ui_html.Turn(short)])
