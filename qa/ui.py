@@ -44,6 +44,7 @@ EXAMPLES = [
     "How many soldiers would European countries contribute?",
     "How deep would the safe zone be?",
     "Who won the 2018 FIFA World Cup?",
+    "What are these articles about?",  # any folder: each article's opening (qa.answering.overview)
 ]
 
 

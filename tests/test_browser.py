@@ -127,6 +127,21 @@ def test_asks_and_sees_a_streamed_cited_answer_with_the_sentence_highlighted(bro
     page.screenshot(path=str(shots / "chat.png"))
 
 
+def test_asked_what_the_articles_are_about_it_shows_each_ones_opening_on_its_own_line(browser_page, shots):
+    page = browser_page
+    _ask(page, "What are these articles about?")
+    last = _last_answer(page)
+    lines = [x for x in last.locator(".qa-text").inner_text().split("\n") if x.strip()]
+    assert len(lines) == 3 and lines[0].startswith("US officials say") and "t.me" not in last.inner_text()
+    assert last.locator("a.qa-cite").count() == 6
+    last.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "overview.png"))
+    last.locator("a.qa-cite").nth(2).click()
+    active = page.locator(".qa-src.qa-active")
+    active.wait_for()
+    assert "001_10b1e96f4f38a7ef.txt" in active.inner_text()
+
+
 def test_follow_up_shows_what_was_searched_for(browser_page):
     page = browser_page
     # A follow-up whose own words find nothing to answer with: the conversation changed what was found. ("and how

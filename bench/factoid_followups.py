@@ -1,0 +1,96 @@
+"""Factoid follow-ups, made from the held-out SQuAD 2.0 tuning articles (the 5 the reader never trained on): two
+answerable questions asked one after the other (at most BACK apart in the file) about one article, the second with the longest name it
+shares with the first replaced by "it" ("What is the major tributary of the Rhine?" after a question about the
+Rhine: "What is the major tributary of it?"), kept when ``needs_context`` then holds. Crude (the replacement does
+not always read well), but factoid, unlike doc2dial's turns, on which ``reader_text``'s choice was measured first.
+
+    python bench/factoid_followups.py [--pairs 150]      (the articles give about 200)
+
+Each follow-up is asked through ``qa.answer`` after the first question and its gold answer (a (question, answer)
+pair), read as shipped (``qa.questions.reader_text``: the previous question beside it, as that answer is short)
+and read alone; and the original second question asked alone, the ceiling. Right: ``squad_right``. Builds its
+index in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: How many questions back the first question of a pair may be (SQuAD lists a paragraph's questions together).
+BACK = 3
+_NAME = re.compile(r"\b([A-Z][\w'-]+(?:\s+(?:of\s+)?[A-Z][\w'-]+)*)")
+
+
+def follow_ups(questions: list) -> list[tuple]:
+    """(first, second, second as a follow-up) for consecutive answerable questions of one article."""
+    from qa.questions import needs_context
+
+    out = []
+    for i, q2 in enumerate(questions):
+        for q1 in reversed(questions[max(0, i - BACK):i]):  # the nearest earlier question sharing a name
+            if q1.impossible or q2.impossible or q1.source != q2.source:
+                continue
+            names = [m for m in _NAME.findall(q2.question[1:]) if m in q1.question]
+            if not names:
+                continue
+            name = max(names, key=len)
+            asked = re.sub(r"\bthe\s+" + re.escape(name), name, q2.question, count=1).replace(name, "it", 1)
+            if asked != q2.question and needs_context(asked):
+                out.append((q1, q2, asked))
+            break
+    return out
+
+
+def main() -> None:
+    import qa
+    from qa import answering
+    from qa.config import Settings
+    from qa.evaluation import load_squad, squad_right, write_corpus
+    from qa.questions import reader_text
+    from qa.weights.train_reader import TRAIN_TUNING_ARTICLES
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=150)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    args = ap.parse_args()
+    settings = Settings(progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        articles = load_squad(args.data / "squad2-dev-15-tuning-articles.json")[TRAIN_TUNING_ARTICLES:]
+        pairs = follow_ups(write_corpus(articles, root / "docs"))
+        qa.build_index(root / "docs", root / "index", settings=settings)
+        random.Random(1).shuffle(pairs)
+        pairs = pairs[:args.pairs]
+        print(f"{len(pairs)} follow-ups, e.g.:")
+        for q1, _, asked in pairs[:5]:
+            print(f"  {q1.question} -> {asked}")
+        variants = {"read as shipped": reader_text, "read alone": lambda reader_q, history, question=None: reader_q}
+        rows: dict[str, list[tuple[bool, bool, float]]] = {k: [] for k in ["the original asked alone", *variants]}
+        for q1, q2, asked in pairs:
+            a = qa.answer(q2.question, root / "index", settings=settings)
+            rows["the original asked alone"].append((squad_right(a, q2), a.abstained, a.confidence))
+            for name, read in variants.items():
+                with mock.patch.object(answering, "reader_text", read):
+                    a = qa.answer(asked, root / "index", history=[(q1.question, q1.golds[0][2])], settings=settings)
+                rows[name].append((squad_right(a, q2), a.abstained, a.confidence))
+    from qa.evaluation import reliability
+
+    for name, r in rows.items():
+        n, right, answered = len(r), sum(ok for ok, *_ in r), sum(not ab for _, ab, _ in r)
+        shown = [(p, ok) for ok, ab, p in r if not ab]
+        mean = sum(p for p, _ in shown) / max(1, len(shown))
+        print(f"{name}: right {right / n:.3f}, answered {answered / n:.3f}, right when answered "
+              f"{right / max(1, answered):.3f}, mean confidence shown {mean:.3f}, ECE {reliability(shown)['ece']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
