@@ -47,6 +47,7 @@ from .questions import (
     previous_questions,
     reader_text,
     rewrite_follow_up,
+    without_overviews,
 )
 from .reading import Reader, Reading, get_reader, reader_sha256
 from .search import Passage, clean_question, first_run, merge, rank_many, rerank
@@ -140,6 +141,7 @@ def stream(
     if collection_request(question, history):
         yield overview(question, index_dir, settings)
         return
+    history = without_overviews(history)
     q, searched, reader_q, read_as, loaded, embedder, reader, settings, page = _prepare(question, index_dir, history,
                                                                                        settings)
     plan = standalone_plan(question, history, loaded, embedder, settings, page)

@@ -78,12 +78,55 @@ def collection_request(question: str, history: Any = None) -> bool:
     (:func:`qa.answering.overview`). In a conversation only when it names the texts ("What do the articles say?"):
     there "What is this about?" may ask about the last answer. On held-out questions it matches none of 3,000
     (docs/benchmarks.md, 2026-12-07)."""
+    return _about_the_articles(question, bool(previous_questions(history)))
+
+
+def _about_the_articles(question: Any, in_conversation: bool) -> bool:
     if not isinstance(question, str):
         return False  # not a question at all: the answer path says so (qa.search.clean_question)
     words = content_words(question)
     if words - _REQUEST_WORDS - _CORPUS_WORDS or not _COLLECTION_CUE.search(question):
         return False
-    return bool(words & _CORPUS_WORDS) or not previous_questions(history)
+    return bool(words & _CORPUS_WORDS) or not in_conversation
+
+
+def without_overviews(history: Any) -> Any:
+    """``history`` (any form :func:`previous_questions` takes) without its requests about the articles as a whole
+    (:func:`collection_request`) and their answers. An overview quotes every article and names no topic: beside the
+    next question it would only blur what is searched and read. On the seeds, "How many troops would stay?" asked
+    after "What are these articles about?" was searched and read with the whole overview beside it and answered
+    "2,000" at 0.72 instead of 0.36 alone. An overview of one article named by its place ("Summarize the second
+    article") stays: the conversation is about that article now."""
+    from .answering import Answer  # answering builds on this module, not the other way round
+
+    def whole(question: Any, in_conversation: bool) -> bool:
+        return _about_the_articles(question, in_conversation) and article_ordinal(question) is None
+
+    if history is None or isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+        return history  # _turns says what is wrong with it
+    out: list[Any] = []
+    asked = dropping = False
+    for item in history:
+        if isinstance(item, Answer):
+            dropping = item.shape == "overview" and article_ordinal(item.question) is None
+        elif isinstance(item, dict):
+            if item.get("role") == "assistant":
+                if dropping:
+                    dropping = False
+                    continue
+                out.append(item)
+                continue
+            dropping = whole(item.get("content") if item.get("role") == "user" else None, asked)
+        elif isinstance(item, (list, tuple)) and item:
+            dropping = whole(item[0], asked)
+        else:
+            dropping = whole(item, asked)
+        asked = True
+        if not dropping:
+            out.append(item)
+        elif not isinstance(item, dict):
+            dropping = False  # an Answer or a pair holds its own reply
+    return out
 
 
 def content_words(text: str) -> set[str]:

@@ -1060,3 +1060,23 @@ def test_asked_what_the_seeds_are_about_it_quotes_their_ledes_not_the_promotion_
     a = qa.answer("What are the articles about?", index_dir=built, settings=settings)
     assert {c.source for c in a.citations} == {p.name for p in SEEDS.iterdir() if p.suffix == ".txt"}
     assert "t.me" not in a.text and "buffer zone in northern Syria" in a.citations[0].text
+
+
+def test_after_an_overview_a_question_is_answered_as_if_asked_alone(built):
+    from qa.questions import without_overviews
+
+    fakes.register_reader("fake-reader")
+    s = Settings(embedder="fake", reader="fake-reader", progress=False)
+    ov = qa.answer("What are these articles about?", index_dir=built, settings=s)
+    q = "How many soldiers would European countries contribute?"
+    alone = qa.answer(q, index_dir=built, settings=s)
+    chat = [{"role": "user", "content": "What are these articles about?"}, {"role": "assistant", "content": ov.text}]
+    for history in ([ov], [("What are these articles about?", ov.text)], chat, ["Summarize the articles"]):
+        after = qa.answer(q, index_dir=built, history=history, settings=s)
+        assert (after.text, after.confidence, after.searched_for) == (alone.text, alone.confidence, alone.searched_for)
+    # What stays: the rest of the conversation, an overview of one article named by its place, and "What is this
+    # about?" asked in a conversation (it may ask about the last answer).
+    earlier = ("Who leads the talks?", "Brett McGurk")
+    assert without_overviews([earlier, ov, "Summarize the second article", "What is this about?"]) == \
+        [earlier, "Summarize the second article", "What is this about?"]
+    assert without_overviews(chat + [{"role": "user", "content": q}]) == [{"role": "user", "content": q}]
