@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 PHRASINGS = ["What are these articles about?", "Summarize the articles", "Summarize the articles.",
              "What is this about?", "Give me an overview", "What do the documents say?", "What are the main points?",
              "tl;dr", "What is the main topic of these articles?", "Summarize", "What's in here?",
-             "Summarize the first article", "What are the articles about?",
+             "Summarize the first article", "What are the articles about?", "List the articles",
+             "What articles do you have?",
              # naming a topic: not a request about the articles as a whole
              "What is the safe zone?", "Explain the safe zone plans"]
 

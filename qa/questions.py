@@ -52,11 +52,13 @@ _CORPUS_WORDS = frozenset("article articles text texts document documents source
 # Words of a request for an overview of the indexed texts as a whole ("What are these articles about?",
 # "Summarize the articles", "Give me an overview"): beside them such a request names nothing to search for.
 _COLLECTION_CUE = re.compile(r"\b(?:summar\w*|overview|recap|gist|rundown|outline|tl\W?dr|about|main|key|say|says|"
-                             r"cover|covers|discuss|discusses|here)\b", re.IGNORECASE)
+                             r"cover|covers|discuss|discusses|here|list|titles)\b", re.IGNORECASE)
+# Cues only beside a word for the texts: "What articles do you have?", not "What have they said?".
+_COLLECTION_WEAK_CUE = re.compile(r"\b(?:there|have|show|available|indexed)\b", re.IGNORECASE)
 _REQUEST_WORDS = frozenset("""summarize summarise summary summaries overview recap gist rundown outline sum tl dr
 main key central general overall whole brief briefly short quick quickly please give show tell me say says said
 cover covers discuss discusses point points topic topics idea ideas theme themes takeaway takeaways subject
-subjects message mainly s here what's first second third fourth fifth last""".split())
+subjects message mainly s here what's first second third fourth fifth last list titles available indexed""".split())
 _ORDINAL = re.compile(r"\b(first|second|third|fourth|fifth|last)\s+(?:article|document|text|story|file|page|source)\b",
                       re.IGNORECASE)
 
@@ -85,9 +87,11 @@ def _about_the_articles(question: Any, in_conversation: bool) -> bool:
     if not isinstance(question, str):
         return False  # not a question at all: the answer path says so (qa.search.clean_question)
     words = content_words(question)
-    if words - _REQUEST_WORDS - _CORPUS_WORDS or not _COLLECTION_CUE.search(question):
+    names_texts = bool(words & _CORPUS_WORDS)
+    if words - _REQUEST_WORDS - _CORPUS_WORDS or not (
+            _COLLECTION_CUE.search(question) or names_texts and _COLLECTION_WEAK_CUE.search(question)):
         return False
-    return bool(words & _CORPUS_WORDS) or not in_conversation
+    return names_texts or not in_conversation
 
 
 def without_overviews(history: Any) -> Any:

@@ -1001,10 +1001,12 @@ def test_a_request_about_the_articles_themselves_is_told_from_questions_that_nam
     from qa.questions import article_ordinal, collection_request
 
     for q in ["What are these articles about?", "Summarize the articles.", "Give me an overview", "tl;dr",
-              "What do the documents say?", "What are the main points?", "What's in here?", "Summarize"]:
+              "What do the documents say?", "What are the main points?", "What's in here?", "Summarize",
+              "List the articles", "What articles do you have?", "Which articles are available?"]:
         assert collection_request(q), q
     for q in ["What are the articles about Syria?", "Summarize Al Tanf", "What did Trump say?",
-              "Who was the first president?", "What is the safe zone?", "Explain the safe zone plans"]:
+              "Who was the first president?", "What is the safe zone?", "Explain the safe zone plans",
+              "What have they said?", "if I have it", "Is there a fee?", "How many articles are there?"]:
         assert not collection_request(q), q
     # In a conversation "What is this about?" may ask about the last answer; naming the texts, it may not.
     earlier = [("Who leads the talks?", "Brett McGurk")]
