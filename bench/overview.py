@@ -30,7 +30,7 @@ PHRASINGS = ["What are these articles about?", "Summarize the articles", "Summar
              "What is this about?", "Give me an overview", "What do the documents say?", "What are the main points?",
              "tl;dr", "What is the main topic of these articles?", "Summarize", "What's in here?",
              "Summarize the first article", "What are the articles about?", "List the articles",
-             "What articles do you have?",
+             "What articles do you have?", "How many articles are there?", "Summarize the fifth article",
              # naming a topic: not a request about the articles as a whole
              "What is the safe zone?", "Explain the safe zone plans"]
 

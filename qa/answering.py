@@ -40,6 +40,7 @@ from .questions import (
     MARKERS,
     article_ordinal,
     as_asked,
+    asks_how_many_articles,
     collection_request,
     descriptive,
     needs_context,
@@ -461,7 +462,8 @@ def overview(question: str, index_dir: str | Path = DEFAULT_INDEX_DIR, settings:
     loaded = ensure_index(index_dir, settings)
     sources = sorted(loaded.manifest.get("files", {}))
     place = article_ordinal(q)
-    if place is not None and -len(sources) <= place < len(sources):
+    missing = place is not None and not -len(sources) <= place < len(sources)
+    if place is not None and not missing:
         sources = [sources[place]]
     shown = sources[:OVERVIEW_ARTICLES]
     per = 3 if len(shown) == 1 else 2 if len(shown) <= 3 else 1
@@ -479,6 +481,12 @@ def overview(question: str, index_dir: str | Path = DEFAULT_INDEX_DIR, settings:
         return _abstain(q, q, [], 0.0, t0, loaded.generation)
     if len(sources) > len(shown):
         lines.insert(0, f"The first {len(shown)} of {len(sources)} articles, by file name, open with:")
+    if missing or asks_how_many_articles(q):  # "the fifth article" of three, or "how many": say how many there are
+        n = len(sources)
+        count = f"There {'is' if n == 1 else 'are'} {'only ' if missing else ''}{n} article{'' if n == 1 else 's'}"
+        if len(shown) == n:
+            count += "; it opens with:" if n == 1 else "; they open with:"
+        lines.insert(0, count)
     return Answer(q, "\n".join(lines), cites, False, q, [Support(c.text, (c.n,), True) for c in cites], [],
                   OVERVIEW_CONFIDENCE, time.perf_counter() - t0, index_version=loaded.generation, shape="overview")
 

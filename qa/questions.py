@@ -83,9 +83,21 @@ def collection_request(question: str, history: Any = None) -> bool:
     return _about_the_articles(question, bool(previous_questions(history)))
 
 
+def asks_how_many_articles(question: str) -> bool:
+    """"How many articles are there?": a request about the articles as a whole that asks for their number."""
+    return bool(_HOW_MANY.match(question))
+
+
+_HOW_MANY = re.compile(r"^\W*how\s+many\s+(?:articles|documents|texts|files|stories|sources|pages)\b"
+                       r"(?:\s+(?:are\s+(?:there|here|indexed|available|in\s+here)|do\s+you\s+have|have\s+you\s+got))?"
+                       r"\W*$", re.IGNORECASE)
+
+
 def _about_the_articles(question: Any, in_conversation: bool) -> bool:
     if not isinstance(question, str):
         return False  # not a question at all: the answer path says so (qa.search.clean_question)
+    if asks_how_many_articles(question):
+        return True
     words = content_words(question)
     names_texts = bool(words & _CORPUS_WORDS)
     if words - _REQUEST_WORDS - _CORPUS_WORDS or not (

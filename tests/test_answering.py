@@ -1002,11 +1002,12 @@ def test_a_request_about_the_articles_themselves_is_told_from_questions_that_nam
 
     for q in ["What are these articles about?", "Summarize the articles.", "Give me an overview", "tl;dr",
               "What do the documents say?", "What are the main points?", "What's in here?", "Summarize",
-              "List the articles", "What articles do you have?", "Which articles are available?"]:
+              "List the articles", "What articles do you have?", "Which articles are available?",
+              "How many articles are there?"]:
         assert collection_request(q), q
     for q in ["What are the articles about Syria?", "Summarize Al Tanf", "What did Trump say?",
               "Who was the first president?", "What is the safe zone?", "Explain the safe zone plans",
-              "What have they said?", "if I have it", "Is there a fee?", "How many articles are there?"]:
+              "What have they said?", "if I have it", "Is there a fee?", "How many articles does it cite?"]:
         assert not collection_request(q), q
     # In a conversation "What is this about?" may ask about the last answer; naming the texts, it may not.
     earlier = [("Who leads the talks?", "Brett McGurk")]
@@ -1044,6 +1045,8 @@ def test_an_overview_of_the_articles_quotes_each_ones_opening_and_reads_nothing(
     assert a.text.count("\n") == 2 and "[6]" in a.text
     one = qa.answer("Summarize the second article", index_dir=index_dir, settings=settings)
     assert {c.source for c in one.citations} == {"01.txt"} and len(one.citations) == 3
+    none = qa.answer("Summarize the fifth article", index_dir=index_dir, settings=settings)
+    assert none.text.startswith("There are only 3 articles; they open with:\n") and len(none.citations) == 6
 
 
 def test_an_overview_of_many_articles_says_how_many_it_leaves_out(tmp_path):
@@ -1054,6 +1057,8 @@ def test_an_overview_of_many_articles_says_how_many_it_leaves_out(tmp_path):
     qa.build_index(docs, index_dir, settings=settings)
     a = qa.answer("Summarize the articles", index_dir=index_dir, settings=settings)
     assert a.text.startswith("The first 5 of 7 articles, by file name, open with:")
+    counted = qa.answer("How many articles are there?", index_dir=index_dir, settings=settings)
+    assert counted.text.startswith("There are 7 articles\nThe first 5 of 7 articles")
     assert [c.source for c in a.citations] == ["00.txt", "01.txt", "02.txt", "03.txt", "04.txt"]
 
 
