@@ -31,7 +31,9 @@ _DESCRIPTIVE = re.compile(
 
 
 _OVERVIEW = re.compile(
-    r"""^\W*(?:please\s+)?(?:summari[sz]e|describe|explain|tell\s+me(?:\s+about)?|give\s+(?:me\s+)?an?\s+overview\s+of)
+    r"""^\W*(?:please\s+)?
+        (?:summari[sz]e|describe|explain|tell\s+me(?:\s+(?:a\s+(?:bit|little)\s+)?more)?(?:\s+about)?
+          |give\s+(?:me\s+)?an?\s+overview\s+of|(?:a\s+(?:bit|little)\s+)?more\s+(?:about|on))
         \s+(?:what\s+(?:the\s+)?(?:articles?|texts?|documents?|sources?)\s+(?:says?|tells?|reports?)\s+(?:about|on)\s+)?
         (?P<topic>.+?)\W*$""", re.IGNORECASE | re.VERBOSE)
 
@@ -40,7 +42,7 @@ def overview_topic(question: str) -> str | None:
     """"Al Tanf" for "Summarize what the articles say about Al Tanf.": an overview request names a topic, and the
     request's own words ("summarize", "articles", "say") only blur search and reading."""
     m = _OVERVIEW.match(question.strip())
-    return m.group("topic") if m and content_words(m.group("topic")) - _CORPUS_WORDS else None
+    return m.group("topic") if m and content_words(m.group("topic")) - _CORPUS_WORDS - {"more"} else None
 
 
 # Words that name the indexed texts themselves: "Summarize the articles" asks about them all, not about a topic

@@ -1087,3 +1087,13 @@ def test_after_an_overview_a_question_is_answered_as_if_asked_alone(built):
     assert without_overviews([earlier, ov, "Summarize the second article", "What is this about?"]) == \
         [earlier, "Summarize the second article", "What is this about?"]
     assert without_overviews(chat + [{"role": "user", "content": q}]) == [{"role": "user", "content": q}]
+
+
+def test_tell_me_more_about_a_topic_is_an_overview_of_the_topic_not_of_more():
+    from qa.questions import overview_topic
+
+    # Before: the topic was "more about the talks with Russia", and no sentence names "more": refused on the seeds.
+    assert overview_topic("Tell me more about the talks with Russia") == "the talks with Russia"
+    assert overview_topic("Tell me a bit more about Graham.") == "Graham"
+    assert overview_topic("More about Al Tanf") == "Al Tanf"
+    assert overview_topic("Tell me more") is None and overview_topic("Tell me more about it") is None
