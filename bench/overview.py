@@ -60,29 +60,38 @@ def matches(data: Path) -> None:
         print(f"{name}: {len(hits)} of {len(qs)} match{' ' + repr(hits[:20]) if hits else ''}")
 
 
+def held_out_articles(data: Path, root: Path, seeds: bool = True) -> Path:
+    """``root``/docs holding 10 SQuAD 2.0 train-10 articles, 10 SelQA dev sections and 12 doc2dial pages (seeded),
+    and with ``seeds`` the 3 seeds: none of them a test set."""
+    from qa.evaluation import load_selqa, load_squad, write_corpus
+
+    docs = root / "docs"
+    write_corpus(load_squad(data / "squad2-train-10-articles.json"), docs)
+    load_selqa(data / "selqa" / "selqa-ass-dev.json", root / "selqa")
+    sections = sorted((root / "selqa").iterdir())
+    random.Random(1).shuffle(sections)
+    for p in sections[:10]:
+        shutil.copy(p, docs / f"selqa_{p.name}")
+    pages = sorted((data / "doc2dial-dmv-va" / "documents").iterdir())
+    random.Random(1).shuffle(pages)
+    for p in pages[:12]:
+        shutil.copy(p, docs / f"d2d_{p.name}")
+    if seeds:
+        for p in (ROOT / "seeds").iterdir():
+            shutil.copy(p, docs / f"seed_{p.name}")
+    return docs
+
+
 def openings(data: Path, fake: bool) -> None:
     import qa
     from qa.config import Settings
-    from qa.evaluation import load_selqa, load_squad, write_corpus
     from qa.evidence import openings as opening_lines
     from qa.local_store import load_index
     from tests import fakes
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        docs = root / "docs"
-        write_corpus(load_squad(data / "squad2-train-10-articles.json"), docs)
-        load_selqa(data / "selqa" / "selqa-ass-dev.json", root / "selqa")
-        sections = sorted((root / "selqa").iterdir())
-        random.Random(1).shuffle(sections)
-        for p in sections[:10]:
-            shutil.copy(p, docs / f"selqa_{p.name}")
-        pages = sorted((data / "doc2dial-dmv-va" / "documents").iterdir())
-        random.Random(1).shuffle(pages)
-        for p in pages[:12]:
-            shutil.copy(p, docs / f"d2d_{p.name}")
-        for p in (ROOT / "seeds").iterdir():
-            shutil.copy(p, docs / f"seed_{p.name}")
+        docs = held_out_articles(data, root)
         settings = Settings(progress=False)
         if fake:
             fakes.register("fake")

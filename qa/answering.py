@@ -347,18 +347,23 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
         ranked = evidence.best_first(ranked, q, searched if searched == q else reader_q, embedder)
     version = loaded.generation if loaded is not None else ""
     nothing = _abstain(q, searched, passages, 0.0, t0, version), None
-    if not ranked:
-        return nothing
     # A conversation shaped the search: not an overview's topic searched alone ("Explain Al Tanf" searches "Al
     # Tanf"), which would otherwise be weighed as a follow-up (its similarity unused, the follow-up's lift added).
     topic = overview_topic(q)
     follow_up = searched not in (q, topic)
-    if topic is not None and (named := evidence.about_topic(ranked, topic)):
+    if topic is not None:
         # An overview of something the articles name: the sentences naming it, most relevant first, are the
         # answer; the reader has no one span to find for a question ("What about X?") that asks for no fact.
-        a = _quotes(q, searched, named, evidence.choose_quotes(named, -math.inf, math.inf, most_quotes), passages,
-                    loaded, t0, version)
-        return (a, confidence.signals(named[0], named, passages, readings, True, reader_q, follow_up)) if a else nothing
+        # Those it found spans in first, else any sentence of the passages that names it.
+        for named in (lambda: evidence.about_topic(ranked, topic),
+                      lambda: evidence.naming_sentences(passages, readings, loaded, topic)):
+            found = named()
+            chosen = evidence.choose_quotes(found, -math.inf, math.inf, most_quotes)
+            if chosen and (a := _quotes(q, searched, found, chosen, passages, loaded, t0, version)):
+                return a, {**confidence.signals(chosen[0], found, passages, readings, True, reader_q, follow_up),
+                           "named_topic": 1.0}
+    if not ranked:
+        return nothing
     top = ranked[0]
     score = {e.passage: passages[e.passage].score for e in ranked}
     top = replace(top, answer_end=top.start + evidence.closed(top.text, top.answer_start - top.start,

@@ -137,10 +137,23 @@ def doc_len(loaded: LoadedIndex | None, a: Answer) -> float:
     return math.log1p(article_chars(loaded, a.citations[0].source)) if a.citations else 0.0
 
 
+#: The confidence of an overview of a topic that the quoted sentences name ("Tell me about Anatolia": signal
+#: ``named_topic``), in place of the fitted model's. The model never saw such requests (SQuAD, SelQA and doc2dial
+#: hold almost none) and weighs the reader's margin for "What about Anatolia?", a question with no span: on 27
+#: such requests over held-out articles (bench/topic_overviews.py: one topic per article, its most frequent
+#: capitalised phrase, not chosen by hand) it showed 0.06-0.66 (median 0.30) and refused 11, while 22 of the 27
+#: answers told about their topic, judged by hand (the 5 others were about "topics" such as "State" and "Open",
+#: which the sampler took for names). A second sample (each article's second phrase, judged after this was set):
+#: 19 of 24. 42/53 (both, by the rule of succession) is 0.79 (docs/benchmarks.md, 2026-12-07).
+NAMED_TOPIC_CONFIDENCE = 0.79
+
+
 def confidence_of(sig: dict[str, float], model: dict[str, Any] | None = None) -> float:
     """P(right) for an answer with these signals under ``model`` (default: the shipped one), kept within
     [0.01, 0.99]: a few thousand held-out questions cannot show that any answer is surer than that, so none is
-    shown as 100 %."""
+    shown as 100 %. An overview quoting sentences that name its topic shows NAMED_TOPIC_CONFIDENCE."""
+    if sig.get("named_topic"):
+        return NAMED_TOPIC_CONFIDENCE
     c = model if model is not None else calibrator()
     if not c:  # None or {}: no readable model
         z = sig["relevance"]

@@ -202,11 +202,41 @@ SHORTEST_QUOTE = 4
 
 def about_topic(evidence: Sequence[Evidence], topic: str) -> list[Evidence]:
     """The sentences that name ``topic``: all its content words for a topic of one or two, else two thirds of
-    them, as whole words. For "Summarize what the articles say about Al Tanf" these are the answer, whatever the
-    reader makes of "What about Al Tanf?"."""
-    words = content_words(topic)
+    them, as whole words, accents aside ("Erdogan" names "Erdoğan"). For "Summarize what the articles say about
+    Al Tanf" these are the answer, whatever the reader makes of "What about Al Tanf?"."""
+    words = _folded(topic)
     need = len(words) if len(words) <= 2 else math.ceil(2 * len(words) / 3)
-    return [e for e in evidence if len(words & content_words(e.text)) >= need]
+    return [e for e in evidence if len(words & _folded(e.text)) >= need]
+
+
+def _folded(text: str) -> set[str]:
+    """Content words without their accents: what a user types without the article's diacritics still names it."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return content_words(plain)
+
+
+def naming_sentences(passages: Sequence[Passage], readings: Sequence[Reading], loaded: LoadedIndex | None,
+                     topic: str) -> list[Evidence]:
+    """Every sentence of the passages that names ``topic`` (:func:`about_topic`), whether or not the reader found a
+    span in it: for an overview whose topic the reader's spans missed ("Describe the talks with Moscow": no span
+    of "What about the talks with Moscow?" lay in "The talks signal a gambit ... cooperation with Moscow"). Ranked
+    by the reader's sentence head where it has one, else in passage order; each sentence's relevance is the
+    passage's best margin, so that the confidence weighs the passage as read."""
+    found: list[tuple[float, int, Evidence]] = []
+    for rank, (p, reading) in enumerate(zip(passages, readings)):
+        for i, (a, b, _) in enumerate(chunking.sentences(p.text)):
+            text = p.text[a:b]
+            if looks_like_instructions(text) or not about_topic([_plain(text)], topic):
+                continue
+            head = reading.sentence_score(a, b)
+            e = Evidence(rank, p.source, p.title, p.start + a, p.start + b, text, reading.margin, p.start + a,
+                         p.start + b, head, position=i, null=reading.null)
+            found.append((-(head if head is not None else -1e9), len(found), e))
+    return [e for *_, e in sorted(found)]
+
+
+def _plain(text: str) -> Evidence:
+    return Evidence(0, "", "", 0, len(text), text, 0.0, 0, 0)
 
 
 def _headline(e: Evidence) -> bool:

@@ -33,14 +33,18 @@ _DESCRIPTIVE = re.compile(
 _OVERVIEW = re.compile(
     r"""^\W*(?:please\s+)?
         (?:summari[sz]e|describe|explain|tell\s+me(?:\s+(?:a\s+(?:bit|little)\s+)?more)?(?:\s+about)?
-          |give\s+(?:me\s+)?an?\s+overview\s+of|(?:a\s+(?:bit|little)\s+)?more\s+(?:about|on))
+          |give\s+(?:me\s+)?an?\s+overview\s+of|(?:a\s+(?:bit|little)\s+)?more\s+(?:about|on)
+          |(?:which|what)\s+(?:articles?|documents?|texts?|stories|story|sources?|files?|pages?)\s+
+           (?:(?:talks?|mentions?|discuss(?:es)?|covers?|deals?|reports?|writes?)(?:\s+(?:about|on|of|with))?
+            |(?:is|are)\s+(?:about|on)))
         \s+(?:what\s+(?:the\s+)?(?:articles?|texts?|documents?|sources?)\s+(?:says?|tells?|reports?)\s+(?:about|on)\s+)?
         (?P<topic>.+?)\W*$""", re.IGNORECASE | re.VERBOSE)
 
 
 def overview_topic(question: str) -> str | None:
-    """"Al Tanf" for "Summarize what the articles say about Al Tanf.": an overview request names a topic, and the
-    request's own words ("summarize", "articles", "say") only blur search and reading."""
+    """"Al Tanf" for "Summarize what the articles say about Al Tanf." or "Which article mentions Al Tanf?": an
+    overview request names a topic, and the request's own words ("summarize", "articles", "say") only blur search
+    and reading. The sentences that name it answer, each citing its article."""
     m = _OVERVIEW.match(question.strip())
     return m.group("topic") if m and content_words(m.group("topic")) - _CORPUS_WORDS - {"more"} else None
 

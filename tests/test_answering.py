@@ -1097,3 +1097,29 @@ def test_tell_me_more_about_a_topic_is_an_overview_of_the_topic_not_of_more():
     assert overview_topic("Tell me a bit more about Graham.") == "Graham"
     assert overview_topic("More about Al Tanf") == "Al Tanf"
     assert overview_topic("Tell me more") is None and overview_topic("Tell me more about it") is None
+
+
+def test_an_overview_of_a_named_topic_shows_the_confidence_measured_for_such_answers():
+    from qa import answering
+    from qa.confidence import NAMED_TOPIC_CONFIDENCE
+    from qa.reading import Reading, Span
+    from qa.search import Passage
+
+    text = ("The talks signal a gambit by the White House to attempt some kind of cooperation with Moscow. "
+            "Russia has provided military support for the Syrian regime since the autumn of that year.")
+    p = Passage("a.txt", "A", 0, len(text), text, 1.0)
+    # The reader's only span lies in the second sentence: the first, which names the topic, has none.
+    reading = [Reading(0.0, (Span(text.index("military support"), text.index(" for the Syrian"), 1.0),))]
+    a = answering.compose("Describe the talks with Moscow", "the talks with Moscow", "What about the talks with Moscow?",
+                          [p], reading, None, 0.0, min_confidence=0.5, model={})
+    assert not a.abstained and a.citations[0].text.startswith("The talks signal")
+    assert a.confidence == NAMED_TOPIC_CONFIDENCE
+    # Naming, accents aside: "Erdogan" names "Erdoğan".
+    b = answering.compose("Tell me about Erdogan", "Erdogan", "What about Erdogan?",
+                          [Passage("b.txt", "B", 0, 60, "Erdoğan says Turkey will set up a safe zone in Syria soon.", 1.0)],
+                          [Reading(0.0, ())], None, 0.0, model={})
+    assert not b.abstained and b.confidence == NAMED_TOPIC_CONFIDENCE
+    # A question, not an overview: the fitted model decides (here none: the squashed margin, 1.0 → 0.73).
+    c = answering.compose("What does Russia provide?", "What does Russia provide?", "What does Russia provide?",
+                          [p], reading, None, 0.0, model={})
+    assert c.confidence != NAMED_TOPIC_CONFIDENCE
