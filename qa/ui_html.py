@@ -97,8 +97,8 @@ def _in_sentence(a: Answer, turn_no: int) -> str:
 
 #: What the confidence shown beside an answer means, by the answer's shape (its tooltip).
 _CONFIDENCE_MEANS = {
-    "short": "The estimated chance that this answer is right, fitted on held-out questions",
-    "quotes": "The estimated chance that this answer is right, fitted on held-out questions",
+    "short": "The estimated chance that this answer is right, measured on held-out questions",
+    "quotes": "The estimated chance that this answer is right, measured on held-out questions",
     "overview": "The chance that each quoted line is its article's opening, checked by hand on held-out articles",
 }
 
