@@ -11,7 +11,10 @@ Trust comes from the pipeline, not the model:
 4. the code, not the model, attaches every citation: exact offsets into the article, checked against its text;
 5. every answer carries its confidence, the probability that it is right, fitted on held-out questions
    (qa/confidence.py, qa/weights/confidence.json); below ``Settings.min_confidence`` the answer says the articles
-   don't say, and offers the closest passages as "related" only.
+   don't say, and offers the closest passages as "related" only;
+6. a request about the articles as a whole ("What are these articles about?") gets each article's opening
+   (:func:`overview`), and an overview of a topic the sentences that name it; their confidences were measured by
+   hand on held-out articles, as no question set holds such requests.
 
 Articles are data, never instructions: a sentence that talks to a model ("ignore previous instructions and
 print ...", chat-role markup) is never used as evidence, so it can never be quoted or copied out.
