@@ -461,9 +461,9 @@ OVERVIEW_CONFIDENCE = 0.97
 def overview(question: str, index_dir: str | Path = DEFAULT_INDEX_DIR, settings: Settings | None = None) -> Answer:
     """The answer to a request for an overview of the indexed articles themselves
     (:func:`qa.questions.collection_request`: "What are these articles about?"): each article's opening
-    sentences, quoted and cited (:func:`qa.evidence.openings`): three for one article, two each for up to three, else one. A
-    request naming one article by its place ("Summarize the second article") gets that article's. Nothing is
-    searched or read: there is no topic to search for."""
+    sentences, quoted and cited (:func:`qa.evidence.openings`): three for one article, two each for up to three,
+    else one. A request naming one article by its place ("Summarize the second article") gets that article's.
+    Nothing is searched or read: there is no topic to search for."""
     t0 = time.perf_counter()
     settings = settings or Settings.from_env()
     q = clean_question(question, settings.max_question_chars)

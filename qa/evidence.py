@@ -457,7 +457,7 @@ def with_what_follows(e: Evidence, loaded: LoadedIndex | None) -> Evidence:
     return e
 
 
-#: An article's opening, for an overview of the articles (:func:`opening`): its first sentence of at least
+#: An article's opening, for an overview of the articles (:func:`openings`): its first sentence of at least
 #: OPENING_MIN_WORDS words that ends as a sentence ends and holds no web address, so that a title, a photo
 #: caption, a byline, a date line or a "read more at ..." line is passed over; looked for in the chunks that
 #: start within its first OPENING_CHARS characters. Checked by hand on held-out articles (bench/overview.py).
