@@ -475,12 +475,9 @@ def openings(loaded: LoadedIndex, source: str, most: int = 1) -> list[Passage]:
     if not chunks:
         return []
     text = indexed_text(loaded, source, chunks[-1].end)
-    out: list[Passage] = []
-    for s, e, _ in chunking.sentences(text):
-        sentence = text[s:e]
-        if (len(WORD.findall(sentence)) >= OPENING_MIN_WORDS and _SENTENCE_END.search(sentence)
-                and not _WEB.search(sentence) and not looks_like_instructions(sentence)):
-            out.append(Passage(source, chunks[0].title, s, e, sentence, 0.0))
-            if len(out) >= most:
-                break
-    return out
+    sentences = [(s, e, text[s:e]) for s, e, _ in chunking.sentences(text)]
+    usable = [(s, e, t) for s, e, t in sentences if WORD.search(t) and not _WEB.search(t)
+              and not looks_like_instructions(t)]
+    # An article too short for any such sentence opens with whatever it has.
+    full = [x for x in usable if len(WORD.findall(x[2])) >= OPENING_MIN_WORDS and _SENTENCE_END.search(x[2])]
+    return [Passage(source, chunks[0].title, s, e, t, 0.0) for s, e, t in (full or usable)[:most]]

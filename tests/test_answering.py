@@ -1123,3 +1123,14 @@ def test_an_overview_of_a_named_topic_shows_the_confidence_measured_for_such_ans
     c = answering.compose("What does Russia provide?", "What does Russia provide?", "What does Russia provide?",
                           [p], reading, None, 0.0, model={})
     assert c.confidence != NAMED_TOPIC_CONFIDENCE
+
+
+def test_an_article_too_short_for_a_full_opening_sentence_opens_with_what_it_has(tmp_path):
+    docs, index_dir = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Short title\n\nhttps://example.com/promo\n\nTiny line.\n", encoding="utf-8")
+    fakes.register("fake")
+    settings = Settings(embedder="fake", reader="no-such-reader", progress=False)
+    qa.build_index(docs, index_dir, settings=settings)
+    a = qa.answer("What are these articles about?", index_dir=index_dir, settings=settings)
+    assert not a.abstained and [c.text for c in a.citations] == ["Short title", "Tiny line."]
