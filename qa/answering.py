@@ -469,7 +469,7 @@ def overview(question: str, index_dir: str | Path = DEFAULT_INDEX_DIR, settings:
     q = clean_question(question, settings.max_question_chars)
     loaded = ensure_index(index_dir, settings)
     sources = sorted(loaded.manifest.get("files", {}))
-    place = article_ordinal(q)
+    place = article_ordinal(q, one=True)
     missing = place is not None and not -len(sources) <= place < len(sources)
     if place is not None and not missing:
         sources = [sources[place]]

@@ -67,12 +67,13 @@ cover covers discuss discusses point points topic topics idea ideas theme themes
 subjects message mainly s here what's first second third fourth fifth last list titles available indexed""".split())
 _ORDINAL = re.compile(r"\b(first|second|third|fourth|fifth|last)\s+(?:article|document|text|story|file|page|source)\b",
                       re.IGNORECASE)
+_ORDINAL_ONE = re.compile(r"\b(first|second|third|fourth|fifth|last)\s+one\b", re.IGNORECASE)
 
 
-def article_ordinal(question: str) -> int | None:
+def article_ordinal(question: str, one: bool = False) -> int | None:
     """Which article a request names by its place, in file-name order: 0 for "the first article", -1 for "the
-    last article"; None when it names none."""
-    m = _ORDINAL.search(question)
+    last article"; None when it names none. With ``one``, "the second one" too (said after an overview)."""
+    m = _ORDINAL.search(question) or (_ORDINAL_ONE.search(question) if one else None)
     if m is None:
         return None
     word = m.group(1).lower()
@@ -86,7 +87,13 @@ def collection_request(question: str, history: Any = None) -> bool:
     (:func:`qa.answering.overview`). In a conversation only when it names the texts ("What do the articles say?"):
     there "What is this about?" may ask about the last answer. It matches none of about 100,000 held-out
     questions (SQuAD, SelQA dev, doc2dial turns) nor of the public test sets (bench/overview.py)."""
-    return _about_the_articles(question, bool(previous_questions(history)))
+    earlier = previous_questions(history)
+    if _about_the_articles(question, bool(earlier)):
+        return True
+    # Right after an overview of them all, "Tell me more about the second one" names an article by its place.
+    return (isinstance(question, str) and bool(earlier) and _about_the_articles(earlier[-1], len(earlier) > 1)
+            and article_ordinal(earlier[-1]) is None and article_ordinal(question, one=True) is not None
+            and not content_words(question) - _REQUEST_WORDS - _CORPUS_WORDS - {"more", "one"})
 
 
 def asks_how_many_articles(question: str) -> bool:

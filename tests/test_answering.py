@@ -1134,3 +1134,20 @@ def test_an_article_too_short_for_a_full_opening_sentence_opens_with_what_it_has
     qa.build_index(docs, index_dir, settings=settings)
     a = qa.answer("What are these articles about?", index_dir=index_dir, settings=settings)
     assert not a.abstained and [c.text for c in a.citations] == ["Short title", "Tiny line."]
+
+
+def test_right_after_an_overview_the_second_one_is_the_second_article(tmp_path):
+    from qa.questions import collection_request
+
+    docs, index_dir = tmp_path / "docs", tmp_path / "index"
+    _overview_docs(docs, 3)
+    fakes.register("fake")
+    settings = Settings(embedder="fake", reader="no-such-reader", progress=False)
+    qa.build_index(docs, index_dir, settings=settings)
+    ov = qa.answer("What are these articles about?", index_dir=index_dir, settings=settings)
+    more = qa.answer("Tell me more about the second one", index_dir=index_dir, history=[ov], settings=settings)
+    assert more.shape == "overview" and {c.source for c in more.citations} == {"01.txt"}
+    # Only right after an overview of them all, and only naming nothing else.
+    assert not collection_request("Tell me more about the second one")
+    assert not collection_request("Tell me more about the second one", [("Who leads the talks?", "McGurk")])
+    assert not collection_request("Who was the second one to arrive?", [ov])
