@@ -1017,23 +1017,25 @@ def test_a_request_about_the_articles_themselves_is_told_from_questions_that_nam
             article_ordinal("the first president")) == (1, -1, None)
 
 
-def _overview_docs(folder, n):
-    folder.mkdir()
+def _overview_index(tmp_path, n):
+    """``n`` articles that open with a title, a byline and a "read more" line before their first sentence, indexed
+    with the fake embedder; settings naming no reader that exists: an overview must not search or read."""
+    docs, index_dir = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
     for i in range(n):
-        (folder / f"{i:02d}.txt").write_text(
+        (docs / f"{i:02d}.txt").write_text(
             f"Headline number {i}\n\nBy A. Writer\n\nRead more paid articles free: https://t.me/example{i} now and "
             f"always, every single day.\n\nThe council of town {i} voted on Tuesday to rebuild the old river "
             f"bridge before winter. Work starts in March and should last nine months, officials said. A third "
             f"sentence adds more detail about the bridge and its long history.\n", encoding="utf-8")
+    fakes.register("fake")
+    settings = Settings(embedder="fake", reader="no-such-reader", progress=False)
+    qa.build_index(docs, index_dir, settings=settings)
+    return docs, index_dir, settings
 
 
 def test_an_overview_of_the_articles_quotes_each_ones_opening_and_reads_nothing(tmp_path):
-    docs, index_dir = tmp_path / "docs", tmp_path / "index"
-    _overview_docs(docs, 3)
-    fakes.register("fake")
-    # No such reader: the overview must not search or read, only quote.
-    settings = Settings(embedder="fake", reader="no-such-reader", progress=False)
-    qa.build_index(docs, index_dir, settings=settings)
+    docs, index_dir, settings = _overview_index(tmp_path, 3)
     a = qa.answer("What are these articles about?", index_dir=index_dir, settings=settings)
     assert not a.abstained and a.shape == "overview" and a.confidence == pytest.approx(0.97)
     assert [c.source for c in a.citations] == ["00.txt", "00.txt", "01.txt", "01.txt", "02.txt", "02.txt"]
@@ -1050,11 +1052,7 @@ def test_an_overview_of_the_articles_quotes_each_ones_opening_and_reads_nothing(
 
 
 def test_an_overview_of_many_articles_says_how_many_it_leaves_out(tmp_path):
-    docs, index_dir = tmp_path / "docs", tmp_path / "index"
-    _overview_docs(docs, 7)
-    fakes.register("fake")
-    settings = Settings(embedder="fake", reader="no-such-reader", progress=False)
-    qa.build_index(docs, index_dir, settings=settings)
+    _, index_dir, settings = _overview_index(tmp_path, 7)
     a = qa.answer("Summarize the articles", index_dir=index_dir, settings=settings)
     assert a.text.startswith("The first 5 of 7 articles, by file name, open with:")
     counted = qa.answer("How many articles are there?", index_dir=index_dir, settings=settings)
@@ -1139,11 +1137,7 @@ def test_an_article_too_short_for_a_full_opening_sentence_opens_with_what_it_has
 def test_right_after_an_overview_the_second_one_is_the_second_article(tmp_path):
     from qa.questions import collection_request
 
-    docs, index_dir = tmp_path / "docs", tmp_path / "index"
-    _overview_docs(docs, 3)
-    fakes.register("fake")
-    settings = Settings(embedder="fake", reader="no-such-reader", progress=False)
-    qa.build_index(docs, index_dir, settings=settings)
+    _, index_dir, settings = _overview_index(tmp_path, 3)
     ov = qa.answer("What are these articles about?", index_dir=index_dir, settings=settings)
     more = qa.answer("Tell me more about the second one", index_dir=index_dir, history=[ov], settings=settings)
     assert more.shape == "overview" and {c.source for c in more.citations} == {"01.txt"}
