@@ -143,12 +143,7 @@ def evidence_from(passages: Sequence[Passage], readings: Sequence[Reading], load
     shared = SCORING == "shared" or (SCORING is None and bool(readings) and readings[0].shared)
     common = readings[0].null if shared else 0.0
     for rank, (p, reading) in enumerate(zip(passages, readings)):
-        if loaded is not None and loaded.has_sentences:
-            bounds = [(int(a) - p.start, int(b) - p.start) for _, a, b in loaded.sentences_in(p.source, p.start, p.end)]
-        else:
-            bounds = []
-        if not bounds:
-            bounds = [(a, b) for a, b, _ in chunking.sentences(p.text)]
+        bounds = sentence_bounds(p, loaded)
         if not bounds:
             continue
         ends = [b for _, b in bounds]
@@ -175,6 +170,16 @@ def evidence_from(passages: Sequence[Passage], readings: Sequence[Reading], load
                                      p.start + start, p.start + end, reading.sentence_score(a, b),
                                      position=first, null=reading.null)
     return sorted(best.values(), key=lambda e: -e.relevance)
+
+
+def sentence_bounds(p: Passage, loaded: LoadedIndex | None) -> list[tuple[int, int]]:
+    """The passage's sentences as [start, end) offsets into ``p.text``: the index's sentence table where it has
+    one, else split here."""
+    if loaded is not None and loaded.has_sentences:
+        bounds = [(int(a) - p.start, int(b) - p.start) for _, a, b in loaded.sentences_in(p.source, p.start, p.end)]
+        if bounds:
+            return bounds
+    return [(a, b) for a, b, _ in chunking.sentences(p.text)]
 
 
 _PAIRS = {"(": ")", "[": "]", "“": "”"}
@@ -224,7 +229,7 @@ def naming_sentences(passages: Sequence[Passage], readings: Sequence[Reading], l
     passage's best margin, so that the confidence weighs the passage as read."""
     found: list[tuple[float, int, Evidence]] = []
     for rank, (p, reading) in enumerate(zip(passages, readings)):
-        for i, (a, b, _) in enumerate(chunking.sentences(p.text)):
+        for i, (a, b) in enumerate(sentence_bounds(p, loaded)):  # as evidence_from cuts them
             text = p.text[a:b]
             if looks_like_instructions(text) or not about_topic([_plain(text)], topic):
                 continue
