@@ -53,11 +53,14 @@ def held_out_questions(data: Path) -> dict[str, list[tuple[str, list]]]:
 
 
 def matches(data: Path) -> None:
-    from qa.questions import collection_request
+    from qa.questions import collection_request, small_talk
 
     for name, qs in held_out_questions(data).items():
         hits = [q for q, h in qs if collection_request(q, h or None)]
         print(f"{name}: {len(hits)} of {len(qs)} match{' ' + repr(hits[:20]) if hits else ''}")
+        if "in their conversation" not in name:  # small talk is read from the message alone
+            chat = [q for q, _ in qs if small_talk(q)]
+            print(f"  small talk: {len(chat)} of {len(qs)}{' ' + repr(chat[:20]) if chat else ''}")
 
 
 def held_out_articles(data: Path, root: Path, seeds: bool = True) -> Path:

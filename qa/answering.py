@@ -51,7 +51,9 @@ from .questions import (
     previous_questions,
     reader_text,
     rewrite_follow_up,
+    small_talk,
     without_overviews,
+    without_small_talk,
 )
 from .reading import Reader, Reading, get_reader, reader_sha256
 from .search import Passage, clean_question, first_run, merge, rank_many, rerank
@@ -93,7 +95,8 @@ class Answer:
     complete: bool = True  # False for the partial answers a stream yields before the last one
     index_version: str = ""  # the index generation the answer came from (one per answer, even mid-rebuild)
     #: "short": a span copied out of its sentence; "quotes": 1-3 sentences quoted verbatim; "overview": each
-    #: article's opening sentences, for a request about the articles themselves (:func:`overview`)
+    #: article's opening sentences, for a request about the articles themselves (:func:`overview`); "chat": a
+    #: reply to small talk ("hi", "thanks", "what can you do?"; :func:`chat`), abstained: it claims nothing
     shape: str = "abstained"
     short: str = ""  # the short answer without markers ("" unless shape is "short")
     #: The conversation changed what was searched: what the answer comes from (its citations, or for an
@@ -142,6 +145,11 @@ def stream(
     :data:`STANDALONE` can answer one that could stand alone (:func:`stands_alone`) as if asked alone as well, and
     keep the likelier right of the two (measured, not shipped: it cost doc2dial follow-ups their citations)."""
     t0 = time.perf_counter()
+    kind = small_talk(question)
+    if kind is not None:
+        yield chat(question, kind, index_dir, settings)
+        return
+    history = without_small_talk(history)
     if collection_request(question, history):
         yield overview(question, index_dir, settings)
         return
@@ -497,6 +505,36 @@ def overview(question: str, index_dir: str | Path = DEFAULT_INDEX_DIR, settings:
         lines.insert(0, count)
     return Answer(q, "\n".join(lines), cites, False, q, [Support(c.text, (c.n,), True) for c in cites], [],
                   OVERVIEW_CONFIDENCE, time.perf_counter() - t0, index_version=loaded.generation, shape="overview")
+
+
+#: Replies to small talk (qa.questions.small_talk), by its kind; {articles} is "the 3 indexed articles". No
+#: reply holds a "[n]": an answer's markers are its citations, and these cite nothing.
+CHAT_REPLIES = {
+    "greeting": "Hello! I answer questions about {articles}, quoting and citing the sentences each answer comes "
+                "from. Ask me anything about them, or start with: What are these articles about?",
+    "help": "I answer questions about {articles}. Each answer is copied from the articles' sentences, cites them by "
+            "number, and shows how likely it is to be right, measured on questions nobody tuned on. When the "
+            "articles don't say, I tell you so instead of guessing. Follow-up questions may lean on earlier ones "
+            "(\"and why?\"). Try: What are these articles about?",
+    "thanks": "You're welcome. Ask another question about {articles} whenever you like.",
+    "bye": "Goodbye! Ask again whenever you like.",
+}
+
+
+def chat(question: str, kind: str, index_dir: str | Path = DEFAULT_INDEX_DIR,
+         settings: Settings | None = None) -> Answer:
+    """The reply to small talk (:func:`qa.questions.small_talk`): a greeting, thanks, a goodbye, or "what can you
+    do?". It says what the assistant does and how many articles it reads, quotes nothing and claims nothing
+    (``abstained``, confidence 0, shape "chat"). Nothing is searched or read."""
+    t0 = time.perf_counter()
+    settings = settings or Settings.from_env()
+    q = clean_question(question, settings.max_question_chars)
+    loaded = ensure_index(index_dir, settings)
+    n = len(loaded.manifest.get("files", {}))
+    articles = "the indexed article" if n == 1 else f"the {n} indexed articles"
+    text = CHAT_REPLIES[kind].format(articles=articles)
+    return Answer(q, text, [], True, q, [], [], 0.0, time.perf_counter() - t0, index_version=loaded.generation,
+                  shape="chat")
 
 
 def _verified(cite: Citation, claim: str) -> bool:

@@ -119,6 +119,48 @@ def _about_the_articles(question: Any, in_conversation: bool) -> bool:
     return names_texts or not in_conversation
 
 
+# Small talk: a greeting, thanks, a goodbye or a question about the assistant itself, and nothing else. Each kind
+# is a phrase the whole message is made of (with fillers and punctuation between): "Hi there!", "ok, thanks a lot",
+# "hello, how are you?", "What can you do?". A message that also asks something ("Hi, who leads the talks?") is
+# a question.
+_SMALL_TALK = (
+    ("help", r"help(?:\s+me)?|what\s+can\s+(?:you|i)\s+(?:do|ask(?:\s+you)?)|what\s+do\s+you\s+do"
+             r"|who\s+(?:are|r)\s+(?:you|u)|what\s+are\s+you|how\s+(?:does\s+this|do\s+(?:i|you))\s+work"
+             r"|how\s+do\s+i\s+use\s+(?:this|you|it)|what\s+is\s+this\s+(?:app|tool|bot|thing)"),
+    ("thanks", r"(?:many\s+)?thanks?(?:\s+you)?|thank\s+(?:you|u)|thx|ty|cheers|much\s+appreciated|appreciate\s+it"
+               r"|(?:that|this)\s+(?:was|is)\s+(?:helpful|useful|great|perfect)|(?:very\s+)?helpful"),
+    ("bye", r"bye(?:\s+bye)?|goodbye|good\s+bye|good\s+night|see\s+(?:you|ya)(?:\s+later)?|that'?s\s+all|i'?m\s+done"),
+    ("greeting", r"hi|hello|hey|hiya|howdy|greetings|yo|good\s+(?:morning|afternoon|evening|day)"
+                 r"|how\s+(?:are|r)\s+(?:you|u)(?:\s+doing)?(?:\s+today)?|how'?s\s+it\s+going|what'?s\s+up|sup|nice\s+to\s+meet\s+you"),
+)
+_SMALL_TALK_FILLER = (r"ok|okay|great|perfect|cool|nice|awesome|good|got\s+it|alright|all\s+right|there|again|so\s+much"
+                      r"|very\s+much|a\s+lot|please|bot|assistant|friend|everyone|all|oh|well|and|for\s+(?:the|your)\s+help"
+                      r"|for\s+that")
+_SMALL_TALK_PART = re.compile(
+    r"\W*(?:(?P<kind>" + "|".join(f"(?P<{k}>{p})" for k, p in _SMALL_TALK) + r")|" + _SMALL_TALK_FILLER + r")\b\W*",
+    re.IGNORECASE)
+
+
+def small_talk(question: Any) -> str | None:
+    """"greeting", "thanks", "bye" or "help" when ``question`` is small talk and nothing else ("Hi!", "ok thanks",
+    "Hello, how are you?", "What can you do?"), else None. Searching the articles for it only finds some sentence
+    that shares a word with it: on the seeds "hello, how are you?" after "What can you do?" was answered with a
+    quote of Graham at 0.68. A question with any other word is a question ("Hi, who leads the talks?"); "yes", "no"
+    and "ok" alone are not small talk (in a conversation they answer the assistant). Of about 100,000 held-out
+    questions (SQuAD, SelQA dev, doc2dial turns) it matches none (bench/overview.py)."""
+    if not isinstance(question, str):
+        return None
+    text, kinds, pos = question.strip(), [], 0
+    while pos < len(text):
+        m = _SMALL_TALK_PART.match(text, pos)
+        if m is None or m.end() == pos:
+            return None
+        if m.group("kind"):
+            kinds.append(next(k for k, _ in _SMALL_TALK if m.group(k)))
+        pos = m.end()
+    return next((k for k, _ in _SMALL_TALK if k in kinds), None)
+
+
 def without_overviews(history: Any) -> Any:
     """``history`` (any form :func:`previous_questions` takes) without its requests about the articles as a whole
     (:func:`collection_request`) and their answers. An overview quotes every article and names no topic: beside the
@@ -126,10 +168,21 @@ def without_overviews(history: Any) -> Any:
     after "What are these articles about?" was searched and read with the whole overview beside it and answered
     "2,000" at 0.72 instead of 0.36 alone. An overview of one article named by its place ("Summarize the second
     article") stays: the conversation is about that article now."""
-    from .answering import Answer  # answering builds on this module, not the other way round
+    return _without(history, lambda q, asked: _about_the_articles(q, asked) and article_ordinal(q) is None,
+                    lambda a: a.shape == "overview" and article_ordinal(a.question) is None)
 
-    def whole(question: Any, in_conversation: bool) -> bool:
-        return _about_the_articles(question, in_conversation) and article_ordinal(question) is None
+
+def without_small_talk(history: Any) -> Any:
+    """``history`` without its small talk (:func:`small_talk`) and the replies to it: "thanks" names nothing to
+    search for, yet as an earlier question it would be searched with the next one (on the seeds, "What can you
+    do?" after "hi" and "thanks!" was searched as "What can you do? (hi thanks! ...)")."""
+    return _without(history, lambda q, asked: bool(small_talk(q)), lambda a: a.shape == "chat")
+
+
+def _without(history: Any, drops: Any, drops_answer: Any) -> Any:
+    """``history`` without the exchanges whose question ``drops(question, asked_before)`` or whose Answer
+    ``drops_answer(answer)``: the question and the reply after it, whatever form the history takes."""
+    from .answering import Answer  # answering builds on this module, not the other way round
 
     if history is None or isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
         return history  # _turns says what is wrong with it
@@ -137,7 +190,7 @@ def without_overviews(history: Any) -> Any:
     asked = dropping = False
     for item in history:
         if isinstance(item, Answer):
-            dropping = item.shape == "overview" and article_ordinal(item.question) is None
+            dropping = drops_answer(item)
         elif isinstance(item, dict):
             if item.get("role") == "assistant":
                 if dropping:
@@ -145,11 +198,12 @@ def without_overviews(history: Any) -> Any:
                     continue
                 out.append(item)
                 continue
-            dropping = whole(item.get("content") if item.get("role") == "user" else None, asked)
+            content = item.get("content") if item.get("role") == "user" else None
+            dropping = isinstance(content, str) and drops(content, asked)
         elif isinstance(item, (list, tuple)) and item:
-            dropping = whole(item[0], asked)
+            dropping = isinstance(item[0], str) and drops(item[0], asked)
         else:
-            dropping = whole(item, asked)
+            dropping = isinstance(item, str) and drops(item, asked)
         asked = True
         if not dropping:
             out.append(item)

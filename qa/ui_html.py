@@ -117,7 +117,9 @@ def render_chat(turns: list[Turn], pending: Answer | None = None, pending_questi
                        f"{esc(t.error)}</div>")
             continue
         searched = searched_html(a.searched_for) if a.history_used else ""
-        if a.abstained:
+        if a.shape == "chat":  # a reply to small talk: it claims nothing, so it shows no badge, sources or confidence
+            out.append(f"<div class='qa-msg qa-bot qa-chat-reply' data-turn='{i}'><p>{esc(a.text)}</p></div>")
+        elif a.abstained:
             out.append(
                 f"<div class='qa-msg qa-bot qa-abstain' data-turn='{i}'>{searched}"
                 f"<div class='qa-badge'>Not in the articles</div>"
@@ -167,13 +169,13 @@ def render_sources(turns: list[Turn], show_scores: bool = False) -> str:
     if not turns:
         return "<div class='qa-sources qa-empty'><p>Sources of the answers appear here.</p></div>"
     out = ["<div class='qa-sources'>"]
-    # Newest first and open; older turns folded (a click on their [n] unfolds them). Errors have no sources, so the
-    # newest turn that does is the one open.
-    newest = max((i for i, t in enumerate(turns, 1) if not t.error), default=0)
+    # Newest first and open; older turns folded (a click on their [n] unfolds them). Errors and replies to small
+    # talk have no sources, so the newest turn that does is the one open.
+    newest = max((i for i, t in enumerate(turns, 1) if not t.error and t.answer.shape != "chat"), default=0)
     for i in range(len(turns), 0, -1):
         t = turns[i - 1]
         a = t.answer
-        if t.error:
+        if t.error or a.shape == "chat":  # a reply to small talk has no passage to show
             continue
         cards = [_source_card(i, c.n, c, w, show_scores) for c, w in zip(a.citations, t.windows)]
         if a.abstained:

@@ -1145,3 +1145,38 @@ def test_right_after_an_overview_the_second_one_is_the_second_article(tmp_path):
     assert not collection_request("Tell me more about the second one")
     assert not collection_request("Tell me more about the second one", [("Who leads the talks?", "McGurk")])
     assert not collection_request("Who was the second one to arrive?", [ov])
+
+
+def test_small_talk_is_told_apart_from_questions_that_greet():
+    from qa.questions import small_talk
+
+    for q, kind in [("hi", "greeting"), ("Hi there!", "greeting"), ("hello, how are you?", "greeting"),
+                    ("thanks!", "thanks"), ("ok, thank you so much for the help.", "thanks"), ("bye", "bye"),
+                    ("What can you do?", "help"), ("who are you?", "help"), ("That's all, thanks", "thanks")]:
+        assert small_talk(q) == kind, q
+    # A message that asks anything else is a question; "yes", "no" and "ok" answer the assistant in a conversation.
+    for q in ["Hi, who leads the talks?", "thanks, and what about Russia?", "Help me understand the safe zone",
+              "yes", "no", "ok", "Who is Lindsey Graham?", "", "!!!", None]:
+        assert small_talk(q) is None, q
+
+
+def test_small_talk_gets_a_reply_that_cites_nothing_and_leaves_the_conversation(tmp_path):
+    docs, index_dir, settings = _overview_index(tmp_path, 3)  # its reader does not exist: nothing may be read
+    hi = qa.answer("Hello!", index_dir=index_dir, settings=settings)
+    assert hi.shape == "chat" and hi.abstained and not hi.citations and not hi.related and hi.confidence == 0.0
+    assert "3 indexed articles" in hi.text and "[" not in hi.text  # markers are citations, and it has none
+    help_ = qa.answer("What can you do?", index_dir=index_dir, history=[hi], settings=settings)
+    assert help_.shape == "chat" and "don't say" in help_.text
+    # After small talk, "the second one" still follows the overview before it; the small talk is gone from the
+    # conversation whatever form it takes.
+    from qa.questions import without_small_talk
+
+    ov = qa.answer("What are these articles about?", index_dir=index_dir, settings=settings)
+    thanks = qa.answer("thanks", index_dir=index_dir, settings=settings)
+    second = qa.answer("Tell me more about the second one", index_dir=index_dir, history=[ov, thanks],
+                       settings=settings)
+    assert second.shape == "overview" and {c.source for c in second.citations} == {"01.txt"}
+    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": hi.text},
+            {"role": "user", "content": "Who voted?"}, {"role": "assistant", "content": "The council [1]"}]
+    assert without_small_talk(chat) == chat[2:]
+    assert without_small_talk([hi, ("thanks", "You're welcome."), "Who voted?", ("hey", "Hello!")]) == ["Who voted?"]

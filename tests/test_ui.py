@@ -418,3 +418,15 @@ def test_an_overview_shows_one_line_per_article_and_says_what_its_confidence_mea
     assert "\n" in a.text and a.text.count("[") == len(a.citations)
     short = dataclasses.replace(a, shape="short", text="2,000 [1]")
     assert "qa-lines" not in ui_html.render_chat([ui_html.Turn(short)])
+
+
+def test_a_reply_to_small_talk_shows_no_badge_sources_or_confidence(built):
+    settings = Settings(embedder="fake", reader="no-such-reader", progress=False)
+    ov = qa.answer("What are these articles about?", index_dir=built, settings=settings)
+    hi = qa.answer("thanks!", index_dir=built, settings=settings)
+    turns = [ui_html.Turn(ov), ui_html.Turn(hi)]
+    page = ui_html.render_chat(turns)
+    reply = page[page.index("qa-chat-reply"):]
+    assert "welcome" in reply and "Not in the articles" not in reply and "likely right" not in reply
+    sources = ui_html.render_sources(turns)
+    assert "Q2" not in sources and "id='qa-turn-1' open" in sources  # the overview's sources stay open
