@@ -41,10 +41,13 @@ from .index import check_embedder, ensure_index
 from .local_store import DEFAULT_INDEX_DIR, LoadedIndex
 from .questions import (
     MARKERS,
+    WORD,
     article_ordinal,
     as_asked,
+    asks_for_more,
     asks_how_many_articles,
     collection_request,
+    content_words,
     descriptive,
     needs_context,
     overview_topic,
@@ -172,13 +175,14 @@ def stream(
     if searched != q:
         n = settings.answer_passages
         own = merge(loaded, rank_many(loaded, embedder, [q], n, settings)[0], n)
+    said = Said.of(history) if asks_for_more(q) else None
     remembered = _Remembered(embedder)  # the early and the final answer embed the question once between them
     for passages, readings, final in read_stages(searched, read_as, loaded, embedder, reader, settings,
                                                  early=early and alone is None, asked=sentences_by(q, history)):
         a = compose(q, searched, reader_q, passages, readings, loaded, t0, settings.max_quotes, settings.min_confidence,
                     page=page, model=confidence.calibrator(settings.confidence, reader_sha256(settings),
                                                            confidence.reading_settings(settings)) or {},
-                    embedder=remembered)
+                    embedder=remembered, said=said)
         if own is not None:
             a = replace(a, history_used=not all(any(o.source == c.source and o.start < c.end and c.start < o.end
                                                     for o in own)
@@ -343,17 +347,81 @@ def conversation_page(history: Any, loaded: LoadedIndex, embedder: Embedder, set
     return None
 
 
+@dataclass(frozen=True)
+class Said:
+    """What a conversation's earlier answers gave, so that a question asking for more ("Tell me more", "Who else
+    leads the talks?": :func:`qa.questions.asks_for_more`) is not answered with it again. Earlier Answers say
+    exactly what they cited; (question, answer) pairs and chat messages give only their text."""
+
+    quoted: tuple[tuple[str, int, int], ...] = ()  # sentences earlier answers quoted: (source, start, end)
+    shorts: tuple[tuple[str, int, int, frozenset[str]], ...] = ()  # earlier short answers: sentence, answer words
+    texts: tuple[str, ...] = ()  # earlier replies given as text, markers removed
+
+    @classmethod
+    def of(cls, history: Any) -> Said | None:
+        if history is None or isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+            return None
+        quoted, shorts, texts = [], [], []
+        for item in history:
+            if isinstance(item, Answer) and not item.abstained:
+                for c in item.citations:
+                    if item.shape == "short":
+                        shorts.append((c.source, c.start, c.end, _said_words(item.short)))
+                    else:
+                        quoted.append((c.source, c.start, c.end))
+            elif isinstance(item, dict) and item.get("role") == "assistant" and isinstance(item.get("content"), str):
+                texts.append(MARKERS.sub("", item["content"]))
+            elif isinstance(item, (list, tuple)) and len(item) > 1 and isinstance(item[1], str):
+                texts.append(MARKERS.sub("", item[1]))
+        return cls(tuple(quoted), tuple(shorts), tuple(texts)) if quoted or shorts or texts else None
+
+    def repeats(self, e: Evidence, quoting: bool = False) -> bool:
+        """The sentence ``e`` gives nothing new: it was quoted before (half of it or more), or an earlier reply
+        given as text holds four in five of its content words or more. With ``quoting`` (the answer will quote
+        sentences), a sentence an earlier short answer came from counts as quoted: it was shown with it."""
+        def half(a: int, b: int) -> bool:
+            return min(b, e.end) - max(a, e.start) >= (e.end - e.start) / 2
+
+        if any(src == e.source and half(a, b) for src, a, b in self.quoted) or (
+                quoting and any(src == e.source and half(a, b) for src, a, b, _ in self.shorts)):
+            return True
+        words = content_words(e.text)
+        return bool(words) and any(len(words & content_words(text)) >= 0.8 * len(words)
+                                   for text in self.texts if len(text.split()) >= SHORT_REPLY_WORDS)
+
+    def repeats_span(self, source: str, start: int, end: int, text: str) -> bool:
+        """The span ``text`` at ``start:end`` of ``source`` holds a short answer given before (in the same
+        sentence for an earlier Answer; anywhere for a reply of a few words given as text). Its sentence may still
+        hold another: "Who else leads the talks?" after "Brett McGurk" finds "Michael Ratney" beside him."""
+        words = _said_words(text)
+        return any(src == source and a < end and start < b and short <= words for src, a, b, short in self.shorts) \
+            or any(_said_words(t) <= words for t in self.texts if len(t.split()) < SHORT_REPLY_WORDS)
+
+
+#: A reply given as text with fewer words than this is compared as a short answer (Said).
+SHORT_REPLY_WORDS = 8
+
+
+def _said_words(text: str) -> frozenset[str]:
+    """A short answer's words as compared: its content words, or all its words when it has none ("2,000")."""
+    return frozenset(content_words(text) or (w.lower() for w in WORD.findall(text))) or frozenset({text})
+
+
 def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], readings: Sequence[Reading],
           loaded: LoadedIndex | None, t0: float, most_quotes: int = 3, rank_penalty: float | None = None,
-          page: str | None = None, embedder: Embedder | None = None) -> tuple[Answer, dict[str, float] | None]:
+          page: str | None = None, embedder: Embedder | None = None,
+          said: Said | None = None) -> tuple[Answer, dict[str, float] | None]:
     """The answer the readings support at any confidence (a short span or quoted sentences), and the
     :func:`qa.confidence.signals` its confidence comes from; ``(abstention, None)`` when there is nothing to answer
     with.
     ``page``: the article the conversation's last answer came from (:func:`conversation_page`). With
     ``embedder``, the best sentences are ranked again by the sentence ranker (:func:`qa.evidence.best_first`); the
-    question asked alone is compared, or for a follow-up the question as the reader reads it."""
+    question asked alone is compared, or for a follow-up the question as the reader reads it. With ``said`` (for
+    a question asking for more: :func:`qa.questions.asks_for_more`), what earlier answers gave is left out."""
     limits = evidence.thresholds()
-    ranked = evidence.ranked_evidence(passages, readings, loaded, rank_penalty, page)
+    ranked = evidence.ranked_evidence(passages, readings, loaded, rank_penalty, page, said)
+    if said is not None:
+        ranked = [e for e in ranked if not said.repeats(e)]
     if embedder is not None:
         ranked = evidence.best_first(ranked, q, searched if searched == q else reader_q, embedder)
     version = loaded.generation if loaded is not None else ""
@@ -368,7 +436,7 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
         # Those it found spans in first, else any sentence of the passages that names it.
         for named in (lambda: evidence.about_topic(ranked, topic),
                       lambda: evidence.naming_sentences(passages, readings, loaded, topic)):
-            found = named()
+            found = [e for e in named() if said is None or not said.repeats(e, quoting=True)]
             chosen = evidence.choose_quotes(found, -math.inf, math.inf, most_quotes)
             if chosen and (a := _quotes(q, searched, found, chosen, passages, loaded, t0, version)):
                 return a, {**confidence.signals(chosen[0], found, passages, readings, True, reader_q, follow_up),
@@ -388,6 +456,10 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
         a = Answer(q, f"{short} [1]", [cite], False, searched, [Support(short, (1,), True)], [], 0.0,
                    time.perf_counter() - t0, index_version=version, shape="short", short=short)
         return a, confidence.signals(top, ranked, passages, readings, False, reader_q, follow_up, short)
+    if said is not None:  # quoted sentences: not the ones earlier short answers were shown in either
+        ranked = [e for e in ranked if not said.repeats(e, quoting=True)]
+        if not ranked:
+            return nothing
     quotes = evidence.choose_quotes(ranked, -math.inf, limits["extra_quote"], most_quotes,
                                     by_head=evidence.QUOTES_BY == "head", head_weight=limits["head_weight"],
                                     extra_ranked=limits["extra_ranked"])
@@ -398,14 +470,15 @@ def draft(q: str, searched: str, reader_q: str, passages: Sequence[Passage], rea
 def compose(q: str, searched: str, reader_q: str, passages: Sequence[Passage], readings: Sequence[Reading],
             loaded: LoadedIndex | None, t0: float, most_quotes: int = 3, min_confidence: float = 0.0,
             rank_penalty: float | None = None, page: str | None = None,
-            model: dict[str, Any] | None = None, embedder: Embedder | None = None) -> Answer:
+            model: dict[str, Any] | None = None, embedder: Embedder | None = None, said: Said | None = None) -> Answer:
     """:func:`draft`'s answer with its confidence under ``model`` (default: the shipped one), the probability that
     it is right; below ``min_confidence`` (``Settings.min_confidence``) the answer says the articles don't say.
     That is the one refusal rule. ``embedder`` gives the :func:`qa.confidence.similarity` signal, for a model that
     weighs it."""
     if embedder is not None and not isinstance(embedder, _Remembered):
         embedder = _Remembered(embedder)  # the re-ranking and the similarity share the question's vector
-    a, sig = draft(q, searched, reader_q, passages, readings, loaded, t0, most_quotes, rank_penalty, page, embedder)
+    a, sig = draft(q, searched, reader_q, passages, readings, loaded, t0, most_quotes, rank_penalty, page, embedder,
+                   said)
     if sig is None:
         return a
     weighs = ((model if model is not None else confidence.calibrator()) or {}).get("features", ())

@@ -134,11 +134,12 @@ CROSSING_SPANS = "sentences"
 
 
 def evidence_from(passages: Sequence[Passage], readings: Sequence[Reading], loaded: LoadedIndex | None = None,
-                  ) -> list[Evidence]:
+                  said: Any = None) -> list[Evidence]:
     """Every sentence of the passages the reader found a span in, most relevant first, each article sentence
     once. A span that crosses a sentence boundary cites the sentences it spans, and answers with them
     (:data:`CROSSING_SPANS`). A span's relevance is its margin over its own passage's "no answer", or, for
-    readings on one scale (:data:`SCORING`), over the first passage's."""
+    readings on one scale (:data:`SCORING`), over the first passage's. With ``said`` (qa.answering.Said), a span
+    that is a short answer given before is passed over: its sentence answers with its next best span."""
     best: dict[tuple[str, int], Evidence] = {}
     shared = SCORING == "shared" or (SCORING is None and bool(readings) and readings[0].shared)
     common = readings[0].null if shared else 0.0
@@ -159,6 +160,9 @@ def evidence_from(passages: Sequence[Passage], readings: Sequence[Reading], load
                 continue  # an answer never runs from one paragraph into the next (a headline into a byline)
             text = p.text[a:b]
             if looks_like_instructions(text):
+                continue
+            if said is not None and said.repeats_span(p.source, p.start + span.start, p.start + span.end,
+                                                      p.text[span.start:span.end]):
                 continue
             relevance = span.score - (common if shared else reading.null)
             # A span across sentences is no short answer ("fundraising event at his Trump Hotel in Washington. He
@@ -296,12 +300,12 @@ def choose_quotes(evidence: Sequence[Evidence], floor: float, extra: float, most
     return chosen
 
 def ranked_evidence(passages: Sequence[Passage], readings: Sequence[Reading], loaded: LoadedIndex | None,
-                    rank_penalty: float | None = None, page: str | None = None) -> list[Evidence]:
+                    rank_penalty: float | None = None, page: str | None = None, said: Any = None) -> list[Evidence]:
     """The evidence an answer chooses from, its choice first: evidence from a lower-ranked passage must
     out-score a higher one's by ``rank_penalty`` (thresholds.json) margin units per rank, and evidence from
     another article than ``page`` (the one a conversation's last answer came from) by ``page_bonus``."""
     key = _rank_key(rank_penalty, page)
-    return sorted(evidence_from(passages, readings, loaded), key=lambda e: -key(e))
+    return sorted(evidence_from(passages, readings, loaded, said), key=lambda e: -key(e))
 
 
 def _rank_key(rank_penalty: float | None, page: str | None) -> Callable[[Evidence], float]:

@@ -161,6 +161,26 @@ def small_talk(question: Any) -> str | None:
     return next((k for k, _ in _SMALL_TALK if k in kinds), None)
 
 
+# A follow-up that asks for what the conversation has not given yet: "Tell me more", "What else?", "Who else leads
+# the talks?", "Any other requirements?".
+_MORE = re.compile(
+    r"""\b(?:what|who|whom|where|when|which|how|why|anything|something|anyone|anybody|someone|somebody|anywhere)
+          \s+else\b
+      | \b(?:any|what|which|the)\s+other\b
+      | ^\W*(?:(?:and|ok|okay|so|great|thanks|please)\W+)*(?:tell\s+me|give\s+me|show\s+me|say|i\s+(?:need|want)
+          |(?:can|could|would)\s+you\s+(?:tell|give|show)\s+me)\s+(?:some\s+|a\s+(?:bit|little)\s+)?more\b
+      | ^\W*(?:(?:and|ok|okay|so|please)\W+)*(?:more|go\s+on|continue|keep\s+going|and\s+then)\W*$""",
+    re.IGNORECASE | re.VERBOSE)
+
+
+def asks_for_more(question: str) -> bool:
+    """The question asks for more than the conversation has given: "Tell me more", "What else?", "Who else leads
+    the talks?", "Are there any other requirements?". Its answer then leaves out what earlier answers gave
+    (qa.answering.Said): on the seeds "Tell me more" repeated the sentence just quoted, and "Who else leads the
+    talks?" answered "Brett McGurk" again."""
+    return isinstance(question, str) and bool(_MORE.search(question))
+
+
 def without_overviews(history: Any) -> Any:
     """``history`` (any form :func:`previous_questions` takes) without its requests about the articles as a whole
     (:func:`collection_request`) and their answers. An overview quotes every article and names no topic: beside the

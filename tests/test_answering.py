@@ -1180,3 +1180,56 @@ def test_small_talk_gets_a_reply_that_cites_nothing_and_leaves_the_conversation(
             {"role": "user", "content": "Who voted?"}, {"role": "assistant", "content": "The council [1]"}]
     assert without_small_talk(chat) == chat[2:]
     assert without_small_talk([hi, ("thanks", "You're welcome."), "Who voted?", ("hey", "Hello!")]) == ["Who voted?"]
+
+
+def test_a_question_asking_for_more_is_told_apart():
+    from qa.questions import asks_for_more
+
+    for q in ["Tell me more", "What else?", "Anything else?", "Who else leads the talks?", "ok i need more information",
+              "Are there any other requirements?", "Tell me more about that", "go on"]:
+        assert asks_for_more(q), q
+    for q in ["Who leads the talks?", "How many more troops would go?", "Where can I learn more about it?", None]:
+        assert not asks_for_more(q), q
+
+
+def test_what_earlier_answers_gave_is_not_given_again_to_a_question_asking_for_more():
+    from qa.answering import Citation, Said
+    from qa.evidence import Evidence
+
+    sentence = "Brett McGurk and Michael Ratney are leading the talks on the U.S. side."
+    cite = Citation("a.txt", "A", 100, 100 + len(sentence), sentence, 1.0, n=1, answer_start=100, answer_end=112)
+    short = qa.Answer("Who leads the talks?", "Brett McGurk [1]", [cite], False, "Who leads the talks?",
+                      shape="short", short="Brett McGurk")
+    quoted = qa.Answer("Why?", "Because. [1]", [Citation("a.txt", "A", 300, 340, "x" * 40, 1.0, n=1)], False, "Why?",
+                       shape="quotes")
+    said = Said.of([short, quoted, {"role": "assistant", "content": "Turkey considers the YPG part of the PKK [2]"},
+                    ("When?", "In 2019")])
+    # The short answer's sentence may answer again with another span, not with the same one, nor with one that
+    # holds it; a reply of a few words counts as a short answer anywhere.
+    assert said.repeats_span("a.txt", 100, 112, "Brett McGurk") and said.repeats_span("a.txt", 100, 133, sentence[:33])
+    assert not said.repeats_span("a.txt", 117, 131, "Michael Ratney")
+    assert not said.repeats_span("b.txt", 100, 112, "Brett McGurk")
+    assert said.repeats_span("b.txt", 5, 12, "in 2019")
+
+    def ev(source, start, text):
+        return Evidence(0, source, "A", start, start + len(text), text, 1.0, start, start + 5)
+
+    assert not said.repeats(ev("a.txt", 100, sentence))  # shown with its short answer, yet not quoted
+    assert said.repeats(ev("a.txt", 100, sentence), quoting=True)
+    assert said.repeats(ev("a.txt", 300, "y" * 40)) and not said.repeats(ev("a.txt", 400, "y" * 40))
+    assert said.repeats(ev("c.txt", 0, "Turkey considers the YPG part of the PKK insurgency."))
+    assert not said.repeats(ev("c.txt", 0, "Erdogan says Turkey will establish a safe zone."))
+    assert Said.of(None) is None and Said.of([("Who?", )]) is None
+
+
+def test_tell_me_more_does_not_quote_again_what_was_just_quoted(built):
+    fakes.register_reader("fake-reader")
+    s = Settings(embedder="fake", reader="fake-reader", progress=False, min_confidence=0.0)
+    first = qa.answer("Why does Turkey oppose the Kurdish YPG militia?", index_dir=built, settings=s)
+    assert not first.abstained and first.shape == "quotes"
+    more = qa.answer("Tell me more", index_dir=built, history=[first], settings=s)
+    shown = {(c.source, c.start) for c in first.citations}
+    assert more.abstained or not shown & {(c.source, c.start) for c in more.citations}
+    again = qa.answer("Tell me more", index_dir=built, history=[("Why does Turkey oppose the Kurdish YPG militia?",
+                                                                 first.text)], settings=s)
+    assert again.abstained or not shown & {(c.source, c.start) for c in again.citations}
