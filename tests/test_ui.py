@@ -430,3 +430,14 @@ def test_a_reply_to_small_talk_shows_no_badge_sources_or_confidence(built):
     assert "welcome" in reply and "Not in the articles" not in reply and "likely right" not in reply
     sources = ui_html.render_sources(turns)
     assert "Q2" not in sources and "id='qa-turn-1' open" in sources  # the overview's sources stay open
+
+
+def test_the_app_answers_hello_without_sources_and_keeps_it_out_of_the_next_search(built, docs, s):
+    ask, answer_waiting, _ = fakes.chat_fns(ui.build_ui(built, docs, s))
+    conv = ui.Conversation()
+    ask("Hello!", conv, False)
+    chat, sources = list(answer_waiting(conv, 5, "fake-reader", False))[-1]
+    assert "qa-chat-reply" in chat and "Not in the articles" not in chat and "Q1" not in sources
+    ask(Q, conv, False)
+    chat, sources = list(answer_waiting(conv, 5, "fake-reader", False))[-1]
+    assert "1,500" in chat and "Q2:" in sources and conv.turns[1].answer.searched_for == Q
