@@ -229,6 +229,18 @@ def test_a_follow_up_leaning_on_the_conversation_is_read_with_the_question_befor
     assert not a.abstained and any("delay any withdrawal" in c.text for c in a.citations), a.text
 
 
+def test_tell_me_more_gives_what_the_last_answer_did_not_and_small_talk_is_not_searched(seeds_index,
+                                                                                        reader_settings):
+    # Read beside the quotes just given, "Tell me more" found them again (the PKK sentence, at 0.47); now what
+    # earlier answers quoted is left out (answering.Said). "thanks" is no question: a reply citing nothing.
+    first = qa.answer("Why does Turkey oppose the YPG?", index_dir=seeds_index, settings=reader_settings)
+    thanks = qa.answer("thanks!", index_dir=seeds_index, history=[first], settings=reader_settings)
+    assert thanks.shape == "chat" and thanks.abstained and not thanks.citations
+    more = qa.answer("Tell me more", index_dir=seeds_index, history=[first, thanks], settings=reader_settings)
+    assert not more.abstained and more.citations, more.text
+    assert not {(c.source, c.start) for c in first.citations} & {(c.source, c.start) for c in more.citations}
+
+
 @pytest.mark.xfail(strict=True, reason="not yet: 'stay' vs the article's 'keep'; the reader picks 2,000, read alone or with "
                                          "the question before it (issue 19)")
 def test_the_follow_up_on_troops_that_stay_gets_about_200(seeds_index, reader_settings):
