@@ -99,7 +99,8 @@ class Answer:
     index_version: str = ""  # the index generation the answer came from (one per answer, even mid-rebuild)
     #: "short": a span copied out of its sentence; "quotes": 1-3 sentences quoted verbatim; "overview": each
     #: article's opening sentences, for a request about the articles themselves (:func:`overview`); "chat": a
-    #: reply to small talk ("hi", "thanks", "what can you do?"; :func:`chat`), abstained: it claims nothing
+    #: reply to small talk ("hi", "thanks", "what can you do?"; :func:`chat`), abstained: it claims nothing;
+    #: "source": "Are you sure?" after an answer, that answer's sentences and confidence again (:func:`where_from`)
     shape: str = "abstained"
     short: str = ""  # the short answer without markers ("" unless shape is "short")
     #: The conversation changed what was searched: what the answer comes from (its citations, or for an
@@ -150,7 +151,11 @@ def stream(
     t0 = time.perf_counter()
     kind = small_talk(question)
     if kind is not None:
-        yield chat(question, kind, index_dir, settings)
+        last = history[-1] if isinstance(history, Sequence) and history and not isinstance(history, str) else None
+        if kind == "check" and isinstance(last, Answer) and not last.abstained and last.citations:
+            yield where_from(question, last)
+        else:
+            yield chat(question, kind, index_dir, settings)
         return
     history = without_small_talk(history)
     if collection_request(question, history):
@@ -591,6 +596,9 @@ CHAT_REPLIES = {
             "(\"and why?\"). Try: What are these articles about?",
     "thanks": "You're welcome. Ask another question about {articles} whenever you like.",
     "bye": "Goodbye! Ask again whenever you like.",
+    # "Are you sure?" with no earlier answer of this conversation to show the sources of
+    "check": "I can't tell which answer you mean. Ask the question again: each answer shows the sentences of "
+             "{articles} it comes from, and how likely it is to be right.",
 }
 
 
@@ -608,6 +616,22 @@ def chat(question: str, kind: str, index_dir: str | Path = DEFAULT_INDEX_DIR,
     text = CHAT_REPLIES[kind].format(articles=articles)
     return Answer(q, text, [], True, q, [], [], 0.0, time.perf_counter() - t0, index_version=loaded.generation,
                   shape="chat")
+
+
+def where_from(question: str, last: Answer) -> Answer:
+    """The reply to "Are you sure?" or "Where does it say that?" after an answer: where that answer comes from, its
+    cited sentences quoted again with their citations, and the chance it is right, as shown with it (its
+    confidence, which this reply keeps: it claims nothing new). Shape "source"."""
+    t0 = time.perf_counter()
+    n = len(last.citations)
+    what = f"“{last.short}”" if last.shape == "short" and last.short else "That answer"
+    where = "this sentence" if n == 1 else f"these {n} sentences"
+    head = (f"{what} is copied word for word from {where}; the chance that it is right is {last.confidence:.0%}, "
+            f"as measured on held-out questions:")
+    body = [f"{c.text} [{c.n}]" for c in last.citations]
+    return replace(last, question=question, text="\n".join([head, *body]), searched_for=question,
+                   support=[Support(c.text, (c.n,), True) for c in last.citations], related=[],
+                   seconds=time.perf_counter() - t0, complete=True, shape="source", short="", history_used=False)
 
 
 def _verified(cite: Citation, claim: str) -> bool:

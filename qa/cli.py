@@ -87,6 +87,7 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     print(a.text)
     if not a.abstained:
         means = ("each line is its article's opening" if a.shape == "overview"
+                 else "the estimated chance that the answer it shows the sources of is right" if a.shape == "source"
                  else "the estimated chance that this answer is right")
         print(f"(confidence {a.confidence:.0%}: {means})")
     if a.history_used:

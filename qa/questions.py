@@ -124,6 +124,11 @@ def _about_the_articles(question: Any, in_conversation: bool) -> bool:
 # "hello, how are you?", "What can you do?". A message that also asks something ("Hi, who leads the talks?") is
 # a question.
 _SMALL_TALK = (
+    ("check", r"(?:are|r)\s+(?:you|u)\s+(?:sure|certain|positive)|really|seriously|is\s+(?:that|this|it)\s+(?:right|true|correct|so)"
+              r"|(?:where|how)\s+(?:does|did)\s+(?:it|the\s+article|that|this)\s+say\s+(?:that|so|this)"
+              r"|(?:what\s+is|what'?s)\s+(?:your|the)\s+sources?|sources?|citations?|cite\s+(?:it|that|this|your\s+sources?)"
+              r"|prove\s+it|how\s+do\s+(?:you|u)\s+know(?:\s+(?:that|this))?|why\s+do\s+(?:you|u)\s+(?:say|think)\s+(?:that|so)"
+              r"|where\s+did\s+(?:you|u)\s+(?:get|find|read)\s+(?:that|this)"),
     ("help", r"help(?:\s+me)?|what\s+can\s+(?:you|i)\s+(?:do|ask(?:\s+you)?)|what\s+do\s+you\s+do"
              r"|who\s+(?:are|r)\s+(?:you|u)|what\s+are\s+you|how\s+(?:does\s+this|do\s+(?:i|you))\s+work"
              r"|how\s+do\s+i\s+use\s+(?:this|you|it)|what\s+is\s+this\s+(?:app|tool|bot|thing)"),
@@ -142,8 +147,9 @@ _SMALL_TALK_PART = re.compile(
 
 
 def small_talk(question: Any) -> str | None:
-    """"greeting", "thanks", "bye" or "help" when ``question`` is small talk and nothing else ("Hi!", "ok thanks",
-    "Hello, how are you?", "What can you do?"), else None. Searching the articles for it only finds some sentence
+    """"greeting", "thanks", "bye", "help" or "check" when ``question`` is small talk and nothing else ("Hi!", "ok
+    thanks", "Hello, how are you?", "What can you do?"; "check": "Are you sure?", "Where does it say that?", which
+    ask about the last answer, not the articles), else None. Searching the articles for it only finds some sentence
     that shares a word with it: on the seeds "hello, how are you?" after "What can you do?" was answered with a
     quote of Graham at 0.68. A question with any other word is a question ("Hi, who leads the talks?"); "yes", "no"
     and "ok" alone are not small talk (in a conversation they answer the assistant). Of about 100,000 held-out
@@ -193,10 +199,10 @@ def without_overviews(history: Any) -> Any:
 
 
 def without_small_talk(history: Any) -> Any:
-    """``history`` without its small talk (:func:`small_talk`) and the replies to it: "thanks" names nothing to
-    search for, yet as an earlier question it would be searched with the next one (on the seeds, "What can you
-    do?" after "hi" and "thanks!" was searched as "What can you do? (hi thanks! ...)")."""
-    return _without(history, lambda q, asked: bool(small_talk(q)), lambda a: a.shape == "chat")
+    """``history`` without its small talk (:func:`small_talk`, "Are you sure?" too) and the replies to it: "thanks"
+    names nothing to search for, yet as an earlier question it would be searched with the next one (on the seeds,
+    "What can you do?" after "hi" and "thanks!" was searched as "What can you do? (hi thanks! ...)")."""
+    return _without(history, lambda q, asked: bool(small_talk(q)), lambda a: a.shape in ("chat", "source"))
 
 
 def _without(history: Any, drops: Any, drops_answer: Any) -> Any:

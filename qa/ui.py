@@ -319,7 +319,8 @@ def build_ui(index_dir: str | Path = DEFAULT_INDEX_DIR, docs_dir: str | Path | N
     def api_ask(question: str, history: list[str] | None = None) -> dict[str, Any]:
         """Answer a question from the articles. Returns qa.Answer as a dict: text with [n] markers, shape ("short":
         a span, also in `short`; "quotes": 1-3 verbatim sentences; "overview": each article's opening sentences, for a
-        request about the articles themselves; "chat": a reply to small talk, citing nothing; "abstained"), citations (source, title, start,
+        request about the articles themselves; "chat": a reply to small talk, citing nothing; "source": the last answer's sentences again, for "Are you sure?";
+        "abstained"), citations (source, title, start,
         end, text, score, n, answer_start, answer_end), abstained, searched_for, support, related, confidence (the
         estimated probability that the answer is right, 0.01-0.99; also as confidence_percent), index_version. `history`: the conversation's earlier questions, oldest first, for a follow-up."""
         with api_errors():

@@ -100,6 +100,7 @@ _CONFIDENCE_MEANS = {
     "short": "The estimated chance that this answer is right, measured on held-out questions",
     "quotes": "The estimated chance that this answer is right, measured on held-out questions",
     "overview": "The chance that each quoted line is its article's opening, checked by hand on held-out articles",
+    "source": "The estimated chance that the answer whose sentences these are is right, as shown with it",
 }
 
 
@@ -130,7 +131,7 @@ def render_chat(turns: list[Turn], pending: Answer | None = None, pending_questi
         else:
             out.append(
                 f"<div class='qa-msg qa-bot qa-answer' data-turn='{i}'>{searched}"
-                f"<p class='qa-text{' qa-lines' if a.shape == 'overview' else ''}'>{_answer_html(a.text, i)}</p>"
+                f"<p class='qa-text{' qa-lines' if a.shape in ('overview', 'source') else ''}'>{_answer_html(a.text, i)}</p>"
                 f"{_in_sentence(a, i)}"
                 f"<div class='qa-meta'>{len(a.citations)} source{'s' if len(a.citations) != 1 else ''} · "
                 f"<span title='{esc(_CONFIDENCE_MEANS.get(a.shape, _CONFIDENCE_MEANS['short']))}'>"

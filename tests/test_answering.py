@@ -1233,3 +1233,26 @@ def test_tell_me_more_does_not_quote_again_what_was_just_quoted(built):
     again = qa.answer("Tell me more", index_dir=built, history=[("Why does Turkey oppose the Kurdish YPG militia?",
                                                                  first.text)], settings=s)
     assert again.abstained or not shown & {(c.source, c.start) for c in again.citations}
+
+
+def test_are_you_sure_shows_where_the_last_answer_comes_from_and_its_confidence(built):
+    from qa.questions import small_talk
+
+    for q in ["Are you sure?", "Really?", "Is that right?", "Where does it say that?", "Source?", "How do you know?"]:
+        assert small_talk(q) == "check", q
+    assert small_talk("Really? Who said that?") is None and small_talk("What are the sources of the Rhine?") is None
+    fakes.register_reader("fake-reader")
+    s = Settings(embedder="fake", reader="fake-reader", progress=False, min_confidence=0.0)
+    first = qa.answer("How many soldiers would European countries contribute?", index_dir=built, settings=s)
+    assert first.shape == "short" and first.short == "1,500"
+    sure = qa.answer("Are you sure?", index_dir=built, history=[first], settings=s)
+    # The same claim, its sentences and confidence: nothing new is claimed, nothing searched.
+    assert sure.shape == "source" and not sure.abstained and sure.confidence == first.confidence
+    assert sure.citations == first.citations and "“1,500”" in sure.text and f"{first.confidence:.0%}" in sure.text
+    assert sure.text.endswith(f"{first.citations[0].text} [1]")
+    # With no answer of this conversation to check, it says so and cites nothing; the check leaves the
+    # conversation for the question after it.
+    alone = qa.answer("Are you sure?", index_dir=built, settings=s)
+    assert alone.shape == "chat" and alone.abstained and not alone.citations
+    later = qa.answer("and why?", index_dir=built, history=[first, sure], settings=s)
+    assert later.searched_for == qa.answer("and why?", index_dir=built, history=[first], settings=s).searched_for

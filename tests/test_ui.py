@@ -441,3 +441,16 @@ def test_the_app_answers_hello_without_sources_and_keeps_it_out_of_the_next_sear
     ask(Q, conv, False)
     chat, sources = list(answer_waiting(conv, 5, "fake-reader", False))[-1]
     assert "1,500" in chat and "Q2:" in sources and conv.turns[1].answer.searched_for == Q
+
+
+def test_are_you_sure_shows_the_last_answers_sentences_with_its_confidence(built, docs, s):
+    ask, answer_waiting, _ = fakes.chat_fns(ui.build_ui(built, docs, s))
+    conv = ui.Conversation()
+    ask(Q, conv, False)
+    list(answer_waiting(conv, 5, "fake-reader", False))
+    ask("Are you sure?", conv, False)
+    chat, sources = list(answer_waiting(conv, 5, "fake-reader", False))[-1]
+    first, sure = conv.turns[0].answer, conv.turns[1].answer
+    assert sure.shape == "source" and sure.citations == first.citations and "Q2:" in sources
+    last = chat[chat.rindex("qa-msg qa-bot"):]
+    assert "qa-lines" in last and f"{first.confidence:.0%} likely right" in last and "answer whose sentences" in last
