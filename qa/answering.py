@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from . import confidence, evidence
+from . import confidence, evidence, spelling
 from .config import Settings
 from .embeddings import Embedder, get_embedder
 from .evidence import Evidence
@@ -107,6 +107,9 @@ class Answer:
     #: abstention the best passage) is not all among the question's own best passages. The app and `qa ask` show
     #: "searched for" only then.
     history_used: bool = False
+    #: The question as answered when it differs from the one typed: its misspelt words corrected to the words of
+    #: the passages search found (qa/spelling.py). "" when it was answered as typed.
+    corrected: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (lists, not tuples), with the confidence also as a whole percentage: the same object
@@ -140,6 +143,23 @@ def stream(
     *,
     settings: Settings | None = None,
     early: bool = True,
+) -> Iterator[Answer]:
+    """Like :func:`answer`, as a stream of answers whose last is final (see :func:`_stream`). Each keeps the
+    question as typed; one answered with its spelling corrected names the question it answered in ``corrected``."""
+    typed = None
+    for a in _stream(question, index_dir, history, settings=settings, early=early):
+        if typed is None:
+            typed = clean_question(question, (settings or Settings.from_env()).max_question_chars)
+        yield a if a.question == typed else replace(a, question=typed, corrected=a.question)
+
+
+def _stream(
+    question: str,
+    index_dir: str | Path,
+    history: Any,
+    *,
+    settings: Settings | None,
+    early: bool,
 ) -> Iterator[Answer]:
     """Like :func:`answer`, as a stream of answers whose last is final (``complete=True``). While the reader reads
     and reranks the search results, an early answer (``complete=False``) from the best ``Settings.early_passages``
@@ -239,6 +259,11 @@ def stands_alone(question: str, history: Any) -> bool:
     return bool(previous_questions(history)) and not needs_context(question)
 
 
+#: Whether a question's misspelt words are corrected to the words of the passages search finds for it before it
+#: is read (qa/spelling.py). The Answer keeps the question as typed, and names the one read in ``corrected``.
+SPELLING = True
+
+
 def _prepare(question, index_dir, history, settings):
     settings = settings or Settings.from_env()
     q = clean_question(question, settings.max_question_chars)
@@ -246,6 +271,9 @@ def _prepare(question, index_dir, history, settings):
     loaded = ensure_index(index_dir, settings)
     embedder = get_embedder(settings)
     check_embedder(loaded, embedder, index_dir)
+    if SPELLING:
+        q = spelling.corrected(q, lambda: [p.text for p in merge(
+            loaded, rank_many(loaded, embedder, [q], settings.rerank, settings)[0], settings.rerank)])
     searched, reader_q = rewrite_follow_up(q, history, get_generator(settings))
     if (topic := overview_topic(reader_q)) is not None:
         searched = searched.replace(reader_q, topic, 1) if reader_q in searched else topic

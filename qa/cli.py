@@ -90,6 +90,8 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
                  else "the estimated chance that the answer it shows the sources of is right" if a.shape == "source"
                  else "the estimated chance that this answer is right")
         print(f"(confidence {a.confidence:.0%}: {means})")
+    if a.corrected:
+        print(f"(read as: {a.corrected})")
     if a.history_used:
         print(f"(searched for: {a.searched_for})")
     for c in a.citations:

@@ -118,6 +118,8 @@ def render_chat(turns: list[Turn], pending: Answer | None = None, pending_questi
                        f"{esc(t.error)}</div>")
             continue
         searched = searched_html(a.searched_for) if a.history_used else ""
+        if a.corrected:  # its misspelt words were corrected before it was read (qa/spelling.py)
+            searched = f"<div class='qa-searched qa-corrected'>read as: <q>{esc(a.corrected)}</q></div>" + searched
         if a.shape == "chat":  # a reply to small talk: it claims nothing, so it shows no badge, sources or confidence
             out.append(f"<div class='qa-msg qa-bot qa-chat-reply' data-turn='{i}'><p>{esc(a.text)}</p></div>")
         elif a.abstained:

@@ -507,6 +507,8 @@ def test_cli_ask_prints_answer_and_sources(built, s, monkeypatch, capsys):
     assert cli.main(["ask", Q, "--index", str(built), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got == json.loads(json.dumps(qa.answer(Q, index_dir=built, settings=s).to_dict())) | {"seconds": got["seconds"]}
+    assert cli.main(["ask", "How many soldirs would europan countries contribute?", "--index", str(built)]) == 0
+    assert "(read as: How many soldiers would European countries contribute?)" in capsys.readouterr().out
 
 
 def test_answering_logs_nothing_from_bm25s(built, s, caplog):

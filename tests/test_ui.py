@@ -454,3 +454,12 @@ def test_are_you_sure_shows_the_last_answers_sentences_with_its_confidence(built
     assert sure.shape == "source" and sure.citations == first.citations and "Q2:" in sources
     last = chat[chat.rindex("qa-msg qa-bot"):]
     assert "qa-lines" in last and f"{first.confidence:.0%} likely right" in last and "answer whose sentences" in last
+
+
+def test_a_question_read_with_its_spelling_corrected_says_how_it_was_read(built, docs, s):
+    ask, answer_waiting, _ = fakes.chat_fns(ui.build_ui(built, docs, s))
+    conv = ui.Conversation()
+    ask("How many soldirs would europan countries contribute?", conv, False)
+    chat, _ = list(answer_waiting(conv, 5, "fake-reader", False))[-1]
+    assert "read as: <q>How many soldiers would European countries contribute?</q>" in chat and "1,500" in chat
+    assert "How many soldirs would europan" in chat  # the question as typed stays in the chat

