@@ -173,7 +173,7 @@ def _stream(
     if kind is not None:
         last = history[-1] if isinstance(history, Sequence) and history and not isinstance(history, str) else None
         if kind == "check" and isinstance(last, Answer) and not last.abstained and last.citations:
-            yield where_from(question, last)
+            yield where_from(clean_question(question, (settings or Settings.from_env()).max_question_chars), last)
         else:
             yield chat(question, kind, index_dir, settings)
         return
@@ -272,8 +272,9 @@ def _prepare(question, index_dir, history, settings):
     embedder = get_embedder(settings)
     check_embedder(loaded, embedder, index_dir)
     if SPELLING:
+        depth = max(settings.rerank, settings.answer_passages)  # the passages the reader would read
         q = spelling.corrected(q, lambda: [p.text for p in merge(
-            loaded, rank_many(loaded, embedder, [q], settings.rerank, settings)[0], settings.rerank)])
+            loaded, rank_many(loaded, embedder, [q], depth, settings)[0], depth)])
     searched, reader_q = rewrite_follow_up(q, history, get_generator(settings))
     if (topic := overview_topic(reader_q)) is not None:
         searched = searched.replace(reader_q, topic, 1) if reader_q in searched else topic

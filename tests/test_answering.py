@@ -1247,9 +1247,10 @@ def test_are_you_sure_shows_where_the_last_answer_comes_from_and_its_confidence(
     s = Settings(embedder="fake", reader="fake-reader", progress=False, min_confidence=0.0)
     first = qa.answer("How many soldiers would European countries contribute?", index_dir=built, settings=s)
     assert first.shape == "short" and first.short == "1,500"
-    sure = qa.answer("Are you sure?", index_dir=built, history=[first], settings=s)
+    sure = qa.answer("  Are you sure?  ", index_dir=built, history=[first], settings=s)
     # The same claim, its sentences and confidence: nothing new is claimed, nothing searched.
     assert sure.shape == "source" and not sure.abstained and sure.confidence == first.confidence
+    assert (sure.question, sure.corrected) == ("Are you sure?", "")
     assert sure.citations == first.citations and "“1,500”" in sure.text and f"{first.confidence:.0%}" in sure.text
     assert sure.text.endswith(f"{first.citations[0].text} [1]")
     # With no answer of this conversation to check, it says so and cites nothing; the check leaves the
