@@ -124,7 +124,7 @@ def _about_the_articles(question: Any, in_conversation: bool) -> bool:
 # "hello, how are you?", "What can you do?". A message that also asks something ("Hi, who leads the talks?") is
 # a question.
 _SMALL_TALK = (
-    ("check", r"(?:are|r)\s+(?:you|u)\s+(?:sure|certain|positive)|really|seriously|is\s+(?:that|this|it)\s+(?:right|true|correct|so)"
+    ("check", r"(?:are|r)\s+(?:you|u)\s+(?:sure|certain|positive)(?:\s+(?:about|of)\s+(?:that|this|it))?|really|seriously|is\s+(?:that|this|it)\s+(?:right|true|correct|so)"
               r"|(?:where|how)\s+(?:does|did)\s+(?:it|the\s+article|that|this)\s+say\s+(?:that|so|this)"
               r"|(?:what\s+is|what'?s)\s+(?:your|the)\s+sources?|sources?|citations?|cite\s+(?:it|that|this|your\s+sources?)"
               r"|prove\s+it|how\s+do\s+(?:you|u)\s+know(?:\s+(?:that|this))?|why\s+do\s+(?:you|u)\s+(?:say|think)\s+(?:that|so)"

@@ -1240,7 +1240,8 @@ def test_tell_me_more_does_not_quote_again_what_was_just_quoted(built):
 def test_are_you_sure_shows_where_the_last_answer_comes_from_and_its_confidence(built):
     from qa.questions import small_talk
 
-    for q in ["Are you sure?", "Really?", "Is that right?", "Where does it say that?", "Source?", "How do you know?"]:
+    for q in ["Are you sure?", "Really?", "Is that right?", "Where does it say that?", "Source?", "How do you know?",
+              "Are you sure about that?"]:
         assert small_talk(q) == "check", q
     assert small_talk("Really? Who said that?") is None and small_talk("What are the sources of the Rhine?") is None
     fakes.register_reader("fake-reader")
