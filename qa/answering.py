@@ -389,7 +389,10 @@ class Said:
 
     quoted: tuple[tuple[str, int, int], ...] = ()  # sentences earlier answers quoted: (source, start, end)
     shorts: tuple[tuple[str, int, int, frozenset[str]], ...] = ()  # earlier short answers: sentence, answer words
-    texts: tuple[str, ...] = ()  # earlier replies given as text, markers removed
+    #: Earlier replies given as text (markers removed), as they are compared, once: the content words of each
+    #: statement (SHORT_REPLY_WORDS words or more), and the words of each shorter reply, as of a short answer.
+    statements: tuple[frozenset[str], ...] = ()
+    replies: tuple[frozenset[str], ...] = ()
 
     @classmethod
     def of(cls, history: Any) -> Said | None:
@@ -407,7 +410,9 @@ class Said:
                 texts.append(MARKERS.sub("", item["content"]))
             elif isinstance(item, (list, tuple)) and len(item) > 1 and isinstance(item[1], str):
                 texts.append(MARKERS.sub("", item[1]))
-        return cls(tuple(quoted), tuple(shorts), tuple(texts)) if quoted or shorts or texts else None
+        statements = tuple(frozenset(content_words(t)) for t in texts if len(t.split()) >= SHORT_REPLY_WORDS)
+        replies = tuple(_said_words(t) for t in texts if len(t.split()) < SHORT_REPLY_WORDS)
+        return cls(tuple(quoted), tuple(shorts), statements, replies) if quoted or shorts or texts else None
 
     def repeats(self, e: Evidence, quoting: bool = False) -> bool:
         """The sentence ``e`` gives nothing new: it was quoted before (half of it or more), or an earlier reply
@@ -420,8 +425,7 @@ class Said:
                 quoting and any(src == e.source and half(a, b) for src, a, b, _ in self.shorts)):
             return True
         words = content_words(e.text)
-        return bool(words) and any(len(words & content_words(text)) >= 0.8 * len(words)
-                                   for text in self.texts if len(text.split()) >= SHORT_REPLY_WORDS)
+        return bool(words) and any(len(words & said) >= 0.8 * len(words) for said in self.statements)
 
     def repeats_span(self, source: str, start: int, end: int, text: str) -> bool:
         """The span ``text`` at ``start:end`` of ``source`` holds a short answer given before (in the same
@@ -429,7 +433,7 @@ class Said:
         hold another: "Who else leads the talks?" after "Brett McGurk" finds "Michael Ratney" beside him."""
         words = _said_words(text)
         return any(src == source and a < end and start < b and short <= words for src, a, b, short in self.shorts) \
-            or any(_said_words(t) <= words for t in self.texts if len(t.split()) < SHORT_REPLY_WORDS)
+            or any(reply <= words for reply in self.replies)
 
 
 #: A reply given as text with fewer words than this is compared as a short answer (Said).
