@@ -15,10 +15,12 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from qa import questions  # noqa: E402
 from qa.confidence import confidence_of, signals  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embeddings import get_embedder  # noqa: E402
@@ -29,8 +31,19 @@ from qa.questions import descriptive, reader_text, rewrite_follow_up  # noqa: E4
 from qa.reading import get_reader  # noqa: E402
 from qa.search import merge, rank_many, rerank  # noqa: E402
 
+
+def _under(kind: str):
+    """reader_text as shipped, with another ``FOLLOW_UP_CONTEXT``."""
+    def make(t, searched, reader_q):
+        with mock.patch.object(questions, "FOLLOW_UP_CONTEXT", kind):
+            return reader_text(reader_q, chat_history(t), t.question)
+    return make
+
+
 VARIANTS = {
     "shipped (reader_text)": lambda t, searched, reader_q: reader_text(reader_q, chat_history(t), t.question),
+    "previous question as asked (until stop 61)": _under("question"),
+    "previous question's topic": _under("topic"),
     "statement only (before 2026-12-06)": lambda t, searched, reader_q: reader_text(reader_q, chat_history(t)),
     "the question itself": lambda t, searched, reader_q: reader_q,
     "+ previous question": lambda t, s, q: f"{q} ({t.said('user')[-1]})" if t.said('user') else q,

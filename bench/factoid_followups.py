@@ -7,8 +7,8 @@ not always read well), but factoid, unlike doc2dial's turns, on which ``reader_t
     python bench/factoid_followups.py [--pairs 150]      (the articles give about 200)
 
 Each follow-up is asked through ``qa.answer`` after the first question and its gold answer (a (question, answer)
-pair), read as shipped (``qa.questions.reader_text``: the previous question beside it, as that answer is short)
-and read alone; and the original second question asked alone, the ceiling. Right: ``squad_right``. Builds its
+pair), read as ``qa.questions.reader_text`` reads it under each ``FOLLOW_UP_CONTEXT`` (the previous question
+beside it as asked, its topic, or its topic and answer; shipped: ``topic+answer``) and read alone; and the original second question asked alone, the ceiling. Right: ``squad_right``. Builds its
 index in a temporary folder.
 """
 
@@ -52,10 +52,9 @@ def follow_ups(questions: list) -> list[tuple]:
 
 def main() -> None:
     import qa
-    from qa import answering
+    from qa import answering, questions
     from qa.config import Settings
     from qa.evaluation import load_squad, squad_right, write_corpus
-    from qa.questions import reader_text
     from qa.weights.train_reader import TRAIN_TUNING_ARTICLES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -73,13 +72,16 @@ def main() -> None:
         print(f"{len(pairs)} follow-ups, e.g.:")
         for q1, _, asked in pairs[:5]:
             print(f"  {q1.question} -> {asked}")
-        variants = {"read as shipped": reader_text, "read alone": lambda reader_q, history, question=None: reader_q}
+        variants = {**{f"read with the {v}": v for v in ("question", "topic", "topic+answer")},
+                    "read alone": lambda reader_q, history, question=None: reader_q}
         rows: dict[str, list[tuple[bool, bool, float]]] = {k: [] for k in ["the original asked alone", *variants]}
         for q1, q2, asked in pairs:
             a = qa.answer(q2.question, root / "index", settings=settings)
             rows["the original asked alone"].append((squad_right(a, q2), a.abstained, a.confidence))
             for name, read in variants.items():
-                with mock.patch.object(answering, "reader_text", read):
+                patch = (mock.patch.object(questions, "FOLLOW_UP_CONTEXT", read) if isinstance(read, str) else
+                         mock.patch.object(answering, "reader_text", read))
+                with patch:
                     a = qa.answer(asked, root / "index", history=[(q1.question, q1.golds[0][2])], settings=settings)
                 rows[name].append((squad_right(a, q2), a.abstained, a.confidence))
     from qa.evaluation import reliability

@@ -430,7 +430,8 @@ def test_a_standalone_question_in_a_conversation_is_reranked_by_itself_and_a_fol
     assert any(q == follow.searched_for for q, _ in reader.reads), "a follow-up is reranked by the conversation"
 
 
-def test_the_reader_reads_a_follow_up_with_the_last_statement_but_never_a_short_answer():
+def test_the_reader_reads_a_follow_up_with_the_last_statement_or_what_the_talk_is_about(monkeypatch):
+    from qa import questions
     from qa.questions import reader_text
 
     statement = "You can renew online if your license expired less than a year ago."
@@ -438,8 +439,21 @@ def test_the_reader_reads_a_follow_up_with_the_last_statement_but_never_a_short_
         f"What if it was longer? ({statement})"
     assert reader_text("How many would stay?", [("How many would leave?", "2,000 [1]")]) == "How many would stay?"
     assert reader_text("How many would stay?", None) == "How many would stay?"
-    # Given the question as asked, one leaning on the conversation is read with the previous question instead.
+    # Given the question as asked, one leaning on the conversation is read with what the previous question asked
+    # about and the answer it got; not with its question word, which pulled the answer's type along.
     history = [("Who is Ilhan Ahmed?", "senior Syrian Kurdish official [1]")]
+    assert reader_text("What is she urging?", history, "What is she urging?") == \
+        "What is she urging? (Ilhan Ahmed: senior Syrian Kurdish official)"
+    # A question naming nothing ("When?") passes the talk's topic on: the one before it, with its own answer.
+    chain = [("What did the US shoot down?", "a drone [1]"), ("When?", "Thursday [1]")]
+    assert reader_text("What did it drop?", chain, "What did it drop?") == "What did it drop? (the US shoot down: a drone)"
+    assert reader_text("What did it drop?", [("When?", "Thursday [1]")], "What did it drop?") == \
+        "What did it drop? (When?)"  # nothing named anywhere: the previous question as asked
+    refused = [qa.Answer("Who is Ilhan Ahmed?", qa.answering.ABSTAIN_TEXT, [], True, "Who is Ilhan Ahmed?")]
+    assert reader_text("What is she urging?", refused, "What is she urging?") == "What is she urging? (Ilhan Ahmed)"
+    monkeypatch.setattr(questions, "FOLLOW_UP_CONTEXT", "topic")
+    assert reader_text("What is she urging?", history, "What is she urging?") == "What is she urging? (Ilhan Ahmed)"
+    monkeypatch.setattr(questions, "FOLLOW_UP_CONTEXT", "question")
     assert reader_text("What is she urging?", history, "What is she urging?") == \
         "What is she urging? (Who is Ilhan Ahmed?)"
     assert reader_text("What is she urging?", history) == "What is she urging?"  # as training data was made
