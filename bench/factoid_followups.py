@@ -1,22 +1,20 @@
-"""Factoid follow-ups, made from the held-out SQuAD 2.0 tuning articles (the 5 the reader never trained on): two
-answerable questions asked one after the other (at most BACK apart in the file) about one article, the second with the longest name it
-shares with the first replaced by "it" ("What is the major tributary of the Rhine?" after a question about the
-Rhine: "What is the major tributary of it?"), kept when ``needs_context`` then holds. Crude (the replacement does
-not always read well), but factoid, unlike doc2dial's turns, on which ``reader_text``'s choice was measured first.
+"""Factoid follow-ups, made from the held-out SQuAD 2.0 tuning articles (the 5 the reader never trained on) by
+``qa.evaluation.factoid_follow_ups``: two answerable questions about one article, the second with the name it
+shares with the first replaced by "it", kept when ``needs_context`` then holds. Factoid, unlike doc2dial's turns,
+on which ``reader_text``'s choice was measured first.
 
     python bench/factoid_followups.py [--pairs 150]      (the articles give about 200)
 
 Each follow-up is asked through ``qa.answer`` after the first question and its gold answer (a (question, answer)
 pair), read as ``qa.questions.reader_text`` reads it under each ``FOLLOW_UP_CONTEXT`` (the previous question
-beside it as asked, its topic, or its topic and answer; shipped: ``topic+answer``) and read alone; and the original second question asked alone, the ceiling. Right: ``squad_right``. Builds its
-index in a temporary folder.
+beside it as asked, its topic, or its topic and answer; shipped: ``topic+answer``) and read alone; and the original second question asked alone, the ceiling. Right: ``squad_right``.
+Builds its index in a temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -25,36 +23,12 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-#: How many questions back the first question of a pair may be (SQuAD lists a paragraph's questions together).
-BACK = 3
-_NAME = re.compile(r"\b([A-Z][\w'-]+(?:\s+(?:of\s+)?[A-Z][\w'-]+)*)")
-
-
-def follow_ups(questions: list) -> list[tuple]:
-    """(first, second, second as a follow-up) for consecutive answerable questions of one article."""
-    from qa.questions import needs_context
-
-    out = []
-    for i, q2 in enumerate(questions):
-        for q1 in reversed(questions[max(0, i - BACK):i]):  # the nearest earlier question sharing a name
-            if q1.impossible or q2.impossible or q1.source != q2.source:
-                continue
-            names = [m for m in _NAME.findall(q2.question[1:]) if m in q1.question]
-            if not names:
-                continue
-            name = max(names, key=len)
-            asked = re.sub(r"\bthe\s+" + re.escape(name), name, q2.question, count=1).replace(name, "it", 1)
-            if asked != q2.question and needs_context(asked):
-                out.append((q1, q2, asked))
-            break
-    return out
-
 
 def main() -> None:
     import qa
     from qa import answering, questions
     from qa.config import Settings
-    from qa.evaluation import load_squad, squad_right, write_corpus
+    from qa.evaluation import factoid_follow_ups, load_squad, squad_right, write_corpus
     from qa.weights.train_reader import TRAIN_TUNING_ARTICLES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -65,7 +39,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         articles = load_squad(args.data / "squad2-dev-15-tuning-articles.json")[TRAIN_TUNING_ARTICLES:]
-        pairs = follow_ups(write_corpus(articles, root / "docs"))
+        pairs = factoid_follow_ups(write_corpus(articles, root / "docs"))
         qa.build_index(root / "docs", root / "index", settings=settings)
         random.Random(1).shuffle(pairs)
         pairs = pairs[:args.pairs]

@@ -432,6 +432,36 @@ def covers(c: Passage, source: str, start: int, end: int, half: bool = False) ->
     return 2 * _overlap(c, start, end) >= end - start if half else (c.start <= start and end <= c.end)
 
 
+#: How many questions back the first question of a factoid follow-up may be (SQuAD lists a paragraph's questions
+#: together).
+FOLLOW_UP_BACK = 3
+_NAME = re.compile(r"\b([A-Z][\w'-]+(?:\s+(?:of\s+)?[A-Z][\w'-]+)*)")
+
+
+def factoid_follow_ups(questions: list[Question], unanswerable: bool = False) -> list[tuple[Question, Question, str]]:
+    """``(first, second, second as a follow-up)`` from SQuAD questions: an answerable question, then a later one
+    of the same article (at most FOLLOW_UP_BACK apart) with the longest name the two share replaced by "it"
+    ("What is the major tributary of the Rhine?" after a question about the Rhine: "What is the major tributary
+    of it?"), kept when :func:`qa.questions.needs_context` then holds. Crude (the replacement does not always read
+    well), but factoid, unlike doc2dial's turns. ``unanswerable``: the second may be unanswerable too."""
+    from .questions import needs_context
+
+    out = []
+    for i, q2 in enumerate(questions):
+        for q1 in reversed(questions[max(0, i - FOLLOW_UP_BACK):i]):  # the nearest earlier one sharing a name
+            if q1.impossible or (q2.impossible and not unanswerable) or q1.source != q2.source:
+                continue
+            names = [m for m in _NAME.findall(q2.question[1:]) if m in q1.question]
+            if not names:
+                continue
+            name = max(names, key=len)
+            asked = re.sub(r"\bthe\s+" + re.escape(name), name, q2.question, count=1).replace(name, "it", 1)
+            if asked != q2.question and needs_context(asked):
+                out.append((q1, q2, asked))
+            break
+    return out
+
+
 def squad_right(a, q: Question) -> bool:
     """A short answer is right when its F1 against a gold answer is at least 0.5 or it holds a gold answer;
     quoted sentences are right when a citation covers a gold answer. Any answer to an unanswerable question is

@@ -188,6 +188,22 @@ def test_each_fold_gets_its_share_of_each_sources_articles():
     assert article_folds(rows + paragraphs, 5, seed=13) == fold_of
 
 
+def test_factoid_follow_ups_replace_the_shared_name_and_keep_only_what_needs_its_conversation():
+    from qa.evaluation import Question, factoid_follow_ups
+
+    def q(i, text, impossible=False, source="Rhine.txt"):
+        return Question(str(i), text, source, ((0, 4, "gold"),) if not impossible else (), impossible)
+
+    qs = [q(0, "What is the longest tributary of the Rhine?"), q(1, "Where does the Rhine rise?"),
+          q(2, "How many bridges cross the Rhine at Basel?"),  # names too much to need its conversation
+          q(3, "When did the Rhine freeze over?", impossible=True),
+          q(4, "Where does the Rhine end?", source="Other.txt")]
+    assert [(a.id, b.id, asked) for a, b, asked in factoid_follow_ups(qs)] == [("0", "1", "Where does it rise?")]
+    both = factoid_follow_ups(qs, unanswerable=True)
+    assert [(a.id, b.id, asked) for a, b, asked in both] == [("0", "1", "Where does it rise?"),
+                                                             ("2", "3", "When did it freeze over?")]
+
+
 def test_cached_readings_are_read_again_only_where_the_path_now_reads_otherwise(docs, tmp_path, monkeypatch):
     from qa import answering
     from qa.weights.fit_confidence import collect
@@ -199,7 +215,8 @@ def test_cached_readings_are_read_again_only_where_the_path_now_reads_otherwise(
     items = [{"id": "alone", "question": q},
              {"id": "follow", "question": "and how many would stay?", "history": [(q, "1,500 [1]")]}]
     first = collect("t", items, docs, tmp_path, s)
-    assert [r["read_as"] for r in first] == [q, f"How many would stay? ({q})"]
+    assert [r["read_as"] for r in first] == [q, "How many would stay? (soldiers would European countries contribute: "
+                                                "1,500)"]
     assert collect("t", items, docs, tmp_path, s) == first and len(reader.questions) == 2  # nothing read again
     # The path now puts follow-ups to the reader otherwise: only that row is read again, and its new row is used.
     real = answering.reader_text
