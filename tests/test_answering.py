@@ -394,12 +394,13 @@ def test_the_shipped_confidence_was_fitted_for_the_shipped_reader():
     assert set(chosen["data"]) == set(DEFAULT_THRESHOLDS)  # and each with where it came from
 
 
-def test_a_follow_up_searches_with_the_conversation_and_reads_the_question_with_the_one_before(built, s, reader):
+def test_a_follow_up_searches_with_the_conversation_and_reads_the_question_with_what_the_talk_is_about(built, s,
+                                                                                                        reader):
     a = qa.answer("and how many US troops?", index_dir=built, history=[(Q, "1,500 [1]")], settings=s)
     assert a.question == "and how many US troops?"
     assert a.searched_for == f"and how many US troops? ({Q} 1,500)"
-    # The short answer "1,500" is never read with it (it would pull itself back); the question it answered is.
-    assert reader.questions[-1] == f"How many US troops? ({Q})"
+    # Read with what the question before asked about and its answer, not its question word ("How many ...?").
+    assert reader.questions[-1] == "How many US troops? (soldiers would European countries contribute: 1,500)"
 
 
 def test_a_question_that_stands_alone_is_read_alone_after_a_short_answer(built, s, reader):
@@ -479,7 +480,7 @@ def test_a_generators_rewrite_that_adds_words_is_refused(built, s, reader):
     qa.answer("and how many US troops?", index_dir=built, history=[{"role": "user", "content": Q},
                                                                   {"role": "assistant", "content": "1,500"}],
               settings=Settings(embedder="fake", reader="fake-reader", generator="rw-bad", progress=False))
-    assert reader.questions[-1] == f"How many US troops? ({Q})"
+    assert reader.questions[-1] == "How many US troops? (soldiers would European countries contribute: 1,500)"
 
 
 def test_without_history_the_question_is_searched_and_read_as_asked():
