@@ -221,12 +221,23 @@ def test_what_trump_told_ahmed_quotes_the_sentences_not_a_phrase_across_them(see
     assert any("loved the Kurds" in c.text for c in a.citations), a.text
 
 
-def test_a_follow_up_leaning_on_the_conversation_is_read_with_the_question_before_it(seeds_index, reader_settings):
-    # Read alone, "What is she urging?" quoted Trump telling Ahmed he loved the Kurds; read with "Who is Ilhan
-    # Ahmed?" beside it (her short answer is no statement to read), the reader finds what she urges.
+def test_a_follow_up_leaning_on_the_conversation_is_read_with_what_the_talk_is_about(seeds_index, reader_settings):
+    # Read alone, "What is she urging?" quoted Trump telling Ahmed he loved the Kurds; read with "Ilhan Ahmed:
+    # senior Syrian Kurdish official" beside it (the question before, its answer), the reader finds what she urges.
     first = qa.answer("Who is Ilhan Ahmed?", index_dir=seeds_index, settings=reader_settings)
     a = qa.answer("What is she urging?", index_dir=seeds_index, history=[first], settings=reader_settings)
     assert not a.abstained and any("delay any withdrawal" in c.text for c in a.citations), a.text
+
+
+def test_a_follow_up_after_one_naming_nothing_reads_the_topic_before_it(seeds_index, reader_settings):
+    # "What did it drop?" after "When?" was read with "(When?)" beside it and answered "Thursday" again; now with
+    # the topic of the question before, "the US shoot down", and its answer.
+    history = []
+    for q in ("What did the US shoot down?", "When?"):
+        history.append(qa.answer(q, index_dir=seeds_index, history=list(history), settings=reader_settings))
+    assert "Thursday" in history[-1].text
+    a = qa.answer("What did it drop?", index_dir=seeds_index, history=history, settings=reader_settings)
+    assert not a.abstained and "munition" in a.text and "Thursday" not in a.text, a.text
 
 
 def test_tell_me_more_gives_what_the_last_answer_did_not_and_small_talk_is_not_searched(seeds_index,
