@@ -112,16 +112,17 @@ def reading_key(sha: str, settings) -> str:
                                               else ""))
 
 
-def collect(name: str, items: list[dict], docs: Path, cache: Path, settings) -> list[dict]:
+def collect(name: str, items: list[dict], docs: Path, cache: Path, settings, index: str | None = None) -> list[dict]:
     """Read each item (``{"id", "question", "history"}``) once through the answer path, caching the readings in
     ``cache/name.jsonl``; returns the cached rows for ``items``, in order. A cached row is used only while the
     answer path would still search, rerank, read and favour what it records (``searched``, ``reranked_by``,
     ``read_as``, ``page``): a change to how questions or follow-ups are put to the reader re-reads just the rows it
-    changes."""
+    changes. ``index``: the name of another source's index of the same ``docs`` to read with (``cache/index-index``),
+    instead of building ``cache/name-index``."""
     from qa import answering
     from qa.index import build_index
 
-    index_dir = cache / f"{name}-index"
+    index_dir = cache / f"{index or name}-index"
     build_index(docs, index_dir, settings=settings)
     path = cache / f"{name}.jsonl"
     done = {}
@@ -211,8 +212,8 @@ def examples(data: Path, cache: Path, settings, n_squad: int, n_selqa: int, n_tu
         pairs = factoid_follow_ups(squad, unanswerable=True)
         rows = collect("follow_ups", [{"id": f"follow-{q2.id}", "question": asked,
                                        "history": [[q1.question, q1.golds[0][2]]]} for q1, q2, asked in pairs],
-                       cache / "squad-docs", cache, settings)
-        for (_, q2, _), (a, sig) in zip(pairs, replay(rows, cache / "follow_ups-index", settings)):
+                       cache / "squad-docs", cache, settings, index="squad")  # the same articles: one index
+        for (_, q2, _), (a, sig) in zip(pairs, replay(rows, cache / "squad-index", settings)):
             out.append({"source": "follow_ups", "group": f"squad:{q2.source}", "right": squad_right(a, q2),
                         "signals": sig, "answerable": not q2.impossible, "judged": True})
     if n_squad:
