@@ -27,7 +27,7 @@ from qa.embeddings import get_embedder  # noqa: E402
 from qa.evaluation import chat_history, cites_gold, load_turns, tuning_turns  # noqa: E402
 from qa.evidence import ranked_evidence  # noqa: E402
 from qa.index import build_index, ensure_index  # noqa: E402
-from qa.questions import descriptive, reader_text, rewrite_follow_up  # noqa: E402
+from qa.questions import descriptive, needs_context, reader_text, rewrite_follow_up  # noqa: E402
 from qa.reading import get_reader  # noqa: E402
 from qa.search import merge, rank_many, rerank  # noqa: E402
 
@@ -46,6 +46,8 @@ VARIANTS = {
     "previous question's topic": _under("topic"),
     "statement only (before 2026-12-06)": lambda t, searched, reader_q: reader_text(reader_q, chat_history(t)),
     "the question itself": lambda t, searched, reader_q: reader_q,
+    "alone when it stands alone": lambda t, searched, reader_q: (reader_q if not needs_context(t.question)
+                                                               else reader_text(reader_q, chat_history(t), t.question)),
     "+ previous question": lambda t, s, q: f"{q} ({t.said('user')[-1]})" if t.said('user') else q,
     "+ last agent turn": lambda t, s, q: f"{q} ({t.said('agent')[-1]})" if t.said('agent') else q,
     "as searched (+ all)": lambda t, searched, q: searched,
@@ -67,6 +69,7 @@ def main(argv=None) -> None:
     turns = load_turns(args.folder)
     tune = tuning_turns(turns, args.turns)
     forced = {v: 0 for v in variants}
+    alone_forced = {v: 0 for v in variants}  # the turns that stand alone (needs_context False)
     answered = {v: 0 for v in variants}
     cited = {v: 0 for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,6 +88,7 @@ def main(argv=None) -> None:
                     continue
                 hit = cites_gold([ev[0]], t)
                 forced[name] += hit
+                alone_forced[name] += hit and not needs_context(t.question)
                 quotes = descriptive(reader_q)
                 short = "" if quotes else ev[0].text[ev[0].answer_start - ev[0].start:ev[0].answer_end - ev[0].start]
                 sig = signals(ev[0], ev, passages, readings, quotes, reader_q, True, short)
@@ -94,10 +98,12 @@ def main(argv=None) -> None:
                     cited[name] += hit
             if i % 50 == 0:
                 print(f"  {i}/{len(tune)} turns", file=sys.stderr, flush=True)
-    print(f"{len(tune)} tuning turns; the chosen sentence overlaps the gold span:")
+    n_alone = sum(not needs_context(t.question) for t in tune)
+    print(f"{len(tune)} tuning turns ({n_alone} stand alone); the chosen sentence overlaps the gold span:")
     for name in variants:
-        print(f"  {name:32} forced {forced[name] / len(tune):.3f}   answered {answered[name] / len(tune):.3f}, "
-              f"of those cited {cited[name] / max(1, answered[name]):.3f}")
+        print(f"  {name:32} forced {forced[name] / len(tune):.3f} (standing alone {alone_forced[name]}/{n_alone}, "
+              f"the others {forced[name] - alone_forced[name]}/{len(tune) - n_alone})   answered "
+              f"{answered[name] / len(tune):.3f}, of those cited {cited[name] / max(1, answered[name]):.3f}")
 
 
 if __name__ == "__main__":

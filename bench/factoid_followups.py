@@ -4,12 +4,18 @@ shares with the first replaced by "it", kept when ``needs_context`` then holds. 
 on which ``reader_text``'s choice was measured first.
 
     python bench/factoid_followups.py [--pairs 150] [--own-answers] [--variants question topic topic+answer alone]
+    python bench/factoid_followups.py --after-statement [--pairs 150]
 
 Each follow-up is asked through ``qa.answer`` after the first question and its gold answer (a (question, answer)
 pair; ``--own-answers``: after this product's own Answer to it, right, wrong or refused), read as
 ``qa.questions.reader_text`` reads it under each ``FOLLOW_UP_CONTEXT`` (the previous question beside it as asked,
 its topic, or its topic and answer; shipped: ``topic+answer``) and read alone; and the original second question
 asked alone, the ceiling. Right: ``squad_right``.
+
+``--after-statement``: questions that stand alone (``needs_context`` False), each asked as it is after an earlier
+answerable question of the same article whose answer was a statement (its gold answer's sentence, as a
+descriptive answer quotes it), and after one of another article; read as shipped (the statement beside it) and
+read alone. A question that stands alone should get the answer it gets alone (issue 38's consistency).
 Builds its index in a temporary folder.
 """
 
@@ -41,8 +47,13 @@ def main() -> None:
                          "wrong, or refused) instead of its gold answer")
     ap.add_argument("--variants", nargs="+", default=["question", "topic", "topic+answer", "alone"],
                     choices=["question", "topic", "topic+answer", "alone"])
+    ap.add_argument("--after-statement", action="store_true",
+                    help="standalone questions after a statement answer (see above) instead of follow-ups")
+    ap.add_argument("--only", nargs="+", help="--after-statement: only the variants whose names hold one of these")
     args = ap.parse_args()
     settings = Settings(progress=False)
+    if args.after_statement:
+        return after_statement(args, settings)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         articles = load_squad(args.data / "squad2-dev-15-tuning-articles.json")[TRAIN_TUNING_ARTICLES:]
@@ -76,6 +87,71 @@ def main() -> None:
         mean = sum(p for p, _ in shown) / max(1, len(shown))
         print(f"{name}: right {right / n:.3f}, answered {answered / n:.3f}, right when answered "
               f"{right / max(1, answered):.3f}, mean confidence shown {mean:.3f}, ECE {reliability(shown)['ece']:.3f}")
+
+
+def after_statement(args, settings) -> None:
+    import qa
+    from qa import answering, questions
+    from qa.evaluation import load_squad, reliability, squad_right, write_corpus
+    from qa.questions import needs_context
+    from qa.weights.train_reader import TRAIN_TUNING_ARTICLES, answer_sentence
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        articles = load_squad(args.data / "squad2-dev-15-tuning-articles.json")[TRAIN_TUNING_ARTICLES:]
+        questions_ = write_corpus(articles, root / "docs")
+        qa.build_index(root / "docs", root / "index", settings=settings)
+        answerable = [q for q in questions_ if not q.impossible]
+        rng = random.Random(1)
+        singles = [q for q in answerable if not needs_context(q.question)]
+        rng.shuffle(singles)
+        singles = singles[:args.pairs]
+
+        def statement(q) -> str:
+            text = (root / "docs" / q.source).read_text(encoding="utf-8")
+            a, b = answer_sentence(text, q.golds[0][0], q.golds[0][1])
+            return text[a:b]
+
+        def before(q2, same: bool):
+            pool = [q for q in answerable if (q.source == q2.source) == same and q.id != q2.id
+                    and len(statement(q).split()) >= 8]
+            q1 = rng.choice(pool)
+            return (q1.question, statement(q1))
+
+        rows: dict[str, list[tuple[bool, bool, float]]] = {}
+        for q2 in singles:
+            alone = qa.answer(q2.question, root / "index", settings=settings)
+            rows.setdefault("asked alone", []).append((squad_right(alone, q2), alone.abstained, alone.confidence))
+            for where in ("same article", "another article"):
+                history = [before(q2, where == "same article")]
+                for name, patch in (
+                        ("as shipped", mock.patch.object(answering, "STANDALONE", answering.STANDALONE)),
+                        ("the statement beside it", mock.patch.object(
+                            answering, "reader_text", lambda reader_q, history, question=None:
+                            questions.reader_text(reader_q, history))),
+                        ("the statement beside it when they share a word",
+                         mock.patch.object(questions, "STANDALONE_READING", "shared")),
+                        ("searched and read alone", mock.patch.object(answering, "STANDALONE", "alone")),
+                        ("both ways, the likelier kept", mock.patch.object(answering, "STANDALONE", "both")),
+                        ("both ways, alone if 0.1 likelier", mock.patch.multiple(
+                            answering, STANDALONE="both", STANDALONE_MARGIN=0.1))):
+                    if args.only and not any(w in name for w in args.only):
+                        continue
+                    with patch:
+                        a = qa.answer(q2.question, root / "index", history=history, settings=settings)
+                    rows.setdefault(f"after a statement of {where}, {name}", []).append(
+                        (squad_right(a, q2), a.abstained, a.confidence))
+                    rows.setdefault(f"after a statement of {where}, {name}: same as alone", []).append(
+                        (a.text == alone.text, a.abstained, a.confidence))
+    print(f"{len(singles)} held-out SQuAD questions that stand alone:")
+    for name, r in rows.items():
+        n, right, answered = len(r), sum(ok for ok, *_ in r), sum(not ab for _, ab, _ in r)
+        if name.endswith("same as alone"):
+            print(f"  {name}: {right / n:.3f}")
+            continue
+        shown = [(p, ok) for ok, ab, p in r if not ab]
+        print(f"  {name}: right {right / n:.3f}, answered {answered / n:.3f}, right when answered "
+              f"{right / max(1, answered):.3f}, ECE {reliability(shown)['ece']:.3f}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ alone and after two questions on another topic, and whether the answer is the sa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -34,6 +35,25 @@ OTHER_TOPIC = [["What is the capital of France?", "When was the Eiffel Tower bui
                ["What did Trump tell Ilhan Ahmed?", "Where is Al Tanf?"]]
 
 
+@contextlib.contextmanager
+def plan(rule: str, margin: float):
+    """answering.STANDALONE and STANDALONE_MARGIN set so; "statement": "never", with a standalone question read
+    beside the last answer when that is a statement, as until stop 62 (qa.questions.reader_text)."""
+    from qa import questions
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(answering, "STANDALONE",
+                                              "never" if rule in ("statement", "shared") else rule))
+        if rule == "shared":
+            stack.enter_context(mock.patch.object(questions, "STANDALONE_READING", "shared"))
+        stack.enter_context(mock.patch.object(answering, "STANDALONE_MARGIN", margin))
+        if rule == "statement":
+            stack.enter_context(mock.patch.object(
+                answering, "reader_text", lambda reader_q, history, question=None: questions.reader_text(
+                    reader_q, history, question if questions.needs_context(question) else None)))
+        yield
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", nargs="?", default=str(ROOT.parent / "shared/data/doc2dial-dmv-va"))
@@ -45,7 +65,11 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     s = Settings.from_env(progress=False)
     tune = tuning_turns(load_turns(args.folder), args.turns)
-    variants = {"conversation only": ("never", 0.0), "read alone, searched with the conversation": ("read", 0.0),
+    variants = {"conversation only": ("never", 0.0),
+                "conversation only, statement read beside (until stop 62)": ("statement", 0.0),
+                "conversation only, statement read beside when sharing a word": ("shared", 0.0),
+                "alone: searched and read as if asked alone": ("alone", 0.0),
+                "read alone, searched with the conversation": ("read", 0.0),
                 "page: alone if its own top 5 lack the page": ("page", 0.0),
                 "both, likelier kept": ("both", 0.0), "both, alone if 0.1 likelier": ("both", 0.1),
                 "both, alone if 0.2 likelier": ("both", 0.2), "both, alone if 0.3 likelier": ("both", 0.3)}
@@ -65,8 +89,7 @@ def main(argv=None) -> None:
         for name, (rule, margin) in variants.items():
             answered = cited = found = shown = 0
             t1 = time.time()
-            with mock.patch.object(answering, "STANDALONE", rule), \
-                    mock.patch.object(answering, "STANDALONE_MARGIN", margin):
+            with plan(rule, margin):
                 for t in tune:
                     a = qa.answer(t.question, index, history=chat_history(t), settings=s)
                     answered += not a.abstained
@@ -81,7 +104,7 @@ def main(argv=None) -> None:
     alone = {q: qa.answer(q, seeds, settings=s) for q in SEED_QUESTIONS}
     for name, (rule, margin) in every.items():
         same = 0
-        with mock.patch.object(answering, "STANDALONE", rule), mock.patch.object(answering, "STANDALONE_MARGIN", margin):
+        with plan(rule, margin):
             for q in SEED_QUESTIONS:
                 for history in OTHER_TOPIC:
                     hist = [(h, qa.answer(h, seeds, settings=s).text) for h in history]

@@ -243,7 +243,7 @@ def standalone_plan(question: str, history: Any, loaded: LoadedIndex, embedder: 
     :data:`STANDALONE`)."""
     if STANDALONE == "never" or not stands_alone(question, history):
         return "conversation"
-    if STANDALONE in ("both", "read"):
+    if STANDALONE in ("both", "read", "alone"):
         return STANDALONE
     if page is None:
         return "alone"

@@ -463,6 +463,15 @@ def test_the_reader_reads_a_follow_up_with_the_last_statement_or_what_the_talk_i
         "What did Ilhan Ahmed urge the Administration to do?"
     assert reader_text("What if it was longer?", [("Can I renew online?", statement)], "What if it was longer?") == \
         f"What if it was longer? ({statement})"
+    # One that stands alone is read as when asked alone after a statement it shares no word with (as training
+    # data was made: beside it); one sharing a word ("renew", "license") is read beside it.
+    alone = "Which documents prove residency in Virginia?"
+    assert reader_text(alone, [("Can I renew online?", statement)], alone) == alone
+    assert reader_text(alone, [("Can I renew online?", statement)]) == f"{alone} ({statement})"
+    near = "Can I renew my license by mail?"
+    assert reader_text(near, [("Can I renew online?", statement)], near) == f"{near} ({statement})"
+    monkeypatch.setattr(questions, "STANDALONE_READING", "alone")
+    assert reader_text(near, [("Can I renew online?", statement)], near) == near
 
 
 def test_a_generators_rewrite_is_read_when_it_checks_out(built, s, reader):
@@ -742,7 +751,10 @@ def test_the_read_plan_reads_a_standalone_question_without_the_last_answer(built
 
     history = [("Why does Turkey oppose the YPG?", "Turkey considers the YPG part of the PKK insurgency.")]
     qa.answer(Q, index_dir=built, history=history, settings=s)
-    assert reader.questions[-1] != Q, "shipped plan: the last answer is read beside the question"
+    assert reader.questions[-1] == Q, "shipped: a statement sharing no word with it is not read beside it"
+    near = [("Who would pitch in?", "European countries would pitch in a total of about 1,500 soldiers.")]
+    qa.answer(Q, index_dir=built, history=near, settings=s)
+    assert reader.questions[-1] != Q, "shipped: one sharing a word is read beside it"
     monkeypatch.setattr(answering, "STANDALONE", "read")
     a = qa.answer(Q, index_dir=built, history=history, settings=s)
     assert reader.questions[-1] == Q and a.searched_for != Q  # still searched with the conversation
