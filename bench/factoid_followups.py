@@ -132,6 +132,10 @@ def after_statement(args, settings) -> None:
                         ("the statement beside it when they share a word",
                          mock.patch.object(questions, "STANDALONE_READING", "shared")),
                         ("searched and read alone", mock.patch.object(answering, "STANDALONE", "alone")),
+                        ("alone if the talk never named a word of it",
+                         mock.patch.object(answering, "STANDALONE", "unshared")),
+                        ("alone if it names something the talk never named",
+                         mock.patch.object(answering, "STANDALONE", "unshared named")),
                         ("both ways, the likelier kept", mock.patch.object(answering, "STANDALONE", "both")),
                         ("both ways, alone if 0.1 likelier", mock.patch.multiple(
                             answering, STANDALONE="both", STANDALONE_MARGIN=0.1))):

@@ -69,6 +69,8 @@ def main(argv=None) -> None:
                 "conversation only, statement read beside (until stop 62)": ("statement", 0.0),
                 "conversation only, statement read beside when sharing a word": ("shared", 0.0),
                 "alone: searched and read as if asked alone": ("alone", 0.0),
+                "alone if the talk never named a word of it": ("unshared", 0.0),
+                "alone if it names something the talk never named": ("unshared named", 0.0),
                 "read alone, searched with the conversation": ("read", 0.0),
                 "page: alone if its own top 5 lack the page": ("page", 0.0),
                 "both, likelier kept": ("both", 0.0), "both, alone if 0.1 likelier": ("both", 0.1),

@@ -310,6 +310,20 @@ def _turns(history: Any) -> list[tuple[str, str]]:
 MARKERS = re.compile(r"\s*\[\d+\]")
 
 
+_NAMED = re.compile(r"(?<!^)(?<![.?!]\s)\b(?!I\b)[A-Z][\w'’.-]*|\b\w*\d\w*\b|\b[A-Z]{2,}\b")
+
+
+def names_something(question: str) -> bool:
+    """Whether a question names something of its own: a capitalised word not opening a sentence (but "I"), an
+    acronym or a number ("Who won the 2018 FIFA World Cup?"; not "what should i bring?")."""
+    return bool(_NAMED.search(_OPENER.sub("", question.strip())))
+
+
+def conversation_words(history: Any) -> set[str]:
+    """The content words said so far in the conversation, by the user or in an answer."""
+    return set().union(*(content_words(text) for _, text in _turns(history)))
+
+
 def previous_questions(history: Any) -> list[str]:
     """The user's earlier questions, oldest first. ``history`` may be a list of Answer objects, of (question,
     answer) pairs, of chat messages ``{"role": "user" | "assistant", "content": ...}`` as Gradio keeps them, or

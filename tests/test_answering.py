@@ -410,6 +410,22 @@ def test_a_question_that_stands_alone_is_read_alone_after_a_short_answer(built, 
     assert reader.questions[-1] == alone
 
 
+def test_a_standalone_question_on_another_matter_is_answered_as_if_asked_alone(built, s, monkeypatch):
+    from qa import answering
+
+    alone = qa.answer(Q, index_dir=built, settings=s)
+    history = [("Who is Ilhan Ahmed?", "senior Syrian Kurdish official [1]"), ("Where is Al Tanf?", "Syria [1]")]
+    after = qa.answer(Q, index_dir=built, history=history, settings=s)
+    assert after.searched_for == Q and after.text == alone.text and after.confidence == alone.confidence
+    near = qa.answer(Q, index_dir=built, history=[("Who would European troops protect?", "the Kurds [1]")],
+                     settings=s)
+    assert near.searched_for != Q, "a question sharing a word with the conversation is searched with it"
+    vague = "What is checked during an inspection?"  # stands alone by needs_context, but names nothing of its own
+    assert qa.answer(vague, index_dir=built, history=history, settings=s).searched_for != vague
+    monkeypatch.setattr(answering, "STANDALONE", "never")
+    assert qa.answer(Q, index_dir=built, history=history, settings=s).searched_for != Q
+
+
 def test_a_standalone_question_in_a_conversation_is_reranked_by_itself_and_a_follow_up_by_the_conversation(
         built, s, reader):
     from qa.answering import reranked_by
@@ -418,9 +434,9 @@ def test_a_standalone_question_in_a_conversation_is_reranked_by_itself_and_a_fol
     assert reranked_by(f"{Q} (Who is Ilhan Ahmed?)", Q) == Q
     alone = qa.answer(Q, index_dir=built, settings=s)
     reader.reads.clear()
-    history = [("Who is Ilhan Ahmed?", "senior Syrian Kurdish official [1]")]
+    history = [("Which European allies were approached?", "the UK, France, and Australia [1]")]
     beside = qa.answer(Q, index_dir=built, history=history, settings=s)
-    # Searched with the conversation, but every passage is read (reranked and answered) with the question alone,
+    # Searched with the conversation (it named "European"), but every passage is read (reranked and answered) with the question alone,
     # so they come in the order they come in alone.
     assert beside.searched_for != Q and {q for q, _ in reader.reads} == {Q}
     assert len(reader.reads) >= s.rerank
@@ -732,9 +748,9 @@ def test_a_question_that_stands_alone_can_get_its_own_answer_in_any_conversation
 def test_searched_for_is_shown_only_when_the_conversation_changed_what_was_found(built, s):
     alone = qa.answer(Q, index_dir=built, settings=s)
     assert not alone.history_used
-    # Searched with an unrelated conversation, the question still finds its own passages: nothing to show.
+    # After an unrelated conversation the question is searched alone (answering.STANDALONE): nothing to show.
     beside = qa.answer(Q, index_dir=built, history=["Why does Turkey oppose the YPG?"], settings=s)
-    assert beside.searched_for != Q and not beside.history_used
+    assert beside.searched_for == Q and not beside.history_used
     assert beside.to_dict()["history_used"] is False
     # A follow-up with nothing of its own to search by finds its answer through the conversation. Refusal off: the
     # fitted confidence model scores the fake reader's outputs, and this is about what was searched.
@@ -744,6 +760,17 @@ def test_searched_for_is_shown_only_when_the_conversation_changed_what_was_found
     assert follow.citations and follow.history_used
     assert not any(p.source == c.source and p.start < c.end and c.start < p.end
                    for p in own for c in follow.citations), "its own search would not have found these"
+
+
+def test_a_question_names_something_when_it_holds_a_name_an_acronym_or_a_number():
+    from qa.questions import names_something
+
+    for q in ("Who won the 2018 FIFA World Cup?", "Why does Turkey oppose the YPG?", "what about the DMV fees?",
+              "Is there a number I can call about MetLife?"):
+        assert names_something(q), q
+    for q in ("what should i bring?", "What is checked during an inspection?", "OK. Another question?",
+              "I want to renew it"):
+        assert not names_something(q), q
 
 
 def test_the_read_plan_reads_a_standalone_question_without_the_last_answer(built, s, reader, monkeypatch):

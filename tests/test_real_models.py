@@ -177,14 +177,19 @@ def test_off_topic_questions_abstain_alone_and_mid_conversation_and_the_confiden
 # "What did Graham ...?" failed here with the reranking weight at 2: after talk of Ilhan Ahmed and Al Tanf the
 # search with the conversation put other passages first and the answer moved ('contribute troops' against 'pitch
 # in' alone, both wrong; issue 38). At weight 1 (docs/benchmarks.md, 2026-12-06) it is the same answer both ways.
+# "What did the European diplomat say?" and "What did Graham admit?" moved after a statement or a search with the
+# conversation until stop 62 (questions.STANDALONE_READING, answering.STANDALONE).
 @pytest.mark.parametrize("q", ["How many soldiers would European countries contribute?", "Who is Ilhan Ahmed?",
-                               "Why does Turkey oppose the YPG?", "What did Graham ask European allies to do?"])
+                               "Why does Turkey oppose the YPG?", "What did Graham ask European allies to do?",
+                               "What did the European diplomat say?", "What did Graham admit?"])
 def test_a_standalone_question_after_another_topic_gets_the_answer_it_gets_alone(q, seeds_index, reader_settings):
     # Each passage is read in a run of its own (reader_batch "text"): read together, the int8 reader's activation
     # scale made "senior Syrian Kurdish official" "senior Syrian Kurdish" after talk about France.
     alone = qa.answer(q, index_dir=seeds_index, settings=reader_settings)
     for other in ([("What is the capital of France?", "Paris."), ("When was the Eiffel Tower built?", "1889.")],
-                  [("What did Trump tell Ilhan Ahmed?", "He said he loved the Kurds."), ("Where is Al Tanf?", "Syria.")]):
+                  [("What did Trump tell Ilhan Ahmed?", "He said he loved the Kurds."), ("Where is Al Tanf?", "Syria.")],
+                  [("Why did the Pentagon oppose de-escalation zones?", "Military officials are wary of coordinating "
+                    "with the Russians and fear the costs of safeguarding the zones.")]):
         if q in {h for h, _ in other}:
             continue
         a = qa.answer(q, index_dir=seeds_index, history=other, settings=reader_settings)
