@@ -184,9 +184,14 @@ def _stream(
         yield overview(question, index_dir, settings)
         return
     history = without_overviews(history)
+    plan = standalone_plan(question, history)  # before the conversation's search is prepared: it may not be needed
+    if plan == "alone":
+        yield from stream(question, index_dir, None, settings=settings, early=early)
+        return
     q, searched, reader_q, read_as, loaded, embedder, reader, settings, page = _prepare(question, index_dir, history,
                                                                                        settings)
-    plan = standalone_plan(question, history, loaded, embedder, settings, page)
+    if plan == "page":
+        plan = page_plan(question, loaded, embedder, settings, page)
     if plan == "alone":
         yield from stream(question, index_dir, None, settings=settings, early=early)
         return
@@ -225,7 +230,7 @@ def _stream(
 
 #: How a question that could stand alone is answered in a conversation: "both" (alone and with the conversation,
 #: the likelier right kept), "page" (alone when the last answer's article is not among its own best passages,
-#: else with the conversation), "read" (searched with the conversation, read without the last answer beside it)
+#: else with the conversation), "read" (searched with the conversation, read without the last answer beside it),
 #: "alone" (as if asked alone), "unshared" (alone when no content word of it was said in the conversation, a
 #: question or an answer; else with the conversation), "unshared named" (that, when it also names something of its
 #: own: questions.names_something) or "never" (always with the conversation). With "both", the
@@ -251,17 +256,19 @@ STANDALONE = "unshared named"
 STANDALONE_MARGIN = 0.0
 
 
-def standalone_plan(question: str, history: Any, loaded: LoadedIndex, embedder: Embedder, settings: Settings,
-                    page: str | None) -> str:
-    """"alone", "both", "read" or "conversation": how to answer ``question`` given ``history`` (see
-    :data:`STANDALONE`)."""
-    if STANDALONE == "never" or not stands_alone(question, history):
-        return "conversation"
-    if STANDALONE in ("both", "read", "alone"):
-        return STANDALONE
+def standalone_plan(question: str, history: Any) -> str:
+    """"alone", "both", "read", "conversation" or "page" (:func:`page_plan` decides, once the index is loaded): how
+    to answer ``question`` given ``history`` (see :data:`STANDALONE`)."""
+    if STANDALONE == "never" or not isinstance(question, str) or not stands_alone(question, history):
+        return "conversation"  # (not a string: _prepare raises the documented error)
     if STANDALONE in ("unshared", "unshared named"):  # another matter: none of its words was said before
         other = not content_words(question) & conversation_words(history)
         return "alone" if other and (STANDALONE == "unshared" or names_something(question)) else "conversation"
+    return STANDALONE  # "both", "read", "alone" or "page"
+
+
+def page_plan(question: str, loaded: LoadedIndex, embedder: Embedder, settings: Settings, page: str | None) -> str:
+    """STANDALONE "page": alone when the conversation's article is not among the question's own best passages."""
     if page is None:
         return "alone"
     n = settings.answer_passages

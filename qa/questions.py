@@ -424,8 +424,8 @@ def reader_text(reader_q: str, history: Any, question: str | None = None) -> str
     (:func:`needs_context`: "What is she urging?" after "Who is Ilhan Ahmed?"), what the talk is about
     (:data:`FOLLOW_UP_CONTEXT`): the topic of the user's last question that names one, with the short answer it
     got ("What is she urging? (Ilhan Ahmed: senior Syrian Kurdish official)"). A question that stands alone is
-    read alone, as when asked alone, unless it shares a word with the last statement (measured: see below). (Without ``question``, as the
-    reader's training data was made: reproducible.)
+    read alone, as when asked alone, unless it shares a word with the last statement (measured: see below).
+    (Without ``question``, as the reader's training data was made: reproducible.)
 
     A question that stands alone (``needs_context`` False) after a statement (:data:`STANDALONE_READING`;
     2026-12-07, stop 62), beside it always / alone / beside it when they share a content word ("shared",
