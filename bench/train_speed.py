@@ -1,6 +1,6 @@
 """Reader training speed by window length, to plan a recipe: windows per second and windows per SQuAD question.
 
-    python bench/train_speed.py [--lengths 128 256 384] [--steps 6] [--batch 16]
+    python bench/train_speed.py [--lengths 128 256 384] [--steps 6] [--batch 16] [--base DIR]
 
 For each window length: 2,000 SQuAD 1.1 training questions (seed 13) are cut into windows as train_reader.py cuts
 them (stride a quarter of the window), which gives windows per question; then ``--steps`` optimiser steps of
@@ -38,13 +38,17 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--questions", type=int, default=2000)
     ap.add_argument("--attention-dropout", type=float, nargs="+", default=[0.1, 0.0])
+    ap.add_argument("--base", type=Path, default=None,
+                    help="another base model's folder (transformers format) to time instead of all-MiniLM-L6-v2, "
+                         "for example all-mpnet-base-v2")
     args = ap.parse_args(argv)
+    base = args.base or base_model_path()
     bf16 = cpu_has_bf16()
     data = json.loads((DATA / "squad1.1-train.json").read_text(encoding="utf-8"))["data"]
     pairs = [(q["question"], p["context"]) for a in data for p in a["paragraphs"] for q in p["qas"]]
     total = len(pairs)
     sample = random.Random(13).sample(pairs, args.questions)
-    tok = AutoTokenizer.from_pretrained(base_model_path())
+    tok = AutoTokenizer.from_pretrained(base)
     print(f"{total} SQuAD 1.1 questions; bf16 autocast {'on' if bf16 else 'off'}; {torch.get_num_threads()} threads")
     print(f"{'length':>6} {'attn drop':>9} {'windows/q':>9} {'windows/s':>9} {'s/step':>7} {'longest s/step':>14} "
           f"{'h/epoch':>8}")
@@ -52,7 +56,7 @@ def main(argv=None) -> None:
         enc = tok([q for q, _ in sample], [c for _, c in sample], truncation="only_second", max_length=length,
                   stride=length // 4, return_overflowing_tokens=True)
         per_q = len(enc["input_ids"]) / len(sample)
-        model = AutoModelForQuestionAnswering.from_pretrained(base_model_path(), attention_probs_dropout_prob=dropout)
+        model = AutoModelForQuestionAnswering.from_pretrained(base, attention_probs_dropout_prob=dropout)
         opt = torch.optim.AdamW(model.parameters(), lr=3e-5)
         rng = random.Random(0)
         times = []
@@ -63,7 +67,7 @@ def main(argv=None) -> None:
             idx = order[at:at + args.batch]
             width = max(len(enc["input_ids"][i]) for i in idx)
             batch = {k: torch.tensor([enc[k][i] + [0] * (width - len(enc[k][i])) for i in idx])
-                     for k in ("input_ids", "attention_mask", "token_type_ids")}
+                     for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}  # MPNet has no types
             labels = torch.zeros(args.batch, dtype=torch.long)
             t0 = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
