@@ -519,6 +519,12 @@ def test_without_history_the_question_is_searched_and_read_as_asked():
     assert needs_context("When did that happen?") and needs_context("What did they decide about it?")
     # A pronoun inside a question that names its subject does not make it a follow-up.
     assert not needs_context("How many visitors did the Harbour Lights festival draw on its opening night?")
+    # Three words: a question word, a verb and a name stand alone; an ellipsis or a pronoun does not.
+    for q in ("Who wrote Hamlet?", "what is MST", "Where is Munich?"):
+        assert not needs_context(q), q
+    for q in ("why Turkey?", "how deep?", "Who is he?", "Why not Turkey?", "What about Graham?", "And Russia?",
+              "What is it?", "who wrote that?"):
+        assert needs_context(q), q
 
 
 def test_history_formats():
@@ -743,6 +749,10 @@ def test_a_question_that_stands_alone_can_get_its_own_answer_in_any_conversation
         assert parts[-1].complete and parts[-1].text == alone.text
     follow = qa.answer("and how many would stay?", index_dir=built, history=other, settings=s)
     assert follow.searched_for != follow.question, "a follow-up is searched with its conversation"
+    # A three-word question on another matter is a question of its own, not an ellipsis.
+    short = qa.answer("Who wrote Hamlet?", index_dir=built, history=other, settings=s)
+    assert short.searched_for == short.question == "Who wrote Hamlet?"
+    assert short.text == qa.answer("Who wrote Hamlet?", index_dir=built, settings=s).text
 
 
 def test_searched_for_is_shown_only_when_the_conversation_changed_what_was_found(built, s):

@@ -172,6 +172,8 @@ def test_off_topic_questions_abstain_alone_and_mid_conversation_and_the_confiden
         for h in (None, history):
             a = qa.answer(q, index_dir=seeds_index, history=h, settings=reader_settings)
             assert a.abstained and a.confidence < reader_settings.min_confidence, (q, h is not None)
+            # Searched as asked: the conversation changed nothing, so the app shows no "searched for" (issue 38).
+            assert a.searched_for == q and not a.history_used, (q, h is not None)
 
 
 # "What did Graham ...?" failed here with the reranking weight at 2: after talk of Ilhan Ahmed and Al Tanf the
