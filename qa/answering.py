@@ -28,9 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from . import confidence, evidence, spelling
 from .config import Settings
@@ -62,6 +60,9 @@ from .questions import (
 )
 from .reading import Reader, Reading, get_reader, reader_sha256
 from .search import Passage, clean_question, first_run, merge, rank_many, rerank
+
+if TYPE_CHECKING:  # numpy is imported where it runs, so that `import qa` stays light
+    import numpy as np
 
 ABSTAIN_TEXT = "The articles don't say. None of the indexed passages answers this question."
 
@@ -564,6 +565,7 @@ class _Remembered:
         self.embedder, self.vectors = embedder, {}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
         todo = [t for t in dict.fromkeys(texts) if t not in self.vectors]
         if todo:
             self.vectors.update(zip(todo, self.embedder.encode(todo)))

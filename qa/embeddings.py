@@ -11,11 +11,12 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .config import PACKAGED_EMBEDDER, Registry, Settings
+
+if TYPE_CHECKING:  # numpy is imported where it runs, so that `import qa` stays light
+    import numpy as np
 
 
 @runtime_checkable
@@ -70,6 +71,7 @@ class SentenceTransformerEmbedder:
         return [len(ids) for ids in enc]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
         vectors = self.model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -173,6 +175,7 @@ class OnnxEmbedder:
         return [len(e.ids) for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
         session = self._load()
         encs = self._tok_trunc.encode_batch(list(texts))
         out = np.zeros((len(encs), self._dimension), dtype=np.float32)

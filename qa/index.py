@@ -12,9 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from . import chunking, documents
 from .chunking import Chunk
@@ -22,6 +20,9 @@ from .config import PROJECT_ROOT, Settings, default_docs_dir
 from .embeddings import Embedder, embedder_name, get_embedder
 from .errors import EmptyCorpusError, IndexBusyError, IndexMismatchError, IndexMissingError
 from .local_store import DEFAULT_INDEX_DIR, LoadedIndex, LocalStore, Progress, dense_index_plan, missing_message
+
+if TYPE_CHECKING:  # numpy is imported where it runs, so that `import qa` stays light
+    import numpy as np
 
 log = logging.getLogger("qa")
 
@@ -89,6 +90,7 @@ def embedder_probe(embedder: Embedder) -> list[float]:
 
 def check_embedder(loaded: LoadedIndex, embedder: Embedder, index_dir: str | Path) -> None:
     """Refuse to search an index with vectors from another model: the scores would be meaningless."""
+    import numpy as np
     if loaded.embedder_name != embedder.name:
         raise IndexMismatchError(
             f"The index at {index_dir} was built with embedder {loaded.embedder_name!r} but the current setting "
@@ -185,6 +187,7 @@ def _chunking_params(settings: Settings, max_tokens: int) -> dict[str, Any]:
 
 
 def _build_locked(docs_dir, store, files, skipped, settings, progress, t0) -> BuildStats:
+    import numpy as np
     embedder = get_embedder(settings)  # a lazy wrapper: the model loads only if something needs chunking
     old = _old_state(store, settings)
     old_files: dict[str, dict] = old.manifest["files"] if old else {}
@@ -347,6 +350,7 @@ def _build_locked(docs_dir, store, files, skipped, settings, progress, t0) -> Bu
 
 def _sentence_table(chunks: list[Chunk], spans: dict[str, list[tuple[int, int]]]) -> np.ndarray:
     """Each sentence once, as (id of the first chunk that holds it, start, end)."""
+    import numpy as np
     rows: list[tuple[int, int, int]] = []
     by_source: dict[str, list[Chunk]] = {}
     for c in chunks:

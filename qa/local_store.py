@@ -40,13 +40,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .chunking import Chunk
 from .config import Settings
 from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError
+
+if TYPE_CHECKING:  # numpy is imported where it runs, so that `import qa` stays light
+    import numpy as np
 
 log = logging.getLogger("qa")
 
@@ -94,6 +95,8 @@ class ChunkTable:
         """Chunk ids of one source (chunks are stored grouped by source, in file-name order)."""
         import bisect
 
+        import numpy as np
+
         s = bisect.bisect_left(self.sources, source)
         if s == len(self.sources) or self.sources[s] != source:
             return np.zeros(0, dtype=np.int64)
@@ -103,6 +106,7 @@ class ChunkTable:
 
 def chunk_table_from_jsonl(path: Path) -> ChunkTable:
     """A generation written before chunk_offsets.npy: find the line offsets once, at load."""
+    import numpy as np
     offsets, spans, names = [0], [], []
     with open(path, "rb") as f:
         for line in f:
@@ -168,6 +172,7 @@ class LoadedIndex(ManifestFacts):
         return {i: self.chunks[i] for i in ids}
 
     def hits(self, qvecs: np.ndarray, questions: list[str], depth: int) -> list[Hits]:
+        import numpy as np
         n = len(self.chunks)
         depth = min(n, depth)
         if n == 0 or not questions:
@@ -200,6 +205,7 @@ class LoadedIndex(ManifestFacts):
         return self._by_source[source]
 
     def _chunk_sources(self) -> tuple[list[str], np.ndarray]:
+        import numpy as np
         if isinstance(self.chunks, ChunkTable):
             return self.chunks.sources, self.chunks.spans[:, 0]
         names = sorted({c.source for c in self.chunks})
@@ -209,6 +215,7 @@ class LoadedIndex(ManifestFacts):
     def sentences_in(self, source: str, start: int, end: int) -> np.ndarray:
         """Rows (sentence row, start, end) of the sentence table lying within ``[start, end)`` of ``source``, in
         text order; empty if this generation has no sentence table."""
+        import numpy as np
         if self.sentences is None:
             return np.zeros((0, 3), dtype=np.int64)
         if self._sentences_by_source is None:  # once per loaded generation, vectorised (millions of rows)
@@ -362,6 +369,7 @@ def load_index(index_dir: str | Path = DEFAULT_INDEX_DIR) -> LoadedIndex:
 
 
 def _load_generation(root: Path, gen: str) -> LoadedIndex:
+    import numpy as np
     bm25s = quiet_bm25s()
     import faiss
 
@@ -474,6 +482,7 @@ class LocalStore:
 
 def _write_generation(index_dir: Path, docs_dir: Path, chunks: list[Chunk], vectors: np.ndarray, core: dict,
                       sentences: np.ndarray, sentence_vectors: np.ndarray | None = None) -> str:
+    import numpy as np
     bm25s = quiet_bm25s()
     import faiss
 
@@ -561,6 +570,7 @@ def dense_index_plan(n: int, dimension: int, settings: Settings) -> dict[str, An
 
 def make_dense_index(vectors: np.ndarray, plan: dict[str, Any]) -> Any:
     import faiss
+    import numpy as np
 
     index = faiss.index_factory(vectors.shape[1], plan["factory"], faiss.METRIC_INNER_PRODUCT)
     if not index.is_trained:
@@ -583,6 +593,7 @@ def tune_dense_index(index: Any, plan: dict[str, Any]) -> None:
 
 
 def _old_vectors(old: LoadedIndex) -> np.ndarray:
+    import numpy as np
     path = old.path / "embeddings.npy"
     if path.exists():
         return np.load(path, mmap_mode="r", allow_pickle=False)

@@ -37,12 +37,13 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .config import Registry, Settings
 from .errors import ReaderWeightsError
+
+if TYPE_CHECKING:  # numpy is imported where it runs, so that `import qa` stays light
+    import numpy as np
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 PACKAGED_READER = "qa-reader"
@@ -195,6 +196,7 @@ class OnnxReader:
         return out
 
     def read(self, question: str, texts: Sequence[str]) -> list[Reading]:
+        import numpy as np
         self.load()
         if not texts:
             return []
@@ -241,6 +243,7 @@ class OnnxReader:
     def _run(self, windows) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """(start logits, end logits, sentence logits or None) of each window, as long as the window, in runs of
         ``self.batch``."""
+        import numpy as np
         by: dict[object, list[int]] = {}
         for w, (t, _) in enumerate(windows):
             by.setdefault({"all": 0, "text": t, "window": w}[self.batch], []).append(w)

@@ -6,14 +6,16 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .embeddings import Embedder, get_embedder
 from .errors import InvalidQuestionError
 from .index import check_embedder, ensure_index
 from .local_store import DEFAULT_INDEX_DIR, LoadedIndex
+
+if TYPE_CHECKING:  # numpy is imported where it runs, so that `import qa` stays light
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ def by_sentences(loaded: LoadedIndex, qvec: np.ndarray, order: list[tuple[int, f
     best 40 reordered, weight 1): recall@1 SQuAD tuning articles 0.798 -> 0.827, SelQA dev 0.828 -> 0.856;
     recall@10 doc2dial tuning turns 0.863 -> 0.892 (docs/benchmarks.md, 2026-12-06). Unchanged where the index has
     no sentence vectors (a Milvus store, an index built before them)."""
+    import numpy as np
     vectors = getattr(loaded, "sentence_vectors", None)
     if vectors is None or settings.sentence_weight <= 0 or not order:
         return order

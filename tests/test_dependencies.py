@@ -52,3 +52,14 @@ def test_every_fitted_file_the_answer_path_loads_ships_in_the_wheel():
     shipped = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["qa.weights"])
     fitted = {p.name for p in (ROOT / "qa" / "weights").iterdir() if p.suffix in (".json", ".onnx")}
     assert fitted and fitted <= shipped, f"add to package-data: {sorted(fitted - shipped)}"
+
+
+def test_import_qa_loads_no_model_runtime_nor_numpy():
+    """No model is loaded at import time, nor the libraries that run them: `import qa` stays light (about 90 ms
+    here; numpy alone was about 75 ms of it until stop 63, docs/benchmarks.md)."""
+    heavy = ("numpy", "torch", "onnxruntime", "transformers", "sentence_transformers", "faiss", "gradio", "tokenizers",
+             "sklearn", "scipy", "pymilvus", "llama_cpp")
+    code = f"import sys, qa; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip() == "[]", out.stdout
