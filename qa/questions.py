@@ -274,7 +274,7 @@ def descriptive(question: str) -> bool:
 # Follow-ups
 
 _FOLLOW_UP_START = re.compile(r"^(and|but|also|so|then|what about|how about|and what about|what of)\b", re.I)
-_ASKS_WHO = re.compile(r"^\W*(?:who|whom|whose|what|which|when|where|why|how)\b(?!\W+(?:not|else)\b)", re.I)
+_WH_START = re.compile(r"^\W*(?:who|whom|whose|what|which|when|where|why|how)\b(?!\W+(?:not|else)\b)", re.I)
 _PRONOUN = re.compile(r"\b(it|its|they|them|their|theirs|that|those|these|this|he|him|his|she|her|there|then|one)\b", re.I)
 
 
@@ -344,7 +344,7 @@ def needs_context(question: str) -> bool:
     if _FOLLOW_UP_START.match(question.strip()) or len(words) < 3:
         return True
     if len(words) == 3:
-        return not (_ASKS_WHO.match(question) and names_something(question) and not _PRONOUN.search(question))
+        return not (_WH_START.match(question) and names_something(question) and not _PRONOUN.search(question))
     return bool(_PRONOUN.search(question)) and len(content_words(question)) <= 3
 
 
