@@ -22,6 +22,7 @@ print ...", chat-role markup) is never used as evidence, so it can never be quot
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -287,6 +288,10 @@ def stands_alone(question: str, history: Any) -> bool:
 #: Whether a question's misspelt words are corrected to the words of the passages search finds for it before it
 #: is read (qa/spelling.py). The Answer keeps the question as typed, and names the one read in ``corrected``.
 SPELLING = True
+#: Whether an acronym of the question that the passages search finds spell out is read with its name beside it
+#: (qa/spelling.py, :func:`qa.spelling.spelt_out`): "Who leads the SDF?" is read as "Who leads the SDF (Syrian
+#: Democratic Forces)?", as one seed article names them only in full. Named in ``corrected`` like a typo's fix.
+ACRONYMS = True
 
 
 def _prepare(question, index_dir, history, settings):
@@ -296,10 +301,13 @@ def _prepare(question, index_dir, history, settings):
     loaded = ensure_index(index_dir, settings)
     embedder = get_embedder(settings)
     check_embedder(loaded, embedder, index_dir)
+    depth = max(settings.rerank, settings.answer_passages)  # the passages the reader would read
+    found = functools.lru_cache(maxsize=1)(lambda q: [p.text for p in merge(
+        loaded, rank_many(loaded, embedder, [q], depth, settings)[0], depth)])  # searched once for both steps
     if SPELLING:
-        depth = max(settings.rerank, settings.answer_passages)  # the passages the reader would read
-        q = spelling.corrected(q, lambda: [p.text for p in merge(
-            loaded, rank_many(loaded, embedder, [q], depth, settings)[0], depth)])
+        q = spelling.corrected(q, lambda: found(q))
+    if ACRONYMS:
+        q = spelling.spelt_out(q, lambda: found(q))
     searched, reader_q = rewrite_follow_up(q, history, get_generator(settings))
     if (topic := overview_topic(reader_q)) is not None:
         searched = searched.replace(reader_q, topic, 1) if reader_q in searched else topic

@@ -262,11 +262,15 @@ def as_asked(text: str) -> str:
     return text.rstrip().rstrip(".!,;:").rstrip() + "?"
 
 
+_ASIDE = re.compile(r"\s*\([^()]*\)")
+
+
 def descriptive(question: str) -> bool:
     """A question answered with sentences, not a phrase: why / how / what-is / describe / summarize / do-I, and
     any question with no factoid wh-word at all (a yes/no question, "Is there a fee?", or a statement in a
     conversation, "yes I did"), whose answer is the sentence that settles it rather than a phrase."""
     q = _OPENER.sub("", question.strip())
+    q = _ASIDE.sub("", q)  # "What is the SDF (Syrian Democratic Forces)?" asks what "What is the SDF?" asks
     return bool(_DESCRIPTIVE.search(q)) or not _FACTOID.search(q)
 
 

@@ -120,3 +120,71 @@ def corrected(question: str, texts: Callable[[], Iterable[str]]) -> str:
     if not fixes:
         return question
     return _WORD.sub(lambda m: fixes.get(m.group(), m.group()), question)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Acronyms
+
+#: A word in capitals, standing alone: not part of a code or compound ("MV-78B", "S-DVI", "VR&E").
+_ACRONYM = re.compile(r"(?<![\w&/-])[A-Z]{2,6}s?(?![\w&/-])")
+#: A name the articles write out: capitalised words, with the small words names hold between them ("Department of
+#: Motor Vehicles", "Bureau of Land Management").
+_NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:of|and|for|the|on|&)\s+)*[A-Z][\w’'-]*)+")
+_SMALL = frozenset({"of", "and", "for", "the", "on", "&"})
+
+
+def initials(name: str) -> str:
+    """The letters an acronym takes from ``name``: each capitalised word's first ("Syrian Democratic Forces":
+    "SDF"); the small words between them give none."""
+    return "".join(w[0] for w in name.split() if w not in _SMALL).upper()
+
+
+def spelt_out(question: str, texts: Callable[[], Iterable[str]]) -> str:
+    """``question`` with each acronym the passages ``texts`` spell out, and the question does not, followed by
+    that name in brackets: "Who leads the SDF?" -> "Who leads the SDF (Syrian Democratic Forces)?", where the
+    passages hold both "SDF" and "Syrian Democratic Forces" (one article says "the Syrian Democratic Forces, led
+    by the YPG", another only "the SDF"). An acronym typed in lower case counts when the passages write it in
+    capitals and it is no English word ("who leads the sdf"). A name is taken when its capitalised words' initials
+    spell the acronym and no other such name is as frequent."""
+    asked = {m.group()[:-1] if m.group()[-1] == "s" and len(m.group()) > 2 else m.group()
+             for m in _ACRONYM.finditer(question)}
+    known = known_words()
+    # "sdf" may be the passages' "SDF"; a word ("who", "us", "aid") is not. Without a vocabulary, none is.
+    lower = [w for w in _WORD.findall(question) if w.islower() and 2 <= len(w) <= 6 and known is not None
+             and w not in known]
+    english = dictionary() if lower else None
+    lower = [w for w in lower if english is None or w not in english]
+    if not asked and not lower:
+        return question  # no search for a question without a possible acronym
+    passages = list(texts())
+    written = {m.group() for t in passages for m in _ACRONYM.finditer(t)}
+    wanted = {a: a for a in asked if a in written}
+    wanted.update({w: w.upper() for w in lower if w.upper() in written})
+    if not wanted:
+        return question
+    names: dict[str, Counter[str]] = {}
+    for t in passages:
+        for m in _NAME.finditer(t):
+            words = m.group().split()
+            # any run of its words: "The Syrian Democratic Forces Command" holds SDF's "Syrian Democratic Forces"
+            for i in range(len(words)):
+                for j in range(i + 2, len(words) + 1):
+                    if words[i].lower() in _SMALL or words[j - 1].lower() in _SMALL:
+                        continue
+                    name = " ".join(words[i:j])
+                    if any(w.isupper() and len(w) > 1 for w in words[i:j]):
+                        continue  # "UK Singles" does not spell US, nor "VA Appointments" VA
+                    if (letters := initials(name)) in wanted.values():
+                        names.setdefault(letters, Counter())[name] += 1
+    spelt: dict[str, str] = {}
+    for typed, acronym in wanted.items():
+        ranked = names.get(acronym, Counter()).most_common(2)
+        if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
+            continue
+        name = ranked[0][0]
+        if name.lower() not in question.lower():
+            spelt[typed] = name
+    if not spelt:
+        return question
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(spelt, key=len, reverse=True))) + r")(s?)\b")
+    return pattern.sub(lambda m: f"{m.group(1)}{m.group(2)} ({spelt[m.group(1)]})", question, count=len(spelt))

@@ -219,6 +219,14 @@ def test_why_turkey_opposes_the_ypg_cites_the_pkk_sentence(seeds_index, reader_s
     assert any("PKK" in c.text for c in a.citations), a.text
 
 
+def test_an_acronym_one_article_spells_out_is_read_with_its_name(seeds_index, reader_settings):
+    # The first article names "the Syrian Democratic Forces, led by the YPG"; the others say only "the SDF". Read as
+    # typed the question was refused (0.07); read with the name beside the acronym (qa/spelling.py) it is "the YPG".
+    a = qa.answer("Who leads the SDF?", index_dir=seeds_index, settings=reader_settings)
+    assert a.corrected == "Who leads the SDF (Syrian Democratic Forces)?" and a.question == "Who leads the SDF?"
+    assert not a.abstained and "YPG" in a.text, a.text
+
+
 def test_what_trump_told_ahmed_quotes_the_sentences_not_a_phrase_across_them(seeds_index, reader_settings):
     # The reader's best span runs "fundraising event at his Trump Hotel in Washington. He said he loved the Kurds":
     # across two sentences, so the answer quotes them (evidence.CROSSING_SPANS). As a phrase it was refused (0.10);

@@ -73,3 +73,41 @@ def test_without_a_vocabulary_nothing_is_corrected():
     with mock.patch.object(spelling, "known_words", lambda: None):
         assert fix("How many soldirs would europan countries contribute?") == \
             "How many soldirs would europan countries contribute?"
+
+
+ACRONYM_PASSAGES = ["The forces support the Syrian Democratic Forces, led by the YPG.",
+                    "Ahmed, who represents the political arm of the SDF, said she supported the US idea.",
+                    "Visit the Department of Motor Vehicles office. The DMV is open on Saturdays."]
+
+
+def spell(q: str) -> str:
+    return spelling.spelt_out(q, lambda: ACRONYM_PASSAGES)
+
+
+def test_an_acronym_the_passages_spell_out_is_read_with_its_name():
+    assert spell("Who leads the SDF?") == "Who leads the SDF (Syrian Democratic Forces)?"
+    assert spell("When is the DMV open?") == "When is the DMV (Department of Motor Vehicles) open?"
+    assert spell("who leads the sdf") == "who leads the sdf (Syrian Democratic Forces)"  # typed in lower case
+    assert spelling.initials("Department of Motor Vehicles") == "DMV"
+
+
+def test_acronyms_the_passages_do_not_spell_out_words_and_names_already_given_stay():
+    for q in ["Who leads the YPG?",  # the passages never write it out
+              "Who leads the Syrian Democratic Forces (SDF)?",  # already named
+              "Did the US support us?",  # "us" is a word, "US" is not spelt out
+              "Who won the FIFA World Cup?", "How many soldiers stay?"]:
+        assert spell(q) == q, q
+    fetched = []  # the passages are fetched only for a question with a possible acronym
+    assert spelling.spelt_out("how many soldiers would stay?", lambda: fetched.append(1) or ACRONYM_PASSAGES)
+    assert fetched == []
+    assert spelling.spelt_out("how many ypg soldiers would stay?", lambda: fetched.append(1) or ACRONYM_PASSAGES)
+    assert fetched == [1]
+    two = ["the Syrian Democratic Forces", "the Syrian Defence Force", "the SDF"]
+    assert spelling.spelt_out("Who leads the SDF?", lambda: two) == "Who leads the SDF?"  # two names, equally often
+
+
+def test_codes_and_names_holding_capitals_are_not_acronyms_spelt_out():
+    texts = ["Bring form MV-78B to the Motor Vehicle office.", "The UK Singles Chart, the VA Appointments page.",
+             "Vocational Rehabilitation pays for VR&E.", "US sales"]
+    for q in ["Where do I send the MV-78B?", "How many copies sold in the US?", "Can I get help through VR&E?"]:
+        assert spelling.spelt_out(q, lambda: texts) == q, q
