@@ -13,7 +13,7 @@ from .generation import REWRITE_PROMPT, Generator
 # The shape of a question
 
 WORD = re.compile(r"\w+", re.UNICODE)
-_FUNCTION_WORDS = frozenset("""a an the of in on at to for from by with about as is are was were be been being do does
+FUNCTION_WORDS = frozenset("""a an the of in on at to for from by with about as is are was were be been being do does
 did what which who whom whose when where why how that this these those it its and or but not no if than then
 there their they them he she his her we our you your i me my can could would should will shall may might must
 has have had into onto over under up down out off so such very just also any some""".split())
@@ -239,7 +239,7 @@ def _without(history: Any, drops: Any, drops_answer: Any) -> Any:
 
 
 def content_words(text: str) -> set[str]:
-    return {w.lower() for w in WORD.findall(text)} - _FUNCTION_WORDS
+    return {w.lower() for w in WORD.findall(text)} - FUNCTION_WORDS
 
 
 # Words a conversational turn opens with before its question ("and how...", "Great. So what if...").

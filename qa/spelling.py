@@ -19,6 +19,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .questions import FUNCTION_WORDS
+
 log = logging.getLogger("qa")
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)  # letters only: "Marin's" is "Marin" and "s"
@@ -125,11 +127,11 @@ def corrected(question: str, texts: Callable[[], Iterable[str]]) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # Acronyms
 
-#: A word in capitals, standing alone: not part of a code or compound ("MV-78B", "S-DVI", "VR&E").
-_ACRONYM = re.compile(r"(?<![\w&/-])[A-Z]{2,6}s?(?![\w&/-])")
+#: A word in capitals, standing alone: not part of a code, compound or address ("MV-78B", "S-DVI", "VR&E", "VA.gov").
+_ACRONYM = re.compile(r"(?<![\w&/.-])[A-Z]{2,6}s?(?![\w&/-]|\.\w)")
 #: A name the articles write out: capitalised words, with the small words names hold between them ("Department of
 #: Motor Vehicles", "Bureau of Land Management").
-_NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:of|and|for|the|on|&)\s+)*[A-Z][\w’'-]*)+")
+_NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:of|and|for|on|&)(?:\s+the)?\s+)?[A-Z][\w’'-]*)+")
 _SMALL = frozenset({"of", "and", "for", "the", "on", "&"})
 
 
@@ -166,16 +168,18 @@ def spelt_out(question: str, texts: Callable[[], Iterable[str]]) -> str:
     for t in passages:
         for m in _NAME.finditer(t):
             words = m.group().split()
-            # any run of its words: "The Syrian Democratic Forces Command" holds SDF's "Syrian Democratic Forces"
-            for i in range(len(words)):
-                for j in range(i + 2, len(words) + 1):
-                    if words[i].lower() in _SMALL or words[j - 1].lower() in _SMALL:
-                        continue
-                    name = " ".join(words[i:j])
-                    if any(w.isupper() and len(w) > 1 for w in words[i:j]):
-                        continue  # "UK Singles" does not spell US, nor "VA Appointments" VA
-                    if (letters := initials(name)) in wanted.values():
-                        names.setdefault(letters, Counter())[name] += 1
+            while words and words[0].lower() in FUNCTION_WORDS:
+                words = words[1:]  # a sentence's first word: "The Syrian Democratic Forces", "If P"
+            starts = m.start() == 0 or t[:m.start()].rstrip()[-1:] in ".!?:\n"
+            # The whole name, or for one opening a sentence also without its first word ("Contact Department of
+            # Motor Vehicles"); no other part: "Transferable Vote" in "Single Transferable Vote" is no "TV". Nor a
+            # name holding capitals: "UK Singles" is no "US", "VA Appointments" no "VA".
+            for cut in ((words, words[1:]) if starts else (words,)):
+                if len(cut) < 2 or cut[0] in _SMALL or any(w.isupper() and len(w) > 1 for w in cut):
+                    continue
+                name = " ".join(cut)
+                if (letters := initials(name)) in wanted.values():
+                    names.setdefault(letters, Counter())[name] += 1
     spelt: dict[str, str] = {}
     for typed, acronym in wanted.items():
         ranked = names.get(acronym, Counter()).most_common(2)

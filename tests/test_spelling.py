@@ -111,3 +111,11 @@ def test_codes_and_names_holding_capitals_are_not_acronyms_spelt_out():
              "Vocational Rehabilitation pays for VR&E.", "US sales"]
     for q in ["Where do I send the MV-78B?", "How many copies sold in the US?", "Can I get help through VR&E?"]:
         assert spelling.spelt_out(q, lambda: texts) == q, q
+    texts = ["If P is not NP, no.", "Votes are counted by the Single Transferable Vote. Cable TV is popular.",
+             "Go to VA.gov. How Veterans Apply for VA benefits.", "Contact Department of Motor Vehicles offices. The DMV helps."]
+    assert spelling.spelt_out("Is IP defined?", lambda: texts) == "Is IP defined?"  # not "If P"
+    assert spelling.spelt_out("Who has cable TV?", lambda: texts) == "Who has cable TV?"  # not "Transferable Vote"
+    assert spelling.spelt_out("I want to use the VA.gov site", lambda: texts) == "I want to use the VA.gov site"
+    assert spelling.spelt_out("Where is the DMV?", lambda: texts) == "Where is the DMV (Department of Motor Vehicles)?"
+    texts = ["Benefits of Supplemental Security Income. SSI pays.", "Supplemental Security Income is paid monthly."]
+    assert spelling.spelt_out("Who gets SSI?", lambda: texts) == "Who gets SSI (Supplemental Security Income)?"
